@@ -1,0 +1,12 @@
+"""Test set-up done once: simulated CPU devices and the absl/grain quirks (jax-notes §D)."""
+
+import os
+
+# Four simulated CPU devices, so data-parallel code paths run on this machine. Must precede jax.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import flags  # noqa: E402
+
+# grain's multiprocessing prefetch reads absl flags; pytest never parses them.
+flags.FLAGS.mark_as_parsed()
