@@ -52,6 +52,10 @@ def base_config(task: str) -> ml_collections.ConfigDict:
     config.train.log_every_steps = 20
     config.train.best_metric = "accuracy"
     config.train.best_mode = "max"  # max | min
+    config.train.evaluate_test = True  # after training, score the best checkpoint on the test split
+
+    # --mode=bench: median step times on random input of the model's shape.
+    config.bench = ml_collections.ConfigDict(dict(warmup=2, steps=10))
     return config
 
 
@@ -62,3 +66,85 @@ def apply_preset(config: ml_collections.ConfigDict, preset: str | None) -> ml_co
             raise ConfigError(f"unknown preset {preset!r}; allowed presets: {sorted(PRESETS)}")
         PRESETS[preset](config)
     return config
+
+
+def _check(ok: bool, key: str, value, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is invalid: expected {expected}")
+
+
+def _check_choice(config: ml_collections.ConfigDict, key: str, allowed: tuple) -> None:
+    value = _get(config, key)
+    _check(value in allowed, key, value, f"one of {list(allowed)}")
+
+
+def _get(config: ml_collections.ConfigDict, key: str):
+    value = config
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+def _check_range(config: ml_collections.ConfigDict, key: str, low: float, high: float = float("inf"),
+                 low_inclusive: bool = True) -> None:
+    value = _get(config, key)
+    above = value >= low if low_inclusive else value > low
+    bracket = "[" if low_inclusive else "("
+    _check(isinstance(value, (int, float)) and above and value <= high, key, value,
+           f"a number in {bracket}{low}, {high}]")
+
+
+def _validate_esc50(config: ml_collections.ConfigDict) -> None:
+    folds = {split: tuple(config.data[f"{split}_folds"]) for split in ("train", "val", "test")}
+    for split, values in folds.items():
+        _check(all(isinstance(f, int) and 1 <= f for f in values), f"data.{split}_folds", values,
+               "positive fold numbers (ESC-50 has folds 1–5)")
+    _check(bool(folds["train"]), "data.train_folds", folds["train"], "at least one fold")
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        shared = set(folds[a]) & set(folds[b])
+        _check(not shared, f"data.{a}_folds", folds[a],
+               f"no fold shared with data.{b}_folds={folds[b]} (shared: {sorted(shared)})")
+    channels = tuple(config.model.channels)
+    _check(len(channels) == 3 and all(isinstance(c, int) and c > 0 for c in channels),
+           "model.channels", channels, "three positive widths, e.g. (32, 64, 128) or (48, 96, 192)")
+    _check(config.model.kernel_size in (1, 3, 5, 7), "model.kernel_size", config.model.kernel_size,
+           "an odd size in [1, 3, 5, 7] (the reference grid uses 3 and 5)")
+    _check_choice(config, "model.init", ("flax", "torch"))
+    for key in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels"):
+        _check_range(config, f"features.{key}", 0, low_inclusive=False)
+    _check(config.features.win_length <= config.features.n_fft, "features.win_length",
+           config.features.win_length, f"<= features.n_fft ({config.features.n_fft})")
+    _check(0 <= config.features.f_min < config.features.f_max <= config.features.sample_rate / 2,
+           "features.f_max", config.features.f_max,
+           f"f_min < f_max <= sample_rate/2 ({config.features.sample_rate / 2})")
+    for key in ("time_shift_p", "freq_mask_p", "time_mask_p", "time_shift_max_fraction"):
+        _check_range(config, f"augment.{key}", 0.0, 1.0)
+    _check_range(config, "augment.freq_mask_param", 1)
+    _check_range(config, "augment.time_mask_param", 1)
+    _check_choice(config, "train.best_metric", ("accuracy", "macro_f1", "top5_accuracy", "loss"))
+
+
+_TASK_VALIDATORS = {"esc50": _validate_esc50}
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Rejects bad values at start-up, naming the key and the allowed values."""
+    _check_choice(config, "task", tuple(_TASK_VALIDATORS))
+    _check(isinstance(config.seed, int) and config.seed >= 0, "seed", config.seed,
+           "a non-negative integer")
+    _check_choice(config, "data.source", ("auto", "synthetic"))
+    _check_choice(config, "data.on_corrupt", ("error", "skip"))
+    _check_range(config, "data.workers", 0)
+    _check_choice(config, "train.optimizer", ("adamw", "adam_l2", "sgd"))
+    _check_choice(config, "train.best_mode", ("max", "min"))
+    _check_range(config, "train.lr", 0.0, low_inclusive=False)
+    _check_range(config, "train.weight_decay", 0.0)
+    _check_range(config, "train.momentum", 0.0, 1.0)
+    _check_range(config, "train.batch_size", 1)
+    _check_range(config, "train.eval_batch_size", 0)
+    _check_range(config, "train.epochs", 1)
+    _check_range(config, "train.overfit_n", 0)
+    _check_range(config, "train.log_every_steps", 0)
+    _check_range(config, "bench.warmup", 1)
+    _check_range(config, "bench.steps", 1)
+    _TASK_VALIDATORS[config.task](config)

@@ -1,0 +1,79 @@
+"""Command line: `python -m jaxdl.main --config configs/esc50.py [--mode=MODE] [--config.KEY=VALUE]`.
+
+Parses flags and the config, validates it, dispatches to the mode, and ends by printing one line
+of JSON with the mode's headline figures. User errors print one clear message and exit with 2.
+"""
+
+import json
+import pathlib
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from jaxdl import config as config_lib
+from jaxdl.errors import JaxdlError
+
+MODES = ("train", "evaluate", "bench")
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file, e.g. configs/esc50.py "
+                                          "or configs/esc50.py:synthetic.", lock_config=True)
+_MODE = flags.DEFINE_enum("mode", "train", MODES, "What to run.")
+_WORKDIR = flags.DEFINE_string("workdir", ".", "Where logs/ and checkpoints/ are written.")
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "checkpoints/<run> to evaluate.")
+_SPLIT = flags.DEFINE_enum("split", "test", ("train", "val", "test"), "Split that evaluate scores.")
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl parsing, with an unknown `--config.KEY` reported as a clean error, not a traceback."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as err:
+        print(f"error: {err}\nPass --help to list the flags.", file=sys.stderr)
+        sys.exit(2)
+    except (AttributeError, KeyError) as err:
+        overrides = [a.split("=")[0] for a in argv if a.startswith("--config.")]
+        print(f"error: unknown config key among {overrides}: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run(mode: str, config, workdir: pathlib.Path) -> dict:
+    """Dispatches to a mode (imported lazily: each pulls in only what it needs)."""
+    if mode == "train":
+        from jaxdl.modes import train
+
+        return train.train_and_evaluate(config, workdir)
+    if mode == "evaluate":
+        from jaxdl.modes import evaluate
+        from jaxdl.utils import files
+
+        if not _CHECKPOINT.value:
+            raise JaxdlError("--mode=evaluate needs --checkpoint=checkpoints/<run>")
+        run_name = pathlib.Path(_CHECKPOINT.value).name
+        out_dir = files.unique_dir(workdir / "logs", f"{run_name}_evaluate_{_SPLIT.value}")
+        return {"mode": "evaluate",
+                **evaluate.evaluate_checkpoint(config, _CHECKPOINT.value, _SPLIT.value, out_dir)}
+    if mode == "bench":
+        from jaxdl.modes import bench
+
+        return bench.benchmark(config)
+    raise JaxdlError(f"unknown mode {mode!r}; allowed: {MODES}")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if _CONFIG.value is None:
+        raise app.UsageError("--config is required, e.g. --config configs/esc50.py")
+    logging.set_verbosity(logging.WARNING)
+    try:
+        config_lib.validate(_CONFIG.value)
+        result = run(_MODE.value, _CONFIG.value, pathlib.Path(_WORKDIR.value))
+    except JaxdlError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(result, default=str))
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,41 @@
+"""ESC-50 reference CNN (`ESC50CNN2D`): three Conv→BN→ReLU blocks on a log-mel, GAP, Dense."""
+
+from collections.abc import Sequence
+
+import jax
+from flax import linen as nn
+
+from jaxdl.models import layers
+
+
+class Esc50CNN(nn.Module):
+    """Input (B, n_mels, T, 1) float32 log-mel; output (B, num_classes) logits.
+
+    Conv(k×k, same padding, bias) → BatchNorm → ReLU per block, 2×2 max-pool after blocks 1–2.
+    """
+
+    num_classes: int
+    channels: Sequence[int] = (32, 64, 128)
+    kernel_size: int = 5
+    init_scheme: str = "flax"  # "flax" | "torch" (PyTorch default initialisation)
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        in_channels = x.shape[-1]
+        for block, width in enumerate(self.channels):
+            fan_in = in_channels * self.kernel_size**2
+            x = nn.Conv(
+                width,
+                (self.kernel_size, self.kernel_size),
+                padding="SAME",
+                name=f"conv{block}",
+                **layers.initializers(self.init_scheme, fan_in),
+            )(x)
+            x = nn.relu(layers.batch_norm(train, name=f"bn{block}")(x))
+            if block < len(self.channels) - 1:
+                x = layers.max_pool_2x2(x)
+            in_channels = width
+        x = layers.global_average_pool(x)
+        return nn.Dense(
+            self.num_classes, name="head", **layers.initializers(self.init_scheme, in_channels)
+        )(x)

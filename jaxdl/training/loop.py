@@ -1,0 +1,70 @@
+"""The epoch loop shared by every mode: feed batches to a compiled step, keep sums on device.
+
+Metric sums are added on device and fetched by the host once per logging interval and once per
+epoch, never per step, so the step loop never waits for the accelerator.
+"""
+
+from collections.abc import Callable, Iterator
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+from tqdm import tqdm
+
+from jaxdl.training import metrics
+from jaxdl.training.state import TrainState
+from jaxdl.utils import distributed
+
+MODEL_KEYS = ("x", "y", "mask")
+
+
+def to_device(batch: dict, mesh: Mesh) -> dict:
+    """Numeric model inputs of a host batch, split over the `data` axis (strings stay behind)."""
+    return jax.device_put({k: batch[k] for k in MODEL_KEYS}, distributed.data_sharded(mesh))
+
+
+def train_epoch(train_step: Callable, state: TrainState, batches: Iterator[dict], num_batches: int,
+                mesh: Mesh, description: str, first_step: int = 0,
+                on_interval: Callable[[int, dict], None] | None = None,
+                interval: int = 0) -> tuple[TrainState, dict]:
+    """Runs one epoch; `on_interval(step, sums_of_interval)` is called every `interval` steps.
+
+    `first_step` is the global step before this epoch (a host-side counter: reading `state.step`
+    would wait for the device every step).
+    """
+    epoch_sums, interval_sums = None, None
+    batches = tqdm(batches, total=num_batches, desc=description, leave=False, unit="batch")
+    for step, batch in enumerate(batches, start=first_step + 1):
+        state, sums = train_step(state, to_device(batch, mesh))
+        epoch_sums = sums if epoch_sums is None else metrics.add_sums(epoch_sums, sums)
+        if on_interval is not None and interval > 0:
+            interval_sums = sums if interval_sums is None else metrics.add_sums(interval_sums, sums)
+            if step % interval == 0:
+                on_interval(step, jax.device_get(interval_sums))
+                interval_sums = None
+    if epoch_sums is None:
+        raise ValueError("the training split yielded no full batch: it is smaller than the batch size")
+    return state, jax.device_get(epoch_sums)
+
+
+def evaluate(eval_step: Callable, state: TrainState, batches: Iterator[dict], mesh: Mesh,
+             description: str) -> dict:
+    """Sums of the eval metrics over every (unpadded) example of `batches`."""
+    total = None
+    for batch in tqdm(batches, desc=description, leave=False, unit="batch"):
+        sums = eval_step(state, to_device(batch, mesh))
+        total = sums if total is None else metrics.add_sums(total, sums)
+    return jax.device_get(total)
+
+
+def predict(predict_step: Callable, state: TrainState, batches: Iterator[dict],
+            mesh: Mesh) -> tuple[dict, np.ndarray]:
+    """Eval sums and (N, C) probabilities of the real (unmasked) examples, in source order."""
+    total, outputs, masks = None, [], []
+    for batch in tqdm(batches, desc="predict", leave=False, unit="batch"):
+        sums, probabilities = predict_step(state, to_device(batch, mesh))
+        total = sums if total is None else metrics.add_sums(total, sums)
+        outputs.append(probabilities)
+        masks.append(batch["mask"])
+    probabilities = np.concatenate(jax.device_get(outputs))
+    return jax.device_get(total), probabilities[np.concatenate(masks) > 0]

@@ -1,0 +1,35 @@
+"""The whole training state as one pytree: params, batch statistics, optimizer state, step, key."""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import linen as nn
+from flax.training import train_state
+
+
+class TrainState(train_state.TrainState):
+    """Flax TrainState plus BatchNorm statistics and the PRNG key that drives dropout."""
+
+    batch_stats: Any
+    key: jax.Array
+
+
+def create_train_state(model: nn.Module, tx: optax.GradientTransformation, seed: int,
+                       input_shape: tuple[int, ...]) -> TrainState:
+    """Initialises the model from `seed` on a (1, *input_shape) zero input."""
+    init_key, dropout_key = jax.random.split(jax.random.key(seed))
+    variables = model.init(init_key, jnp.zeros((1, *input_shape), jnp.float32), train=False)
+    return TrainState.create(
+        apply_fn=model.apply,
+        params=variables["params"],
+        batch_stats=variables.get("batch_stats", {}),
+        tx=tx,
+        key=dropout_key,
+    )
+
+
+def count_params(params: Any) -> int:
+    """Number of trainable scalars."""
+    return sum(int(x.size) for x in jax.tree.leaves(params))
