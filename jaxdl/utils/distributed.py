@@ -4,15 +4,19 @@ Batches are sharded over the `data` axis, parameters replicated. Meshes use Auto
 `jax.make_mesh` defaults to Explicit in jax 0.10, which breaks a plain linen train step.
 """
 
+from collections.abc import Sequence
+
 import jax
+import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from jaxdl.errors import ConfigError
 
 
-def make_mesh() -> Mesh:
-    """A 1-D `("data",)` mesh over every device of every host."""
-    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
+def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D `("data",)` mesh over `devices` (default: every device of every host)."""
+    devices = jax.devices() if devices is None else list(devices)
+    return Mesh(np.array(devices), ("data",), axis_types=(AxisType.Auto,))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

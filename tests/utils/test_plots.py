@@ -1,0 +1,44 @@
+"""The figures are valid PNGs of sensible size, and show their data."""
+
+import numpy as np
+from PIL import Image
+
+from jaxdl.utils.plots import plot_confusion_matrix, plot_curves, plot_lr_finder
+
+
+def _png(path) -> np.ndarray:
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert 300 <= image.width <= 4000 and 300 <= image.height <= 4000
+        return np.asarray(image.convert("RGB"))
+
+
+def test_confusion_matrix_png_depends_on_the_matrix(tmp_path):
+    names = [f"class_{i}" for i in range(5)]
+    diagonal = np.diag([3, 4, 5, 6, 7])
+    shifted = np.roll(diagonal, 1, axis=1)
+    plot_confusion_matrix(diagonal, names, tmp_path / "a.png")
+    plot_confusion_matrix(shifted, names, tmp_path / "b.png", normalize=False)
+    assert not np.array_equal(_png(tmp_path / "a.png"), _png(tmp_path / "b.png"))
+
+
+def test_confusion_matrix_without_cell_numbers_grows_with_classes(tmp_path):
+    confusion = np.random.default_rng(0).integers(0, 5, size=(60, 60))
+    plot_confusion_matrix(confusion, [f"{i:03d}.Some_bird_species" for i in range(60)], tmp_path / "cm.png")
+    assert _png(tmp_path / "cm.png").shape[0] >= 1000
+
+
+def test_curves_and_lr_finder_pngs(tmp_path):
+    plot_curves(
+        {"train/loss": [(1, 2.0), (2, 1.5), (3, 1.2)], "val/loss": [(3, 1.4), (1, 2.1), (2, 1.6)]},
+        tmp_path / "loss.png",
+        title="loss",
+        xlabel="epoch",
+        ylabel="cross-entropy",
+    )
+    lrs = np.logspace(-6, 0, 50)
+    losses = np.concatenate([np.linspace(3.9, 1.0, 40), np.linspace(2.0, 50.0, 9), [np.nan]])
+    plot_lr_finder(lrs, losses, losses, 1e-3, tmp_path / "lr.png")
+    _png(tmp_path / "loss.png")
+    _png(tmp_path / "lr.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loss.png", "lr.png"]
