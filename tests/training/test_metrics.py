@@ -90,21 +90,6 @@ def test_classification_sums_jit_matches_eager_and_batches_add_up():
         np.testing.assert_allclose(jitted_full[name], eager[name], rtol=1e-6)
 
 
-def test_macro_f1_follows_sklearn_convention():
-    metrics = pytest.importorskip("sklearn.metrics")
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 8, size=40)  # 10 classes: 8 and 9 never labels
-    logits = rng.normal(size=(40, 10)).astype(np.float32)
-    sums = classification_sums(jnp.asarray(logits), jnp.asarray(labels), jnp.ones(40), jnp.zeros(40))
-    predicted = logits.argmax(axis=1)
-    assert classification_summary(sums)["macro_f1"] == pytest.approx(
-        metrics.f1_score(labels, predicted, average="macro")
-    )
-    np.testing.assert_array_equal(
-        sums["confusion"], metrics.confusion_matrix(labels, predicted, labels=range(10))
-    )
-
-
 def test_summary_of_nothing_is_a_user_error():
     sums = classification_sums(LOGITS, LABELS, jnp.zeros(6), LOSSES)
     with pytest.raises(DataError, match="no examples"):

@@ -29,7 +29,10 @@ def test_atomic_writes_replace_content(tmp_path):
     rows = [{"class": "dog", "f1": 0.5}, {"class": "cat", "f1": 1.0}]
     write_csv_atomic(tmp_path / "report.csv", rows, ["class", "f1"])
     with open(tmp_path / "report.csv", newline="") as f:
-        assert list(csv.DictReader(f)) == [{"class": "dog", "f1": "0.5"}, {"class": "cat", "f1": "1.0"}]
+        assert list(csv.DictReader(f)) == [
+            {"class": "dog", "f1": "0.5"},
+            {"class": "cat", "f1": "1.0"},
+        ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["note.md", "report.csv", "summary.json"]
 
 
@@ -67,7 +70,8 @@ def test_run_logger_writes_config_scalars_and_jsonl(tmp_path):
     config = {"task": "esc50", "train": {"lr": 0.001, "epochs": 2}}
     with RunLogger(tmp_path, config) as logger:
         for epoch in (1, 2):
-            logger.scalars(epoch, {"train/loss": 1.0 / epoch, "val/accuracy": np.float32(0.25 * epoch)})
+            accuracy = np.float32(0.25 * epoch)  # numpy scalars are accepted
+            logger.scalars(epoch, {"train/loss": 1.0 / epoch, "val/accuracy": accuracy})
             logger.log_epoch({"epoch": epoch, "val/accuracy": 0.25 * epoch})
         logger.text("notes", "**ok**")
     assert json.loads((tmp_path / "config.json").read_text()) == config
@@ -85,12 +89,10 @@ def test_run_logger_writes_config_scalars_and_jsonl(tmp_path):
 def test_hparams_round_trip_shows_metric_values(tmp_path):
     with RunLogger(tmp_path, {}) as logger:
         logger.scalars(3, {"val/accuracy": 0.5})
-        logger.hparams(
-            {"lr": 0.01, "channels": np.int64(32), "optimizer": "adamw", "bn": True, "sizes": (1, 2)},
-            {"hparam/best_val_accuracy": 0.75, "hparam/best_val_loss": 0.5},
-        )
+        hparams = {"lr": 0.01, "channels": np.int64(32), "opt": "adamw", "bn": True, "sizes": (1, 2)}
+        logger.hparams(hparams, {"hparam/best_val_accuracy": 0.75, "hparam/best_val_loss": 0.5})
     assert read_hparams(tmp_path) == {
-        "hparams": {"lr": 0.01, "channels": 32.0, "optimizer": "adamw", "bn": True, "sizes": "(1, 2)"},
+        "hparams": {"lr": 0.01, "channels": 32.0, "opt": "adamw", "bn": True, "sizes": "(1, 2)"},
         "metrics": {"hparam/best_val_accuracy": 0.75, "hparam/best_val_loss": 0.5},
     }
 
@@ -101,7 +103,8 @@ def test_hparams_event_format_is_what_the_hparams_tab_reads(tmp_path):
     event_files = list(tmp_path.rglob("events.out.tfevents.*"))
     assert [p.parent for p in event_files] == [tmp_path]  # no timestamp sub-directory
     values = {value.tag: value for _, value in _iter_values(tmp_path)}
-    assert {"_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"} <= set(values)
+    hparams_tags = ("experiment", "session_start_info", "session_end_info")
+    assert {f"_hparams_/{tag}" for tag in hparams_tags} <= set(values)
     metric = values["hparam/best_val_accuracy"]
     assert not metric.HasField("simple_value")
     assert metric.metadata.plugin_data.plugin_name == "scalars"

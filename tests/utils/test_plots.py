@@ -24,7 +24,8 @@ def test_confusion_matrix_png_depends_on_the_matrix(tmp_path):
 
 def test_confusion_matrix_without_cell_numbers_grows_with_classes(tmp_path):
     confusion = np.random.default_rng(0).integers(0, 5, size=(60, 60))
-    plot_confusion_matrix(confusion, [f"{i:03d}.Some_bird_species" for i in range(60)], tmp_path / "cm.png")
+    names = [f"{i:03d}.Some_bird_species" for i in range(60)]
+    plot_confusion_matrix(confusion, names, tmp_path / "cm.png")
     assert _png(tmp_path / "cm.png").shape[0] >= 1000
 
 

@@ -1,0 +1,82 @@
+"""Atomic file writes and never-overwriting directories, so no output is ever half-written.
+
+A write goes to a temporary file in the target's directory, is fsynced, then `os.replace`d over
+the target: readers see the old content or the new, never a mix. On any failure (disk full,
+unserialisable value, interruption) the temporary file is removed and the target is untouched.
+"""
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` atomically (same-directory temp file, fsync, os.replace)."""
+    path = Path(path)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as temp:
+            os.fchmod(temp.fileno(), 0o644)  # mkstemp's 0600 would hide the file from others
+            temp.write(data)
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Persist the rename itself (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace `path` with UTF-8 `text` atomically."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Replace `path` with `obj` as indented JSON atomically (serialised before any write)."""
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_csv_atomic(
+    path: Path, rows: Sequence[Mapping[str, Any]], fieldnames: Sequence[str]
+) -> None:
+    """Replace `path` with a CSV of `rows` (header and column order: `fieldnames`) atomically."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(fieldnames))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def unique_dir(parent: Path, name: str) -> Path:
+    """Create and return `parent/name`, or `name-2`, `name-3`, … if taken; never reuses one.
+
+    `mkdir` without `exist_ok` is atomic, so two processes cannot claim the same directory.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    suffix = 1
+    while True:
+        candidate = parent / (name if suffix == 1 else f"{name}-{suffix}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            suffix += 1

@@ -1,0 +1,136 @@
+"""Figures saved as PNG: confusion matrix, overlaid curves, LR-finder curve.
+
+Figures are built with matplotlib's object API (`Figure` rendered by the Agg canvas), never
+pyplot: no GUI backend, no global figure registry to leak into, safe from any thread. Each
+PNG is rendered in memory and written atomically.
+"""
+
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from jaxdl.utils.files import write_bytes_atomic
+
+ANNOTATE_MAX_CLASSES = 30  # above this, per-cell numbers are unreadable
+_DPI = 100
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), dpi=_DPI)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Figure, path: Path) -> None:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def plot_confusion_matrix(
+    confusion: np.ndarray, class_names: Sequence[str], path: Path, normalize: bool = True
+) -> None:
+    """Heat map of a (C, C) confusion matrix (rows true, columns predicted) saved to `path`.
+
+    `normalize` divides each row by its class count (a row with no examples stays 0). The
+    figure grows with C (about 0.18 in per class) and tick labels shrink to fit, so 50–200
+    classes stay readable when zoomed; cells carry their value only up to 30 classes.
+    """
+    counts = np.asarray(confusion, dtype=np.float64)
+    num_classes = len(class_names)
+    if counts.shape != (num_classes, num_classes):
+        raise ValueError(f"confusion {counts.shape} does not match {num_classes} class names")
+    row_totals = counts.sum(axis=1, keepdims=True)
+    values = (
+        np.divide(counts, row_totals, out=np.zeros_like(counts), where=row_totals > 0)
+        if normalize
+        else counts
+    )
+
+    side = min(max(6.0, 0.18 * num_classes + 2.0), 40.0)
+    row_points = side * 0.7 / num_classes * 72  # the axes gets about 70% of the figure side
+    label_size = min(8.0, 0.75 * row_points)
+    figure = _new_figure(side + 1.5, side)
+    axes = figure.add_subplot()
+    image = axes.imshow(
+        values, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None, interpolation="nearest"
+    )
+    figure.colorbar(image, ax=axes, shrink=0.8)
+    ticks = np.arange(num_classes)
+    axes.set_xticks(ticks, labels=class_names, rotation=90, fontsize=label_size)
+    axes.set_yticks(ticks, labels=class_names, fontsize=label_size)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title("confusion matrix" + (" (rows normalised)" if normalize else ""))
+    if num_classes <= ANNOTATE_MAX_CLASSES:
+        threshold = values.max() / 2
+        for (row, col), value in np.ndenumerate(values):
+            axes.text(
+                col,
+                row,
+                f"{value:.2f}" if normalize else f"{value:.0f}",
+                ha="center",
+                va="center",
+                fontsize=label_size,
+                color="white" if value > threshold else "black",
+            )
+    _save(figure, path)
+
+
+def plot_curves(
+    series: Mapping[str, Sequence[tuple[int, float]]],
+    path: Path,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+) -> None:
+    """Overlaid lines, one per named series of (x, y) points, with a legend, saved to `path`."""
+    figure = _new_figure(8, 5)
+    axes = figure.add_subplot()
+    for name, points in series.items():
+        xs, ys = zip(*sorted(points)) if points else ((), ())
+        axes.plot(xs, ys, label=name, marker="o" if len(xs) <= 20 else None, markersize=3)
+    axes.set_title(title)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    _save(figure, path)
+
+
+def plot_lr_finder(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    smoothed: Sequence[float],
+    suggested_lr: float | None,
+    path: Path,
+) -> None:
+    """Loss against learning rate on a log x-axis (raw and smoothed), suggested LR marked.
+
+    The y-axis stops at 1.5× the first smoothed loss, so the final divergence does not
+    flatten the informative part of the curve.
+    """
+    figure = _new_figure(8, 5)
+    axes = figure.add_subplot()
+    axes.plot(lrs, losses, alpha=0.3, label="loss")
+    axes.plot(lrs, smoothed, label="smoothed loss")
+    if suggested_lr is not None:
+        axes.axvline(
+            suggested_lr, color="red", linestyle="--", label=f"suggested lr {suggested_lr:.2e}"
+        )
+    axes.set_xscale("log")
+    finite = np.asarray(smoothed, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size and finite[0] > finite.min():
+        margin = 0.05 * (finite[0] - finite.min())
+        axes.set_ylim(finite.min() - margin, min(finite.max(), 1.5 * finite[0]) + margin)
+    axes.set_xlabel("learning rate")
+    axes.set_ylabel("loss")
+    axes.set_title("LR finder")
+    axes.grid(alpha=0.3, which="both")
+    axes.legend()
+    _save(figure, path)
