@@ -1,0 +1,155 @@
+"""Resumable, verified HTTP(S) downloads and all-or-nothing zip extraction for dataset archives."""
+
+import hashlib
+import http.client
+import os
+import re
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from pathlib import Path
+
+from tqdm import tqdm
+
+from jaxdl.data.cache import atomic_directory
+from jaxdl.errors import DataError
+
+TIMEOUT_S = 15  # per connection attempt and per read: offline machines fail fast
+_CHUNK_BYTES = 1 << 20
+_MAX_ATTEMPTS = 5  # a dropped connection is resumed while each attempt makes progress
+DEFAULT_OFFLINE_HINT = (
+    "Download it yourself and point --config.data.dir=/path/to/dataset at the unpacked folder, "
+    "or run offline on generated data with --config.data.source=synthetic."
+)
+
+
+def download_file(
+    url: str,
+    dest: Path,
+    *,
+    sha256: str = "",
+    expected_size: int | None = None,
+    progress: bool = True,
+    offline_hint: str = DEFAULT_OFFLINE_HINT,
+) -> Path:
+    """Downloads `url` to `dest` (returned) unless it is already there.
+
+    Bytes go to `dest.part`, resumed with a Range request when one exists (restarted if the server
+    ignores Range); `dest` appears only once complete and verified (`expected_size` in bytes and
+    `sha256` hex digest, when given). A failure raises DataError ending with `offline_hint`.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        _verify(dest, sha256, expected_size)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    for attempt in range(1, _MAX_ATTEMPTS + 1):
+        before = _size(part)
+        try:
+            _fetch(url, part, progress)
+            break
+        except (OSError, http.client.HTTPException) as err:  # URLError, timeouts: OSErrors
+            if _size(part) <= before or attempt == _MAX_ATTEMPTS:
+                raise DataError(_failure(url, err, part, offline_hint)) from err
+    _verify(part, sha256, expected_size)
+    os.replace(part, dest)
+    return dest
+
+
+def _fetch(url: str, part: Path, progress: bool) -> None:
+    """Appends the rest of `url` to `part`; raises ConnectionError if the stream ends early."""
+    offset = _size(part)
+    headers = {"User-Agent": "jaxdl"} | ({"Range": f"bytes={offset}-"} if offset else {})
+    try:
+        request = urllib.request.Request(url, headers=headers)
+        response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as err:
+        if err.code != 416 or not offset:
+            raise
+        part.unlink()  # the range no longer fits the file on the server: start again
+        return _fetch(url, part, progress)
+    with response:
+        if offset and response.status != 206:
+            offset = 0  # the server ignored Range and sends the whole file
+        total = _total_bytes(response, offset)
+        with open(part, "ab" if offset else "wb") as out, tqdm(
+            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=part.name.removesuffix(".part"), disable=not progress,
+        ) as bar:
+            while chunk := response.read(_CHUNK_BYTES):
+                out.write(chunk)
+                bar.update(len(chunk))
+    if total is not None and _size(part) < total:
+        raise ConnectionError(f"connection closed after {_size(part)} of {total} bytes")
+
+
+def _total_bytes(response: http.client.HTTPResponse, offset: int) -> int | None:
+    """Full file size from Content-Range (partial responses) or Content-Length; None if unknown."""
+    content_range = re.fullmatch(
+        r"bytes (\d+)-\d+/(\d+)", response.headers.get("Content-Range", "")
+    )
+    if offset and content_range:
+        if int(content_range[1]) != offset:
+            raise ConnectionError(f"asked for bytes from {offset}, got {content_range[0]}")
+        return int(content_range[2])
+    length = response.headers.get("Content-Length")
+    return offset + int(length) if length else None
+
+
+def _verify(path: Path, sha256: str, expected_size: int | None) -> None:
+    """Deletes `path` and raises DataError if its size or SHA-256 is not the expected one."""
+    size = _size(path)
+    if expected_size is not None and size != expected_size:
+        path.unlink()
+        raise DataError(
+            f"{path}: {size} bytes, expected {expected_size}; deleted it, run again to re-download"
+        )
+    if sha256:
+        digest = hashlib.sha256()
+        with open(path, "rb") as data:
+            while chunk := data.read(_CHUNK_BYTES):
+                digest.update(chunk)
+        if digest.hexdigest() != sha256.lower():
+            path.unlink()
+            raise DataError(
+                f"{path}: SHA-256 {digest.hexdigest()}, expected {sha256.lower()}; deleted it, "
+                "run again to re-download"
+            )
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def _failure(url: str, err: BaseException, part: Path, offline_hint: str) -> str:
+    kept = _size(part)
+    resumable = f" ({kept} bytes kept in {part}: running again resumes)" if kept else ""
+    return f"cannot download {url}: {_reason(err)}{resumable}. {offline_hint}"
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, urllib.error.URLError) and not isinstance(err, urllib.error.HTTPError):
+        return str(err.reason)  # "[Errno 111] Connection refused" rather than "<urlopen error ...>"
+    return str(err) or type(err).__name__
+
+
+def extract_zip(archive: Path, dest_dir: Path) -> Path:
+    """Unpacks `archive` into `dest_dir` (returned), all at once: a folder already there is reused.
+
+    Raises DataError naming the archive if it is missing or not a valid zip file.
+    """
+    archive, dest_dir = Path(archive), Path(dest_dir)
+    if dest_dir.is_dir():
+        return dest_dir
+    if not archive.is_file():
+        raise DataError(f"archive {archive} not found")
+    try:
+        with zipfile.ZipFile(archive) as zipped, atomic_directory(dest_dir) as unpacking:
+            zipped.extractall(unpacking)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+        raise DataError(
+            f"{archive} is not a valid zip archive ({err}); delete it and run again"
+        ) from err
+    return dest_dir

@@ -1,0 +1,292 @@
+"""ESC-50: where the data is, its metadata, cached log-mel features, and the fold splits.
+
+Protocol as the reference (feature-inventory §2.1): official folds (train 1-3, val 4, test 5 by
+default, from `config.data.{split}_folds`), labels 0..C-1 = category names sorted alphabetically
+(the CSV's `target` column is not used). Log-mels are computed once per fold and cached as a TFDS
+array_record dataset whose name hashes everything they depend on, so only the folds a split
+needs are read and computed, and later runs reuse them.
+"""
+
+import bisect
+import csv
+import dataclasses
+import itertools
+import operator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import logging
+from tqdm import tqdm
+
+from jaxdl.data.audio import clip_features
+from jaxdl.data.cache import cache_root, fingerprint
+from jaxdl.data.download import download_file, extract_zip
+from jaxdl.data.synthetic import make_synthetic_esc50
+from jaxdl.errors import ConfigError, DataError
+
+META_CSV = Path("meta") / "esc50.csv"
+AUDIO_DIR = "audio"
+ARCHIVE_FOLDER = "ESC-50-master"  # what the official archive unpacks to
+REQUIRED_COLUMNS = ("filename", "fold", "category")
+FOLDS = (1, 2, 3, 4, 5)
+SPLITS = ("train", "val", "test")
+ON_CORRUPT = ("error", "skip")
+_TFDS_SPLIT = "clips"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipRecord:
+    filename: str  # relative to audio/
+    fold: int
+    category: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """One split; `source[i]` = {"features": float32 (n_mels, T), "label": int, "filename": str}."""
+
+    name: str
+    source: "FoldsSource"
+    class_names: tuple[str, ...]
+
+
+class FoldsSource:
+    """Random access over several prepared folds as one sequence, fold after fold.
+
+    A plain picklable class (grain data source): each fold is a TFDS array_record data source.
+    """
+
+    def __init__(self, folds: Sequence[Any]):
+        self._folds = list(folds)
+        self._starts = list(itertools.accumulate((len(fold) for fold in self._folds), initial=0))
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def __getitem__(self, index: int) -> dict:
+        index = operator.index(index)
+        if not 0 <= index < len(self):
+            raise IndexError(f"example {index} out of range for {len(self)} examples")
+        fold = bisect.bisect_right(self._starts, index) - 1
+        example = self._folds[fold][index - self._starts[fold]]
+        return {
+            "features": example["features"],
+            "label": int(example["label"]),
+            "filename": example["filename"].decode(),  # TFDS returns Text as bytes
+        }
+
+
+def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
+    """The examples of `split` ("train", "val" or "test"), features computed once and cached.
+
+    Every input problem (folder, CSV, folds, missing WAVs) is raised before any compute.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if config.data.on_corrupt not in ON_CORRUPT:
+        raise ConfigError(f"data.on_corrupt={config.data.on_corrupt!r}; allowed: {ON_CORRUPT}")
+    folds = tuple(config.data[f"{split}_folds"])
+    data_dir = resolve_data_dir(config)
+    records = read_metadata(data_dir)
+    present = sorted({record.fold for record in records})
+    unknown = [fold for fold in folds if fold not in present]
+    if not folds or unknown:
+        raise ConfigError(
+            f"data.{split}_folds={folds}: fold(s) {unknown} not in {data_dir / META_CSV}; "
+            f"folds present: {present}"
+        )
+    names = class_names(records)
+    sizes = _audio_sizes(data_dir, [record for record in records if record.fold in folds])
+    sources = []
+    for fold in folds:
+        clips = [record for record in records if record.fold == fold]
+        sources.append(_fold_source(config, data_dir, fold, clips, sizes, names))
+    return Split(split, FoldsSource(sources), names)
+
+
+def resolve_data_dir(config: ml_collections.ConfigDict) -> Path:
+    """The ESC-50 folder (holding meta/ and audio/): generated, `data.dir`, or downloaded."""
+    if config.data.source not in ("auto", "synthetic"):
+        raise ConfigError(f"data.source={config.data.source!r}; allowed: ('auto', 'synthetic')")
+    if config.data.source == "synthetic":
+        synthetic_root = cache_root(config) / "synthetic"
+        return make_synthetic_esc50(synthetic_root, **config.data.synthetic.to_dict())
+    if config.data.dir:
+        return _dataset_folder(Path(config.data.dir).expanduser())
+    return _download(config)
+
+
+def _dataset_folder(folder: Path) -> Path:
+    """Accepts the folder holding meta/ or its parent holding ESC-50-master/."""
+    nested = folder / ARCHIVE_FOLDER
+    if not (folder / META_CSV).is_file() and (nested / META_CSV).is_file():
+        return nested
+    return folder
+
+
+def _download(config: ml_collections.ConfigDict) -> Path:
+    root = cache_root(config)
+    print(f"ESC-50: no data.dir given, using the cache folder {root} "
+          "(set data.cache_dir or $JAXDL_CACHE to move it)", flush=True)
+    unpacked = root / "ESC-50"
+    if not unpacked.is_dir():
+        hint = (f"Download {config.data.url} yourself, unzip it and pass "
+                f"--config.data.dir=/path/to/{ARCHIVE_FOLDER}, or run offline on generated data "
+                "with --config.data.source=synthetic.")
+        archive = download_file(config.data.url, root / "downloads" / f"{ARCHIVE_FOLDER}.zip",
+                                sha256=config.data.sha256, offline_hint=hint)
+        extract_zip(archive, unpacked)
+    return _dataset_folder(unpacked)
+
+
+def read_metadata(data_dir: Path) -> list[ClipRecord]:
+    """Every clip listed in `meta/esc50.csv`, validated (folder, file, columns, folds)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(
+            f"ESC-50 folder {data_dir} does not exist; expected the unpacked official archive "
+            f"({ARCHIVE_FOLDER}/ with meta/esc50.csv and audio/*.wav), set with --config.data.dir"
+        )
+    csv_path = data_dir / META_CSV
+    if not csv_path.is_file():
+        raise DataError(
+            f"{csv_path} not found: {data_dir} is not an ESC-50 folder (expected meta/esc50.csv "
+            f"and audio/*.wav, as in the official {ARCHIVE_FOLDER}/)"
+        )
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as listing:
+            reader = csv.DictReader(listing)
+            columns = reader.fieldnames or []
+            missing = [column for column in REQUIRED_COLUMNS if column not in columns]
+            if missing:
+                raise DataError(
+                    f"{csv_path} lacks column(s) {missing}; found {columns}, expected the "
+                    "official header filename,fold,target,category,esc10,src_file,take"
+                )
+            records = [_record(row, csv_path, line) for line, row in enumerate(reader, start=2)]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{csv_path} is not a readable CSV file ({err})") from err
+    if not records:
+        raise DataError(f"{csv_path} lists no clips")
+    return records
+
+
+def _record(row: dict, csv_path: Path, line: int) -> ClipRecord:
+    fold = (row["fold"] or "").strip()
+    if not (fold.isdigit() and int(fold) in FOLDS):
+        raise DataError(
+            f"{csv_path} line {line}: fold {row['fold']!r}, expected an integer from 1 to 5"
+        )
+    if not row["filename"] or not row["category"]:
+        raise DataError(f"{csv_path} line {line}: empty filename or category")
+    return ClipRecord(row["filename"], int(fold), row["category"])
+
+
+def class_names(records: Sequence[ClipRecord]) -> tuple[str, ...]:
+    """Category names sorted alphabetically: label i is class_names[i]."""
+    return tuple(sorted({record.category for record in records}))
+
+
+def _audio_sizes(data_dir: Path, records: Sequence[ClipRecord]) -> dict[str, int]:
+    """Byte size of each listed WAV by file name; DataError naming the missing ones."""
+    sizes, missing = {}, []
+    for record in records:
+        try:
+            sizes[record.filename] = (data_dir / AUDIO_DIR / record.filename).stat().st_size
+        except FileNotFoundError:
+            missing.append(record.filename)
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise DataError(f"{len(missing)} WAV file(s) listed in {data_dir / META_CSV} are missing "
+                        f"from {data_dir / AUDIO_DIR}: {', '.join(missing[:5])}{more}")
+    return sizes
+
+
+class Esc50LogMel(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """One fold's log-mel features as a TFDS dataset (array_record) with a single split."""
+
+    VERSION = tfds.core.Version("1.0.0")  # bump when the feature code changes: it names the cache
+    # TFDS 4.9.10 finds a builder's code path through `importlib_resources`, a package it only
+    # installs for Python < 3.9; this builder has no checksums file to find there.
+    code_path = None
+
+    def __init__(self, *, audio_dir: Path, fold: int, clips: Sequence[ClipRecord],
+                 settings: ml_collections.ConfigDict, class_names: tuple[str, ...],
+                 on_corrupt: str, **builder_kwargs):
+        self._audio_dir, self._fold, self._clips = audio_dir, fold, clips
+        self._settings, self._class_names, self._on_corrupt = settings, class_names, on_corrupt
+        super().__init__(**builder_kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description="ESC-50 log-mel spectrograms of one fold (jaxdl feature cache).",
+            features=tfds.features.FeaturesDict({
+                "features": tfds.features.Tensor(
+                    shape=(self._settings.n_mels, None), dtype=np.float32, encoding="zlib"),
+                "label": tfds.features.ClassLabel(names=self._class_names),
+                "filename": tfds.features.Text(),
+            }),
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict:
+        return {_TFDS_SPLIT: self._generate_examples()}
+
+    def _generate_examples(self) -> Iterator[tuple[str, dict]]:
+        label = {name: i for i, name in enumerate(self._class_names)}
+        kept = 0
+        for clip in tqdm(self._clips, desc=f"ESC-50 fold {self._fold} log-mels", unit="clip"):
+            features = self._features(clip)
+            if features is not None:
+                kept += 1
+                yield clip.filename, {"features": features, "label": label[clip.category],
+                                      "filename": clip.filename}
+        if not kept:
+            raise DataError(f"every clip of fold {self._fold} in {self._audio_dir} is corrupt")
+
+    def _features(self, clip: ClipRecord) -> np.ndarray | None:
+        """The clip's features, or None for a corrupt clip when data.on_corrupt="skip"."""
+        try:
+            return clip_features(self._audio_dir / clip.filename, self._settings)
+        except DataError as err:
+            if self._on_corrupt == "error":
+                hint = "set --config.data.on_corrupt=skip to skip corrupt clips"
+                raise DataError(f"{err} ({hint})") from err
+            logging.warning("skipping corrupt clip: %s", err)
+            return None
+
+
+def _fold_source(config: ml_collections.ConfigDict, data_dir: Path, fold: int,
+                 clips: Sequence[ClipRecord], sizes: dict[str, int], names: tuple[str, ...]):
+    """The fold's cached features (computed on first use) as a TFDS array_record data source.
+
+    The cache is keyed by the fold's listing and WAV sizes, the feature settings, the label map
+    and `data.on_corrupt`: changing any of them computes a new cache entry.
+    """
+    key = fingerprint(
+        [(clip.filename, clip.category, sizes[clip.filename]) for clip in clips],
+        config.features.to_dict(), list(names), config.data.on_corrupt,
+    )
+    config_name = f"fold{fold}_{key}"
+    tfds_dir = cache_root(config) / "tfds"
+    prepared = tfds_dir / Esc50LogMel.name / config_name / str(Esc50LogMel.VERSION)
+    if not (prepared / "dataset_info.json").is_file():
+        builder = Esc50LogMel(
+            audio_dir=data_dir / AUDIO_DIR, fold=fold, clips=clips, settings=config.features,
+            class_names=names, on_corrupt=config.data.on_corrupt,
+            config=tfds.core.BuilderConfig(name=config_name), data_dir=tfds_dir,
+            file_format="array_record",
+        )
+        tfds.disable_progress_bar()  # jaxdl's per-clip bar says it all; TFDS would nest three more
+        builder.download_and_prepare()
+    # Read through a builder rebuilt from the folder: it pickles (grain workers), ours would not.
+    source = tfds.builder_from_directory(prepared).as_data_source(_TFDS_SPLIT)
+    skipped = len(clips) - len(source)
+    if skipped:
+        logging.warning("ESC-50 fold %d: %d corrupt clip(s) of %d skipped (data.on_corrupt=skip)",
+                        fold, skipped, len(clips))
+    return source

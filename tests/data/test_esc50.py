@@ -1,0 +1,202 @@
+"""ESC-50 splits on generated data in the official layout: sizes, labels, caching, errors."""
+
+import csv
+import logging
+import pickle
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from configs.esc50 import get_config
+from jaxdl.data import esc50
+from jaxdl.data.cache import cache_root
+from jaxdl.data.synthetic import make_synthetic_esc50
+from jaxdl.errors import ConfigError, DataError
+from tests.data.test_download import closed_port_url
+
+NAMES = ("cow", "dog", "frog", "pig", "rooster")  # the first 5 official categories, sorted
+FRAMES = 51  # 0.5 s at 16 kHz, hop 160, centred
+
+
+def _config(**data):
+    config = get_config()
+    config.data.update(data)
+    return config
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory) -> Path:
+    """5 classes x 8 clips x 5 folds of 0.5 s: the real per-fold proportions, 10x fewer classes."""
+    return make_synthetic_esc50(tmp_path_factory.mktemp("data"), num_classes=5,
+                                clips_per_class_per_fold=8, clip_seconds=0.5)
+
+
+@pytest.fixture(scope="module")
+def splits(layout, tmp_path_factory) -> dict[str, esc50.Split]:
+    config = _config(dir=str(layout), cache_dir=str(tmp_path_factory.mktemp("cache")))
+    return {name: esc50.load_split(config, name) for name in esc50.SPLITS}
+
+
+def _categories(folder: Path) -> dict[str, str]:
+    with open(folder / esc50.META_CSV, newline="") as listing:
+        return {row["filename"]: row["category"] for row in csv.DictReader(listing)}
+
+
+def test_split_sizes_labels_and_examples(layout, splits):
+    # 8 clips per class per fold: 1200/400/400 for 50 classes, 120/40/40 for 5.
+    sizes = {name: len(split.source) for name, split in splits.items()}
+    assert sizes == {"train": 120, "val": 40, "test": 40}
+    categories = _categories(layout)
+    for name, folds in (("train", "123"), ("val", "4"), ("test", "5")):
+        split = splits[name]
+        assert split.name == name and split.class_names == NAMES
+        labels = []
+        for example in split.source:
+            assert example["features"].shape == (64, FRAMES)
+            assert example["features"].dtype == np.float32
+            assert example["filename"][0] in folds
+            assert NAMES[example["label"]] == categories[example["filename"]]
+            labels.append(example["label"])
+        assert np.bincount(labels).tolist() == [8 * len(folds)] * 5
+    np.testing.assert_allclose(splits["val"].source[0]["features"].mean(axis=1), 0.0, atol=1e-4)
+
+
+def test_source_pickles_and_bounds(splits):
+    source = splits["val"].source
+    restored = pickle.loads(pickle.dumps(source))
+    assert len(restored) == 40 and restored[39]["filename"] == source[39]["filename"]
+    np.testing.assert_array_equal(restored[np.int64(3)]["features"], source[3]["features"])
+    with pytest.raises(IndexError):
+        source[40]
+
+
+def test_cache_is_reused_and_keyed_by_feature_settings(layout, tmp_path):
+    config = _config(dir=str(layout), cache_dir=str(tmp_path))
+    esc50.load_split(config, "val")
+    written = {path: path.stat().st_mtime_ns for path in (tmp_path / "tfds").rglob("*")}
+    assert esc50.load_split(config, "val").class_names == NAMES
+    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "tfds").rglob("*")} == written
+    config.features.n_mels = 32
+    assert esc50.load_split(config, "val").source[0]["features"].shape == (32, FRAMES)
+    assert len(list((tmp_path / "tfds" / "esc50_log_mel").glob("fold4_*"))) == 2
+
+
+def test_folder_with_only_the_test_fold(layout, tmp_path):
+    partial = tmp_path / "ESC-50-master"
+    (partial / "meta").mkdir(parents=True)
+    shutil.copy(layout / esc50.META_CSV, partial / esc50.META_CSV)
+    (partial / "audio").mkdir()
+    for wav in (layout / "audio").glob("5-*.wav"):
+        shutil.copy(wav, partial / "audio")
+    config = _config(dir=str(tmp_path), cache_dir=str(tmp_path / "cache"))  # the parent works too
+    split = esc50.load_split(config, "test")
+    assert len(split.source) == 40 and split.class_names == NAMES
+    with pytest.raises(DataError, match=r"120 WAV file\(s\) listed .* missing .*: 1-100000-A-0"):
+        esc50.load_split(config, "train")
+
+
+def _write_csv(folder: Path, text: str) -> Path:
+    (folder / "meta").mkdir(parents=True)
+    (folder / esc50.META_CSV).write_text(text)
+    return folder
+
+
+HEADER = "filename,fold,target,category,esc10,src_file,take\n"
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "message"),
+    [
+        ("filename,target\n1-1-A-0.wav,0\n",
+         r"esc50\.csv lacks column\(s\) \['fold', 'category'\]"),
+        (HEADER + "1-1-A-0.wav,seven,0,dog,True,1,A\n",
+         r"esc50\.csv line 2: fold 'seven', expected an integer from 1 to 5"),
+        (HEADER + "1-1-A-0.wav,1,0,dog,True,1,A\n6-1-A-0.wav,6,0,dog,True,1,A\n",
+         r"line 3: fold '6'"),
+        (HEADER + "1-1-A-0.wav,1,0,,True,1,A\n", r"line 2: empty filename or category"),
+        (HEADER, r"esc50\.csv lists no clips"),
+    ],
+)
+def test_bad_metadata_is_named(tmp_path, csv_text, message):
+    with pytest.raises(DataError, match=message):
+        esc50.read_metadata(_write_csv(tmp_path / "ESC-50-master", csv_text))
+
+
+def test_missing_folder_csv_and_wav_are_named(tmp_path):
+    with pytest.raises(DataError, match="nowhere does not exist"):
+        esc50.load_split(_config(dir=str(tmp_path / "nowhere"), cache_dir=str(tmp_path)), "train")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty/meta/esc50\.csv not found"):
+        esc50.load_split(_config(dir=str(tmp_path / "empty"), cache_dir=str(tmp_path)), "train")
+    folder = _write_csv(tmp_path / "listed", HEADER + "4-7-A-3.wav,4,3,cow,False,7,A\n")
+    with pytest.raises(DataError, match=r"missing from .*listed/audio: 4-7-A-3.wav"):
+        esc50.load_split(_config(dir=str(folder), cache_dir=str(tmp_path)), "val")
+
+
+def test_config_errors_name_the_key(layout, tmp_path):
+    unknown = r"data\.train_folds=\(1, 6\): fold\(s\) \[6\] .* present: \[1, 2, 3, 4, 5\]"
+    with pytest.raises(ConfigError, match=unknown):
+        esc50.load_split(_config(dir=str(layout), cache_dir=str(tmp_path), train_folds=(1, 6)),
+                         "train")
+    with pytest.raises(ConfigError, match="data.on_corrupt='ignore'"):
+        esc50.load_split(_config(dir=str(layout), cache_dir=str(tmp_path), on_corrupt="ignore"),
+                         "val")
+    with pytest.raises(ConfigError, match="data.source='kaggle'"):
+        esc50.load_split(_config(source="kaggle", cache_dir=str(tmp_path)), "val")
+
+
+def test_corrupt_clip_raises_or_is_skipped_and_counted(layout, tmp_path, caplog):
+    folder = tmp_path / "ESC-50-master"
+    shutil.copytree(layout, folder)
+    corrupt = folder / "audio" / "4-100130-A-1.wav"
+    corrupt.write_bytes(corrupt.read_bytes()[:1000])
+    with pytest.raises(DataError, match=r"4-100130-A-1.wav: truncated .*on_corrupt=skip"):
+        esc50.load_split(_config(dir=str(folder), cache_dir=str(tmp_path)), "val")
+    config = _config(dir=str(folder), cache_dir=str(tmp_path), on_corrupt="skip")
+    for _ in range(2):  # computed, then from the cache: counted both times
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            split = esc50.load_split(config, "val")
+        assert len(split.source) == 39
+        assert "fold 4: 1 corrupt clip(s) of 40 skipped" in caplog.text
+    assert "4-100130-A-1.wav" not in {example["filename"] for example in split.source}
+
+
+def test_synthetic_source_generates_into_the_cache(tmp_path):
+    config = _config(source="synthetic", cache_dir=str(tmp_path))
+    config.data.synthetic.update(num_classes=3, clips_per_class_per_fold=1, clip_seconds=0.5)
+    folder = esc50.resolve_data_dir(config)
+    assert folder.parent == tmp_path / "synthetic" and (folder / esc50.META_CSV).is_file()
+    assert esc50.load_split(config, "test").class_names == ("dog", "pig", "rooster")
+
+
+def test_auto_source_downloads_and_extracts_once(layout, tmp_path, capsys):
+    archive = tmp_path / "master.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in [layout / esc50.META_CSV, *(layout / "audio").glob("5-*.wav")]:
+            zipped.write(path, f"ESC-50-master/{path.relative_to(layout)}")
+    config = _config(url=archive.as_uri(), cache_dir=str(tmp_path / "cache"))
+    folder = esc50.resolve_data_dir(config)
+    assert folder == tmp_path / "cache" / "ESC-50" / "ESC-50-master"
+    assert str(tmp_path / "cache") in capsys.readouterr().out
+    (tmp_path / "cache" / "downloads" / "ESC-50-master.zip").unlink()
+    assert esc50.resolve_data_dir(config) == folder  # no second download
+    assert len(esc50.load_split(config, "test").source) == 40
+
+
+def test_offline_download_failure_says_how_to_use_a_local_copy(tmp_path):
+    local_copy = r"--config\.data\.dir=/path/to/ESC-50-master.*--config\.data\.source=synthetic"
+    with pytest.raises(DataError, match=local_copy):
+        esc50.resolve_data_dir(_config(url=closed_port_url(), cache_dir=str(tmp_path)))
+
+
+def test_cache_root_falls_back_to_env_then_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXDL_CACHE", str(tmp_path / "env"))
+    assert cache_root(_config(cache_dir=str(tmp_path / "set"))) == tmp_path / "set"
+    assert cache_root(_config()) == tmp_path / "env"
+    monkeypatch.delenv("JAXDL_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cache_root(_config()) == tmp_path / ".cache" / "jaxdl"
