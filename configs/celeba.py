@@ -37,4 +37,6 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     train.lr = 5e-3
     train.weight_decay = 1e-5
     train.best_metric = "macro_f1"
+    if preset == "synthetic":
+        config.train.epochs = 5
     return common.apply_preset(config, preset)

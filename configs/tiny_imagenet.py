@@ -23,7 +23,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     data.test_per_class = 10
     data.val_per_class = 40
     data.synthetic = ml_collections.ConfigDict(
-        dict(num_classes=200, train_per_class=4, val_per_class=4, seed=0))
+        dict(num_classes=20, train_per_class=30, val_per_class=50, seed=0))
 
     # ImageNet statistics, as the reference.
     config.preprocess = ml_collections.ConfigDict(
@@ -42,4 +42,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     train.lr = 2e-3
     train.weight_decay = 1e-5
     train.best_metric = "accuracy"
+    if preset == "synthetic":
+        # A CPU-sized demo: the full model, fewer generated images and epochs.
+        config.data.synthetic.update(num_classes=10, train_per_class=20)
+        config.train.epochs = 3
     return common.apply_preset(config, preset)

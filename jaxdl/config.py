@@ -121,10 +121,68 @@ def _validate_esc50(config: ml_collections.ConfigDict) -> None:
         _check_range(config, f"augment.{key}", 0.0, 1.0)
     _check_range(config, "augment.freq_mask_param", 1)
     _check_range(config, "augment.time_mask_param", 1)
-    _check_choice(config, "train.best_metric", ("accuracy", "macro_f1", "top5_accuracy", "loss"))
+    _check_choice(config, "train.best_metric", MULTICLASS_METRICS)
 
 
-_TASK_VALIDATORS = {"esc50": _validate_esc50}
+MULTICLASS_METRICS = ("accuracy", "macro_f1", "top5_accuracy", "loss")
+MULTILABEL_METRICS = ("macro_f1", "micro_f1", "mean_accuracy", "loss")
+
+
+def _validate_image(config: ml_collections.ConfigDict) -> None:
+    size = config.data.image_size
+    sizes = size if isinstance(size, (tuple, list)) else (size,)
+    _check(all(isinstance(v, int) and v >= 8 for v in sizes), "data.image_size", size,
+           "a side length >= 8 pixels (or (height, width))")
+    for key in ("mean", "std"):
+        values = tuple(config.preprocess[key])
+        _check(len(values) == 3, f"preprocess.{key}", values, "three per-channel values (RGB)")
+    _check(all(v > 0 for v in config.preprocess.std), "preprocess.std", config.preprocess.std,
+           "positive values")
+    for key in ("flip_p",):
+        _check_range(config, f"augment.{key}", 0.0, 1.0)
+    for key in ("brightness", "contrast", "saturation", "crop_padding", "rotation_degrees"):
+        _check_range(config, f"augment.{key}", 0.0)
+    _check_range(config, "augment.hue", 0.0, 0.5)
+    _check_choice(config, "model.init", ("flax", "torch"))
+
+
+def _validate_tiny_imagenet(config: ml_collections.ConfigDict) -> None:
+    _validate_image(config)
+    _check_choice(config, "data.format", ("auto", "folder", "parquet"))
+    _check_range(config, "model.num_modules", 1)
+    branches = tuple(config.model.branch_channels)
+    _check(len(branches) == 3 and all(isinstance(c, int) and c > 0 for c in branches)
+           and sum(branches) == 192, "model.branch_channels", branches,
+           "three positive widths summing to 192, e.g. (64, 64, 64) or (48, 72, 72)")
+    _check_range(config, "data.test_per_class", 1)
+    _check_range(config, "data.val_per_class", 1)
+    _check_choice(config, "train.best_metric", MULTICLASS_METRICS)
+
+
+def _validate_cub200(config: ml_collections.ConfigDict) -> None:
+    _validate_image(config)
+    _check_range(config, "model.num_blocks", 1)
+    groups = config.model.groups
+    _check(isinstance(groups, int) and groups >= 1 and all(w % groups == 0 for w in (64, 128, 256)),
+           "model.groups", groups, "a number of groups dividing every stage width (64, 128, 256): "
+           "1, 2, 4, 8, 16, 32 or 64")
+    _check_range(config, "data.val_fraction", 0.0, 1.0, low_inclusive=False)
+    _check_choice(config, "train.best_metric", MULTICLASS_METRICS)
+
+
+def _validate_celeba(config: ml_collections.ConfigDict) -> None:
+    _validate_image(config)
+    _check_range(config, "model.channels_block3", 1)
+    _check(0.0 <= config.model.dropout < 1.0, "model.dropout", config.model.dropout,
+           "a probability in [0, 1)")
+    attributes = tuple(config.data.attributes)
+    _check(bool(attributes) and len(set(attributes)) == len(attributes), "data.attributes",
+           attributes, "a non-empty list of distinct CelebA attribute names")
+    _check_choice(config, "train.best_metric", MULTILABEL_METRICS)
+
+
+_TASK_VALIDATORS = {"esc50": _validate_esc50, "tiny_imagenet": _validate_tiny_imagenet,
+                    "cub200": _validate_cub200, "celeba": _validate_celeba}
 
 
 def validate(config: ml_collections.ConfigDict) -> None:

@@ -65,7 +65,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if _CONFIG.value is None:
         raise app.UsageError("--config is required, e.g. --config configs/esc50.py")
-    logging.set_verbosity(logging.WARNING)
+    logging.set_verbosity(logging.ERROR)  # Orbax and TFDS are chatty at WARNING
     try:
         config_lib.validate(_CONFIG.value)
         result = run(_MODE.value, _CONFIG.value, pathlib.Path(_WORKDIR.value))

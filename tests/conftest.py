@@ -6,7 +6,12 @@ import os
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import jax  # noqa: E402
 from absl import flags  # noqa: E402
+
+# Partitionable threefry costs 2–3 s of compilation per new random shape on CPU; the tests need
+# reproducible numbers within a process, not the partitioned stream.
+jax.config.update("jax_threefry_partitionable", False)
 
 # grain's multiprocessing prefetch reads absl flags; pytest never parses them.
 flags.FLAGS.mark_as_parsed()

@@ -21,12 +21,12 @@ def tiny_esc50_config(tmp_path: pathlib.Path, **train) -> ml_collections.ConfigD
     config = load_config("esc50", "synthetic")
     config.data.cache_dir = str(tmp_path / "cache")
     config.data.synthetic.num_classes = 10
-    config.data.synthetic.clips_per_class_per_fold = 2
-    config.model.channels = (8, 16, 32)
+    config.data.synthetic.clips_per_class_per_fold = 4
+    config.model.channels = (16, 32, 64)
     config.model.kernel_size = 3
     config.train.batch_size = 16
     config.train.epochs = 2
-    config.train.lr = 3e-3
+    config.train.lr = 1e-2
     config.train.log_every_steps = 2
     for key, value in train.items():
         config.train[key] = value

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from jaxdl.data.audio import clip_features
 from jaxdl.data.cache import cache_root, fingerprint
 from jaxdl.data.download import download_file, extract_zip
+from jaxdl.data.split import Split
 from jaxdl.data.synthetic import make_synthetic_esc50
 from jaxdl.errors import ConfigError, DataError
 
@@ -43,15 +44,6 @@ class ClipRecord:
     filename: str  # relative to audio/
     fold: int
     category: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Split:
-    """One split; `source[i]` = {"features": float32 (n_mels, T), "label": int, "filename": str}."""
-
-    name: str
-    source: "FoldsSource"
-    class_names: tuple[str, ...]
 
 
 class FoldsSource:

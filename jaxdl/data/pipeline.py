@@ -36,11 +36,11 @@ def overfit_subset(source, n: int, seed: int) -> Subset:
 
 
 class _ModelInput(grain.transforms.Map):
-    def __init__(self, task: TaskData):
-        self._task = task
+    def __init__(self, task: TaskData, config: ml_collections.ConfigDict):
+        self._task, self._config = task, config
 
     def map(self, record: dict) -> dict:
-        return {"x": self._task.model_input(record), "y": np.asarray(record["label"]),
+        return {"x": self._task.model_input(record, self._config), "y": np.asarray(record["label"]),
                 "mask": np.float32(1.0)}
 
 
@@ -70,7 +70,7 @@ def train_batches(source, task: TaskData, config: ml_collections.ConfigDict, epo
     ds = grain.MapDataset.source(source).shuffle(seed=epoch_seed(config.seed, epoch))
     if augment:
         ds = ds.random_map(_Augment(task, config.augment), seed=epoch_seed(config.seed + 1, epoch))
-    ds = ds.map(_ModelInput(task)).batch(batch_size, drop_remainder=True)
+    ds = ds.map(_ModelInput(task, config)).batch(batch_size, drop_remainder=True)
     return _iterate(ds, config.data.workers)
 
 
@@ -81,7 +81,7 @@ def num_train_batches(source, batch_size: int) -> int:
 def eval_batches(source, task: TaskData, config: ml_collections.ConfigDict,
                  batch_size: int) -> Iterator[dict]:
     """All examples in source order, padded to full batches with masked rows."""
-    ds = grain.MapDataset.source(source).map(_ModelInput(task)).batch(
+    ds = grain.MapDataset.source(source).map(_ModelInput(task, config)).batch(
         batch_size, batch_fn=functools.partial(grain.experimental.batch_and_pad, batch_size=batch_size)
     )
     return _iterate(ds, config.data.workers)

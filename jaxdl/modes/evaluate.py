@@ -1,7 +1,8 @@
 """`--mode=evaluate` (M9): restore a run's best checkpoint and score one split.
 
-Outputs: metrics (JSON line, `test/*` TensorBoard scalars), a confusion-matrix PNG, a per-class
-CSV and a per-example `predictions.csv`. Only the evaluated split is read, so a dataset folder that
+Outputs: metrics (JSON line, `test/*` TensorBoard scalars) and a per-example `predictions.csv`;
+for multi-class tasks a confusion-matrix PNG and a per-class CSV, for multi-label tasks a
+per-attribute CSV. Only the evaluated split is read, so a dataset folder that
 holds just the test fold is enough. Model and features come from the checkpoint's own config.
 """
 
@@ -33,13 +34,41 @@ def evaluation_config(config: ml_collections.ConfigDict, saved: dict) -> ml_coll
     return merged
 
 
-def _prediction_rows(split, probabilities: np.ndarray, names: tuple[str, ...]) -> list[dict]:
+def _multiclass_outputs(split, probabilities: np.ndarray, sums: dict, names: tuple[str, ...],
+                        out_dir: pathlib.Path) -> None:
+    """predictions.csv (file, true, predicted, top probability), per_class.csv, confusion PNG."""
     predicted = probabilities.argmax(axis=-1)
-    return [
-        {"filename": split.source[i]["filename"], "true_label": names[split.source[i]["label"]],
-         "predicted_label": names[predicted[i]], "probability": f"{probabilities[i, predicted[i]]:.6f}"}
-        for i in range(len(probabilities))
-    ]
+    rows = [{"filename": split.source[i]["filename"], "true_label": names[split.source[i]["label"]],
+             "predicted_label": names[predicted[i]],
+             "probability": f"{probabilities[i, predicted[i]]:.6f}"}
+            for i in range(len(probabilities))]
+    files.write_csv_atomic(out_dir / "predictions.csv", rows,
+                           ["filename", "true_label", "predicted_label", "probability"])
+    files.write_csv_atomic(out_dir / "per_class.csv",
+                           metrics.per_class_report(sums["confusion"], names),
+                           ["class", "support", "precision", "recall", "f1"])
+    plots.plot_confusion_matrix(sums["confusion"], names,
+                                out_dir / f"confusion_matrix_{split.name}.png")
+
+
+def _multilabel_outputs(split, probabilities: np.ndarray, sums: dict, results: dict,
+                        names: tuple[str, ...], out_dir: pathlib.Path) -> None:
+    """predictions.csv (file, per attribute: target and probability), per_attribute.csv."""
+    rows = []
+    for i in range(len(probabilities)):
+        row = {"filename": split.source[i]["filename"]}
+        targets = split.source[i]["label"]
+        for j, name in enumerate(names):
+            row[f"{name}_true"] = int(targets[j])
+            row[f"{name}_probability"] = f"{probabilities[i, j]:.6f}"
+        rows.append(row)
+    columns = ["filename"] + [f"{n}_{kind}" for n in names for kind in ("true", "probability")]
+    files.write_csv_atomic(out_dir / "predictions.csv", rows, columns)
+    per_attribute = [{"attribute": name, "positives": int(sums["tp"][j] + sums["fn"][j]),
+                      **{m: results[f"{m}/{name}"] for m in ("accuracy", "precision", "recall", "f1")}}
+                     for j, name in enumerate(names)]
+    files.write_csv_atomic(out_dir / "per_attribute.csv", per_attribute,
+                           ["attribute", "positives", "accuracy", "precision", "recall", "f1"])
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str | pathlib.Path,
@@ -61,14 +90,12 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str |
         parts.steps.predict, state,
         pipeline.eval_batches(data.source, parts.task, config, batch_size), parts.mesh)
     results = parts.objective.summary(sums)
-    confusion = sums["confusion"]
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    files.write_csv_atomic(out_dir / "predictions.csv", _prediction_rows(data, probabilities, names),
-                           ["filename", "true_label", "predicted_label", "probability"])
-    files.write_csv_atomic(out_dir / "per_class.csv", metrics.per_class_report(confusion, names),
-                           ["class", "support", "precision", "recall", "f1"])
-    plots.plot_confusion_matrix(confusion, names, out_dir / f"confusion_matrix_{split}.png")
+    if parts.objective.kind == "multiclass":
+        _multiclass_outputs(data, probabilities, sums, names, out_dir)
+    else:
+        _multilabel_outputs(data, probabilities, sums, results, names, out_dir)
     with RunLogger(out_dir, config.to_dict()) as logger:
         logger.scalars(int(meta.get("epoch", step)), {f"{split}/{k}": v for k, v in results.items()})
     return {"split": split, "checkpoint": str(checkpoints.directory), "epoch": meta.get("epoch", step),

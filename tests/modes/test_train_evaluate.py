@@ -1,0 +1,102 @@
+"""End to end on synthetic ESC-50: train learns, outputs are complete, evaluate reproduces it."""
+
+import csv
+import json
+import pathlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxdl.modes import evaluate, train
+from jaxdl.utils import events
+from tests.helpers import tiny_esc50_config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run")
+    config = tiny_esc50_config(workdir, epochs=8)
+    summary = train.train_and_evaluate(config, workdir)
+    return config, workdir, summary
+
+
+def test_short_training_beats_chance_by_a_wide_margin(trained):
+    _, _, summary = trained
+    chance = 1 / 10
+    assert summary["val_accuracy"] >= 4 * chance
+    assert summary["test_accuracy"] >= 3 * chance
+    assert summary["test_examples"] == 40
+
+
+def test_run_directory_holds_config_metrics_and_event_tags(trained):
+    config, workdir, summary = trained
+    log_dir = workdir / "logs" / summary["run"]
+    saved = json.loads((log_dir / "config.json").read_text())
+    assert saved["train"]["lr"] == config.train.lr and saved["task"] == "esc50"
+    records = [json.loads(line) for line in (log_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == list(range(1, 9))
+    scalars = events.read_scalars(log_dir)
+    for tag in ("train/loss", "train/accuracy", "val/loss", "val/accuracy", "test/accuracy"):
+        assert tag in scalars, tag
+    assert [step for step, _ in scalars["val/accuracy"]] == list(range(1, 9))
+    np.testing.assert_allclose([v for _, v in scalars["val/loss"]],
+                               [r["val/loss"] for r in records], rtol=1e-6)
+    best = max(records, key=lambda r: r["val/accuracy"])
+    assert summary["best_epoch"] == best["epoch"]
+
+
+def test_evaluate_restores_the_best_checkpoint_bit_for_bit(trained, tmp_path):
+    config, workdir, summary = trained
+    again = evaluate.evaluate_checkpoint(config, summary["checkpoint"], "test", tmp_path / "eval")
+    for key in ("loss", "accuracy", "macro_f1", "top5_accuracy"):
+        assert again[key] == summary[f"test_{key}"], key
+    rows = list(csv.DictReader((tmp_path / "eval" / "predictions.csv").open()))
+    assert len(rows) == 40 and set(rows[0]) == {"filename", "true_label", "predicted_label",
+                                                "probability"}
+    accuracy = np.mean([r["true_label"] == r["predicted_label"] for r in rows])
+    assert accuracy == pytest.approx(again["accuracy"])
+    per_class = list(csv.DictReader((tmp_path / "eval" / "per_class.csv").open()))
+    assert len(per_class) == 10 and sum(int(r["support"]) for r in per_class) == 40
+    width, height = Image.open(tmp_path / "eval" / "confusion_matrix_test.png").size
+    assert width > 300 and height > 300
+    assert events.read_scalars(tmp_path / "eval")["test/accuracy"][0][1] == pytest.approx(
+        again["accuracy"])
+
+
+def test_evaluate_needs_only_the_test_fold(trained, tmp_path):
+    config, workdir, summary = trained
+    from jaxdl.data import esc50
+
+    source_dir = esc50.resolve_data_dir(config)
+    only_test = tmp_path / "ESC-50-master"
+    (only_test / "audio").mkdir(parents=True)
+    (only_test / "meta").mkdir()
+    (only_test / "meta" / "esc50.csv").write_bytes((source_dir / "meta" / "esc50.csv").read_bytes())
+    for wav in (source_dir / "audio").glob("5-*.wav"):
+        (only_test / "audio" / wav.name).write_bytes(wav.read_bytes())
+    eval_config = tiny_esc50_config(tmp_path)
+    eval_config.data.source = "auto"
+    eval_config.data.dir = str(only_test)
+    result = evaluate.evaluate_checkpoint(eval_config, summary["checkpoint"], "test", tmp_path / "e")
+    assert result["accuracy"] == summary["test_accuracy"]
+
+
+def test_overfit_mode_drives_the_train_loss_down_on_the_subset(tmp_path):
+    config = tiny_esc50_config(tmp_path, overfit_n=8, epochs=30, lr=1e-2)
+    summary = train.train_and_evaluate(config, tmp_path)
+    assert summary["mode"] == "overfit"
+    records = [json.loads(line) for line in
+               (tmp_path / "logs" / summary["run"] / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["train/loss"] < 0.2 * records[0]["train/loss"]
+    assert records[-1]["train/accuracy"] == 1.0
+    assert not (tmp_path / "logs" / summary["run"] / "test").exists()
+
+
+def test_runs_are_never_overwritten(tmp_path):
+    config = tiny_esc50_config(tmp_path, epochs=1, evaluate_test=False)
+    config.run_name = "fixed"
+    first = train.train_and_evaluate(config, tmp_path)
+    second = train.train_and_evaluate(config, tmp_path)
+    assert first["run"] == "fixed" and second["run"] == "fixed-2"
+    assert pathlib.Path(first["checkpoint"]).is_dir() and pathlib.Path(second["checkpoint"]).is_dir()
