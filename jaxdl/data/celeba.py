@@ -20,8 +20,8 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from jaxdl.data.cache import cache_root
 from jaxdl.data.image_dataset import ImageFiles, load_image_split
+from jaxdl.data.locate import DatasetSource, dataset_dir
 from jaxdl.data.split import Split
 from jaxdl.data.synthetic_images import make_synthetic_celeba
 from jaxdl.errors import ConfigError, DataError
@@ -56,22 +56,18 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
                             filenames=files, labels=targets, class_names=tuple(config.data.attributes))
 
 
+SOURCE = DatasetSource(
+    title="CelebA", marker=IMAGE_FOLDER, archive_folder="celeba",
+    make_synthetic=make_synthetic_celeba,
+    manual_hint=("it is on Google Drive: download img_align_celeba.zip, "
+                 f"{ATTRIBUTES_FILE} and {PARTITION_FILE} from the official page "
+                 "(mmlab.ie.cuhk.edu.hk/projects/CelebA.html) and unzip the images, giving "
+                 f"{_LAYOUT_HINT}."))
+
+
 def resolve_data_dir(config: ml_collections.ConfigDict) -> Path:
     """The CelebA folder: generated (data.source=synthetic) or data.dir (or its celeba/ subfolder)."""
-    if config.data.source == "synthetic":
-        return make_synthetic_celeba(cache_root(config) / "synthetic", **config.data.synthetic.to_dict())
-    if config.data.source != "auto":
-        raise ConfigError(f"data.source={config.data.source!r}; allowed: ('auto', 'synthetic')")
-    if not config.data.dir:
-        raise DataError(
-            "CelebA has no stable public download (it is on Google Drive): download "
-            f"img_align_celeba.zip, {ATTRIBUTES_FILE} and {PARTITION_FILE} from the official page "
-            "(mmlab.ie.cuhk.edu.hk/projects/CelebA.html), unzip the images, and point "
-            f"--config.data.dir at {_LAYOUT_HINT}; or run offline on generated data with "
-            "--config.data.source=synthetic")
-    folder = Path(config.data.dir).expanduser()
-    nested = folder / "celeba"
-    return nested if not (folder / IMAGE_FOLDER).is_dir() and nested.is_dir() else folder
+    return dataset_dir(config, SOURCE)
 
 
 def attribute_columns(names: tuple[str, ...], attributes) -> list[int]:

@@ -9,15 +9,12 @@ Images are resized to `data.image_size` (224x224, aspect not kept, no crop) once
 
 import dataclasses
 import re
-import tarfile
-import zlib
 from pathlib import Path
 
 import ml_collections
 import numpy as np
 
-from jaxdl.data.cache import atomic_directory, cache_root
-from jaxdl.data.download import download_file
+from jaxdl.data.locate import DatasetSource, dataset_dir
 from jaxdl.data.image_dataset import ImageFiles, load_image_split
 from jaxdl.data.split import Split
 from jaxdl.data.synthetic_images import make_synthetic_cub200
@@ -25,7 +22,6 @@ from jaxdl.errors import ConfigError, DataError
 
 TASK = "cub200"
 SPLITS = ("train", "val", "test")
-URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz"
 ARCHIVE_BYTES = 1_150_585_339  # no published SHA-256 (its MD5 is 97eceeb196236b17998738112f37df78)
 ARCHIVE_FOLDER = "CUB_200_2011"
 _LAYOUT_HINT = (f"the official {ARCHIVE_FOLDER}/ with images.txt, image_class_labels.txt, "
@@ -116,40 +112,15 @@ def _largest_remainder(counts: np.ndarray, draws: int, rng: np.random.Generator)
     return floored.astype(np.int64)
 
 
+SOURCE = DatasetSource(
+    title="CUB-200-2011", marker="images.txt", archive_folder=ARCHIVE_FOLDER,
+    make_synthetic=make_synthetic_cub200, archive_name=f"{ARCHIVE_FOLDER}.tgz",
+    expected_size=ARCHIVE_BYTES)
+
+
 def resolve_data_dir(config: ml_collections.ConfigDict) -> Path:
     """The CUB_200_2011 folder: generated (data.source=synthetic), data.dir, or downloaded."""
-    if config.data.source == "synthetic":
-        return make_synthetic_cub200(cache_root(config) / "synthetic", **config.data.synthetic.to_dict())
-    if config.data.source != "auto":
-        raise ConfigError(f"data.source={config.data.source!r}; allowed: ('auto', 'synthetic')")
-    if config.data.dir:
-        folder = Path(config.data.dir).expanduser()
-        nested = folder / ARCHIVE_FOLDER
-        return nested if not (folder / "images.txt").is_file() and nested.is_dir() else folder
-    root = cache_root(config)
-    print(f"CUB-200-2011: no data.dir given, using the cache folder {root} (data.cache_dir or "
-          "$JAXDL_CACHE to move it)", flush=True)
-    hint = (f"Download {URL} yourself, unpack it and pass --config.data.dir=/path/to/{ARCHIVE_FOLDER}, "
-            "or run offline on generated data with --config.data.source=synthetic.")
-    archive = download_file(URL, root / "downloads" / f"{ARCHIVE_FOLDER}.tgz",
-                            expected_size=ARCHIVE_BYTES, offline_hint=hint)
-    return extract_tgz(archive, root / "CUB-200-2011") / ARCHIVE_FOLDER
-
-
-def extract_tgz(archive: Path, dest_dir: Path) -> Path:
-    """Unpacks a .tgz into `dest_dir` (returned), all at once; a folder already there is reused.
-
-    tarfile's "data" filter refuses members that would land outside `dest_dir` (absolute paths,
-    `..`, links out), device files and the like.
-    """
-    if dest_dir.is_dir():
-        return dest_dir
-    try:
-        with tarfile.open(archive, "r:gz") as packed, atomic_directory(dest_dir) as unpacking:
-            packed.extractall(unpacking, filter="data")
-    except (tarfile.TarError, zlib.error, EOFError) as err:
-        raise DataError(f"{archive} is not a valid .tgz archive ({err}); delete it and run again") from err
-    return dest_dir
+    return dataset_dir(config, SOURCE)
 
 
 def read_dataset(root: Path) -> Dataset:

@@ -4,6 +4,7 @@ import hashlib
 import http.client
 import os
 import re
+import tarfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -153,3 +154,27 @@ def extract_zip(archive: Path, dest_dir: Path) -> Path:
             f"{archive} is not a valid zip archive ({err}); delete it and run again"
         ) from err
     return dest_dir
+
+
+def extract_tgz(archive: Path, dest_dir: Path) -> Path:
+    """Unpacks a .tgz into `dest_dir` (returned), all at once; a folder already there is reused.
+
+    tarfile's "data" filter refuses members that would land outside `dest_dir` (absolute paths,
+    `..`, links out), device files and the like.
+    """
+    if dest_dir.is_dir():
+        return dest_dir
+    try:
+        with tarfile.open(archive, "r:gz") as packed, atomic_directory(dest_dir) as unpacking:
+            packed.extractall(unpacking, filter="data")
+    except (tarfile.TarError, zlib.error, EOFError) as err:
+        raise DataError(f"{archive} is not a valid .tgz archive ({err}); delete it and run again") from err
+    return dest_dir
+
+
+def extract_archive(archive: Path, dest_dir: Path) -> Path:
+    """Unpacks a .zip, .tgz or .tar.gz archive into `dest_dir` (returned)."""
+    name = Path(archive).name
+    if name.endswith((".tgz", ".tar.gz")):
+        return extract_tgz(archive, dest_dir)
+    return extract_zip(archive, dest_dir)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from jaxdl.data.audio import clip_features
 from jaxdl.data.cache import cache_root, fingerprint
-from jaxdl.data.download import download_file, extract_zip
+from jaxdl.data.locate import DatasetSource, dataset_dir
 from jaxdl.data.split import Split
 from jaxdl.data.synthetic import make_synthetic_esc50
 from jaxdl.errors import ConfigError, DataError
@@ -100,39 +100,14 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
     return Split(split, FoldsSource(sources), names)
 
 
+SOURCE = DatasetSource(
+    title="ESC-50", marker=str(META_CSV), archive_folder=ARCHIVE_FOLDER,
+    make_synthetic=make_synthetic_esc50, archive_name=f"{ARCHIVE_FOLDER}.zip")
+
+
 def resolve_data_dir(config: ml_collections.ConfigDict) -> Path:
     """The ESC-50 folder (holding meta/ and audio/): generated, `data.dir`, or downloaded."""
-    if config.data.source not in ("auto", "synthetic"):
-        raise ConfigError(f"data.source={config.data.source!r}; allowed: ('auto', 'synthetic')")
-    if config.data.source == "synthetic":
-        synthetic_root = cache_root(config) / "synthetic"
-        return make_synthetic_esc50(synthetic_root, **config.data.synthetic.to_dict())
-    if config.data.dir:
-        return _dataset_folder(Path(config.data.dir).expanduser())
-    return _download(config)
-
-
-def _dataset_folder(folder: Path) -> Path:
-    """Accepts the folder holding meta/ or its parent holding ESC-50-master/."""
-    nested = folder / ARCHIVE_FOLDER
-    if not (folder / META_CSV).is_file() and (nested / META_CSV).is_file():
-        return nested
-    return folder
-
-
-def _download(config: ml_collections.ConfigDict) -> Path:
-    root = cache_root(config)
-    print(f"ESC-50: no data.dir given, using the cache folder {root} "
-          "(set data.cache_dir or $JAXDL_CACHE to move it)", flush=True)
-    unpacked = root / "ESC-50"
-    if not unpacked.is_dir():
-        hint = (f"Download {config.data.url} yourself, unzip it and pass "
-                f"--config.data.dir=/path/to/{ARCHIVE_FOLDER}, or run offline on generated data "
-                "with --config.data.source=synthetic.")
-        archive = download_file(config.data.url, root / "downloads" / f"{ARCHIVE_FOLDER}.zip",
-                                sha256=config.data.sha256, offline_hint=hint)
-        extract_zip(archive, unpacked)
-    return _dataset_folder(unpacked)
+    return dataset_dir(config, SOURCE)
 
 
 def read_metadata(data_dir: Path) -> list[ClipRecord]:

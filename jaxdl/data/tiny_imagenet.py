@@ -28,8 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from jaxdl.data.cache import cache_root
-from jaxdl.data.download import download_file, extract_zip
+from jaxdl.data.locate import DatasetSource, dataset_dir
 from jaxdl.data.image_dataset import EncodedImages, ImageFiles, load_image_split
 from jaxdl.data.split import Split
 from jaxdl.data.synthetic_images import make_synthetic_tiny_imagenet
@@ -38,7 +37,6 @@ from jaxdl.errors import ConfigError, DataError
 TASK = "tiny_imagenet"
 SPLITS = ("train", "val", "test")
 FORMATS = ("auto", "folder", "parquet")
-URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 ARCHIVE_BYTES = 248_100_043  # no published SHA-256 (its MD5 is 90528d7ca1a48142e341f4ef8d21d0de)
 ARCHIVE_FOLDER = "tiny-imagenet-200"
 _LAYOUT_HINT = (f"the official {ARCHIVE_FOLDER}/ (wnids.txt, train/<wnid>/images/*.JPEG, "
@@ -116,25 +114,15 @@ def val_test_indices(labels: np.ndarray, class_names: Sequence[str], *, test_per
             "val": np.sort(np.concatenate(val)).astype(np.int64)}
 
 
+SOURCE = DatasetSource(
+    title="Tiny ImageNet", marker="wnids.txt", archive_folder=ARCHIVE_FOLDER,
+    make_synthetic=make_synthetic_tiny_imagenet, archive_name=f"{ARCHIVE_FOLDER}.zip",
+    expected_size=ARCHIVE_BYTES)
+
+
 def resolve_data_dir(config: ml_collections.ConfigDict) -> Path:
     """The dataset folder: generated (data.source=synthetic), data.dir, or downloaded."""
-    if config.data.source == "synthetic":
-        return make_synthetic_tiny_imagenet(cache_root(config) / "synthetic",
-                                            **config.data.synthetic.to_dict())
-    if config.data.source != "auto":
-        raise ConfigError(f"data.source={config.data.source!r}; allowed: ('auto', 'synthetic')")
-    if config.data.dir:
-        folder = Path(config.data.dir).expanduser()
-        nested = folder / ARCHIVE_FOLDER
-        return nested if not (folder / "wnids.txt").is_file() and nested.is_dir() else folder
-    root = cache_root(config)
-    print(f"Tiny ImageNet: no data.dir given, using the cache folder {root} (data.cache_dir or "
-          "$JAXDL_CACHE to move it)", flush=True)
-    hint = (f"Download {URL} yourself, unzip it and pass --config.data.dir=/path/to/{ARCHIVE_FOLDER}, "
-            "or run offline on generated data with --config.data.source=synthetic.")
-    archive = download_file(URL, root / "downloads" / f"{ARCHIVE_FOLDER}.zip",
-                            expected_size=ARCHIVE_BYTES, offline_hint=hint)
-    return extract_zip(archive, root / "tiny-imagenet") / ARCHIVE_FOLDER
+    return dataset_dir(config, SOURCE)
 
 
 def read_dataset(root: Path, data_format: str = "auto") -> Dataset:

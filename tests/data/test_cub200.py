@@ -1,16 +1,18 @@
 """CUB-200-2011: annotations, the stratified train/val split (real counts), resizing, errors."""
 
 import io
+import dataclasses
 import pathlib
 import tarfile
 
 import numpy as np
 import pytest
 
-from jaxdl.data import cub200
+from jaxdl.data import cub200, download
 from jaxdl.data.synthetic_images import make_synthetic_cub200
 from jaxdl.errors import ConfigError, DataError
 from tests.data.image_layouts import image_config
+from tests.data.test_download import ArchiveServer
 
 # Official train images per class: 194 classes of 30 and 6 of 29 = 5,994.
 REAL_TRAIN_COUNTS = np.array([30] * 97 + [29] * 3 + [30] * 97 + [29] * 3)
@@ -126,7 +128,7 @@ def test_extract_tgz_is_safe(tmp_path):
         member = tarfile.TarInfo("CUB_200_2011/classes.txt")
         member.size = len(data)
         packed.addfile(member, io.BytesIO(data))
-    unpacked = cub200.extract_tgz(good, tmp_path / "out")
+    unpacked = download.extract_tgz(good, tmp_path / "out")
     assert (unpacked / "CUB_200_2011" / "classes.txt").read_bytes() == data
     evil = tmp_path / "evil.tgz"
     with tarfile.open(evil, "w:gz") as packed:
@@ -134,24 +136,22 @@ def test_extract_tgz_is_safe(tmp_path):
         member.size = 1
         packed.addfile(member, io.BytesIO(b"x"))
     with pytest.raises(DataError, match="evil.tgz is not a valid .tgz"):
-        cub200.extract_tgz(evil, tmp_path / "evil")
+        download.extract_tgz(evil, tmp_path / "evil")
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "evil").exists()
     (tmp_path / "broken.tgz").write_bytes(good.read_bytes()[:40])
     with pytest.raises(DataError, match="broken.tgz is not a valid .tgz"):
-        cub200.extract_tgz(tmp_path / "broken.tgz", tmp_path / "broken")
+        download.extract_tgz(tmp_path / "broken.tgz", tmp_path / "broken")
 
 
 def test_download_path_unpacks_the_official_tgz(tmp_path, folder, monkeypatch):
-    """Without data.dir the official .tgz is fetched (stubbed here: no network) and unpacked."""
+    """Without data.dir the official .tgz is fetched (from a local HTTP server) and unpacked."""
     archive = tmp_path / "CUB_200_2011.tgz"
     with tarfile.open(archive, "w:gz") as packed:
         packed.add(folder, arcname="CUB_200_2011")
-
-    def fake_download(url, dest, **kwargs):
-        assert (url, kwargs["expected_size"]) == (cub200.URL, cub200.ARCHIVE_BYTES)
-        return archive
-
-    monkeypatch.setattr(cub200, "download_file", fake_download)
+    payload = archive.read_bytes()
     config = image_config("cub200", tmp_path, source="auto")
-    assert len(cub200.load_split(config, "val").source) == 4
+    monkeypatch.setattr(cub200, "SOURCE", dataclasses.replace(cub200.SOURCE, expected_size=len(payload)))
+    with ArchiveServer(payload) as server:
+        config.data.url = server.url
+        assert len(cub200.load_split(config, "val").source) == 4
     assert cub200.resolve_data_dir(config) == tmp_path / "cache" / "CUB-200-2011" / "CUB_200_2011"

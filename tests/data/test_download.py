@@ -31,7 +31,7 @@ def _esc50_zip() -> bytes:
     return buffer.getvalue()
 
 
-class _Server:
+class ArchiveServer:
     """Serves `payload` at /archive.zip (or 404 if `not_found`); honours Range unless
     `ignore_range`; can drop the first response after `drop_after` bytes. Records each request's
     Range header."""
@@ -90,7 +90,7 @@ def _sha256(data: bytes) -> str:
 
 def test_download_verify_and_extract_official_layout(tmp_path):
     payload = _esc50_zip()
-    with _Server(payload) as server:
+    with ArchiveServer(payload) as server:
         archive = download.download_file(
             server.url, tmp_path / "dl" / "ESC-50-master.zip", sha256=_sha256(payload),
             expected_size=len(payload), progress=False,
@@ -106,7 +106,7 @@ def test_download_verify_and_extract_official_layout(tmp_path):
 
 def test_dropped_connection_is_resumed_with_a_range_request(tmp_path):
     payload = _esc50_zip()
-    with _Server(payload, drop_after=1000) as server:
+    with ArchiveServer(payload, drop_after=1000) as server:
         dest = download.download_file(server.url, tmp_path / "a.zip", sha256=_sha256(payload),
                                       progress=False)
     assert dest.read_bytes() == payload
@@ -116,7 +116,7 @@ def test_dropped_connection_is_resumed_with_a_range_request(tmp_path):
 def test_existing_part_file_is_resumed(tmp_path):
     payload = _esc50_zip()
     (tmp_path / "a.zip.part").write_bytes(payload[:777])
-    with _Server(payload) as server:
+    with ArchiveServer(payload) as server:
         dest = download.download_file(server.url, tmp_path / "a.zip", sha256=_sha256(payload),
                                       progress=False)
     assert dest.read_bytes() == payload and server.ranges == ["bytes=777-"]
@@ -125,7 +125,7 @@ def test_existing_part_file_is_resumed(tmp_path):
 def test_server_ignoring_range_restarts_from_scratch(tmp_path):
     payload = _esc50_zip()
     (tmp_path / "a.zip.part").write_bytes(b"stale bytes from another file")
-    with _Server(payload, ignore_range=True) as server:
+    with ArchiveServer(payload, ignore_range=True) as server:
         dest = download.download_file(server.url, tmp_path / "a.zip", sha256=_sha256(payload),
                                       progress=False)
     assert dest.read_bytes() == payload
@@ -134,7 +134,7 @@ def test_server_ignoring_range_restarts_from_scratch(tmp_path):
 def test_wrong_checksum_raises_and_leaves_no_file(tmp_path):
     payload = _esc50_zip()
     wrong = "0" * 64
-    with _Server(payload) as server, pytest.raises(DataError) as raised:
+    with ArchiveServer(payload) as server, pytest.raises(DataError) as raised:
         download.download_file(server.url, tmp_path / "a.zip", sha256=wrong, progress=False)
     assert wrong in str(raised.value) and _sha256(payload) in str(raised.value)
     assert list(tmp_path.iterdir()) == []
@@ -143,7 +143,7 @@ def test_wrong_checksum_raises_and_leaves_no_file(tmp_path):
 def test_wrong_size_raises_and_leaves_no_file(tmp_path):
     payload = _esc50_zip()
     too_small = f"{len(payload)} bytes, expected 12"
-    with _Server(payload) as server, pytest.raises(DataError, match=too_small):
+    with ArchiveServer(payload) as server, pytest.raises(DataError, match=too_small):
         download.download_file(server.url, tmp_path / "a.zip", expected_size=12, progress=False)
     assert list(tmp_path.iterdir()) == []
 
@@ -164,7 +164,7 @@ def test_unreachable_server_fails_fast_and_says_how_to_work_offline(tmp_path):
 
 
 def test_http_error_is_a_data_error(tmp_path):
-    with _Server(b"", not_found=True) as server, pytest.raises(DataError, match="HTTP Error 404"):
+    with ArchiveServer(b"", not_found=True) as server, pytest.raises(DataError, match="HTTP Error 404"):
         download.download_file(server.url, tmp_path / "x.zip", progress=False)
 
 

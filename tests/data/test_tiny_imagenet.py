@@ -1,5 +1,6 @@
 """Tiny ImageNet: official folder and parquet layouts, label order, per-class val/test split, errors."""
 
+import dataclasses
 import pathlib
 import pickle
 import shutil
@@ -10,6 +11,7 @@ import pytest
 from jaxdl.data import image_dataset, tiny_imagenet
 from jaxdl.data.synthetic_images import make_synthetic_tiny_imagenet
 from jaxdl.errors import ConfigError, DataError
+from tests.data.test_download import ArchiveServer
 from tests.data.image_layouts import image_config, write_tiny_imagenet_parquet
 
 
@@ -172,19 +174,13 @@ def test_listed_image_absent_and_corrupt(tmp_path, folder):
 
 
 def test_download_path_unpacks_the_official_zip(tmp_path, folder, monkeypatch):
-    """Without data.dir the official archive is fetched (stubbed here: no network) and unzipped."""
+    """Without data.dir the official archive is fetched (from a local HTTP server) and unzipped."""
     archive = shutil.make_archive(str(tmp_path / "tiny-imagenet-200"), "zip", folder.parent, folder.name)
-    fetched = []
-
-    def fake_download(url, dest, **kwargs):
-        fetched.append((url, kwargs["expected_size"]))
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(archive, dest)
-        return dest
-
-    monkeypatch.setattr(tiny_imagenet, "download_file", fake_download)
+    payload = pathlib.Path(archive).read_bytes()
     config = image_config("tiny_imagenet", tmp_path, source="auto")
-    assert len(tiny_imagenet.load_split(config, "test").source) == 4
-    assert fetched == [(tiny_imagenet.URL, tiny_imagenet.ARCHIVE_BYTES)]
-    unpacked = tmp_path / "cache" / "tiny-imagenet" / "tiny-imagenet-200"
+    monkeypatch.setattr(tiny_imagenet, "SOURCE", dataclasses.replace(tiny_imagenet.SOURCE, expected_size=len(payload)))
+    with ArchiveServer(payload) as server:
+        config.data.url = server.url
+        assert len(tiny_imagenet.load_split(config, "test").source) == 4
+    unpacked = tmp_path / "cache" / "Tiny-ImageNet" / "tiny-imagenet-200"
     assert tiny_imagenet.resolve_data_dir(config) == unpacked
