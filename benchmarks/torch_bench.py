@@ -35,7 +35,7 @@ def _median_ms(step: Callable[[], None], warmup: int, steps: int) -> float:
 
 def bench_torch(
     model_name: str,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     input_shape: Sequence[int] | None = None,
     num_classes: int | None = None,
     warmup: int = 3,
@@ -52,14 +52,19 @@ def bench_torch(
     spec = twin_spec(model_name)
     input_shape = tuple(input_shape or spec.input_shape)
     num_classes = num_classes or spec.num_classes
+    batch_size = batch_size or spec.batch_size
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
 
     model = build_torch_model(model_name, num_classes=num_classes, **hparams)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02, weight_decay=1e-5)
-    loss_fn = nn.CrossEntropyLoss()
     x = torch.randn(batch_size, *input_shape, generator=generator)
-    y = torch.randint(0, num_classes, (batch_size,), generator=generator)
+    if spec.multilabel:  # CelebA: sigmoid BCE on 0/1 targets, as the reference
+        loss_fn = nn.BCEWithLogitsLoss()
+        y = torch.randint(0, 2, (batch_size, num_classes), generator=generator).float()
+    else:
+        loss_fn = nn.CrossEntropyLoss()
+        y = torch.randint(0, num_classes, (batch_size,), generator=generator)
 
     def train_step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -89,7 +94,7 @@ def bench_torch(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="esc50")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the model's reference batch")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
