@@ -3,7 +3,12 @@
 import importlib.util
 import pathlib
 
+import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
+import optax
+from flax import linen as nn
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -31,3 +36,18 @@ def tiny_esc50_config(tmp_path: pathlib.Path, **train) -> ml_collections.ConfigD
     for key, value in train.items():
         config.train[key] = value
     return config
+
+
+def initial_softmax_loss(model: nn.Module, x: np.ndarray) -> float:
+    """Mean cross-entropy of a freshly initialised model on `x` (labels 0..B-1), train-mode BN.
+
+    Init and forward are jitted together: one compile is cheaper on CPU than op-by-op ones.
+    """
+
+    @jax.jit
+    def loss(x):
+        variables = model.init(jax.random.key(0), x[:1])
+        logits, _ = model.apply(variables, x, train=True, mutable=["batch_stats"])
+        return optax.softmax_cross_entropy_with_integer_labels(logits, jnp.arange(len(x))).mean()
+
+    return float(loss(x))

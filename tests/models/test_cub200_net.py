@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 import pytest
 from flax import linen as nn
 
@@ -12,6 +11,7 @@ from jaxdl.errors import ConfigError
 from jaxdl.models import build_model
 from jaxdl.models.cub200_net import Cub200GroupedCNN
 from jaxdl.models.layers import GroupedConv
+from tests.helpers import initial_softmax_loss
 from jaxdl.training.state import count_params
 
 
@@ -31,14 +31,7 @@ def test_initial_loss_is_close_to_ln_200_with_torch_init():
     # torch's init, as in the reference (initial loss 5.30–5.32); grouped fan-in is C_in/G·9.
     model = Cub200GroupedCNN(num_classes=200, num_blocks=2, groups=4, init_scheme="torch")
     x = np.random.default_rng(0).standard_normal((16, 32, 32, 3), np.float32)  # 32×32: fast
-
-    @jax.jit  # one compile for init + forward: cheaper on CPU than op-by-op compiles
-    def initial_loss(x):
-        variables = model.init(jax.random.key(0), x[:1])
-        logits, _ = model.apply(variables, x, train=True, mutable=["batch_stats"])
-        return optax.softmax_cross_entropy_with_integer_labels(logits, jnp.arange(16)).mean()
-
-    assert abs(float(initial_loss(x)) - np.log(200)) < 0.15
+    assert abs(initial_softmax_loss(model, x) - np.log(200)) < 0.15
 
 
 @pytest.mark.parametrize("groups", [2, 4])

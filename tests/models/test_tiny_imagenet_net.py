@@ -4,13 +4,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 import pytest
 from flax import linen as nn
 
 from jaxdl.errors import ConfigError
 from jaxdl.models import build_model, layers
 from jaxdl.models.tiny_imagenet_net import TinyImageNetInception
+from tests.helpers import initial_softmax_loss
 from jaxdl.training.state import count_params
 
 
@@ -35,14 +35,7 @@ def test_initial_loss_is_close_to_ln_200():
     # Flax's default init here; torch's is checked on the CUB-200 model (the same layers.conv).
     model = TinyImageNetInception(num_classes=200, num_modules=4)
     x = np.random.default_rng(0).standard_normal((16, 32, 32, 3), np.float32)  # 32×32: fast
-
-    @jax.jit  # one compile for init + forward: cheaper on CPU than op-by-op compiles
-    def initial_loss(x):
-        variables = model.init(jax.random.key(0), x[:1])
-        logits, _ = model.apply(variables, x, train=True, mutable=["batch_stats"])
-        return optax.softmax_cross_entropy_with_integer_labels(logits, jnp.arange(16)).mean()
-
-    assert abs(float(initial_loss(x)) - np.log(200)) < 0.15
+    assert abs(initial_softmax_loss(model, x) - np.log(200)) < 0.15
 
 
 def test_max_pool_3x3_same_matches_flax_forward_and_gradient():
