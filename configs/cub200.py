@@ -9,7 +9,6 @@ import ml_collections
 
 from jaxdl import config as common
 
-
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config = common.base_config(task="cub200")
 
@@ -38,6 +37,16 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     train.lr = 5e-4
     train.weight_decay = 0.0
     train.best_metric = "accuracy"
+
+    # Reference (feature-inventory §2.3): LR finder 1e-7 -> 1e-1, 100 steps, EMA-smoothed loss
+    # (beta 0.98), batch 32; grid lr {5e-4, 1e-3, 2e-3} x wd {0, 1e-4} x blocks x groups, 3 epochs.
+    config.lr_finder.update(dict(start=1e-7, end=1e-1, steps=100, smoothing=0.98))
+    config.grid.update(dict(lr=(5e-4, 1e-3, 2e-3), weight_decay=(0.0, 1e-4), epochs=3))
+    config.grid.model = ml_collections.ConfigDict(dict(num_blocks=(2, 3), groups=(2, 4)))
+    # M7 of the reference (comparison_training): lr 1e-3, wd 1e-4, N = 2, G = 2.
+    config.compare.update(dict(lr=(1e-3,), weight_decay=(1e-4,)))
+    config.compare.model = ml_collections.ConfigDict(dict(num_blocks=(2,), groups=(2,)))
+
     if preset == "synthetic":
         # A CPU-sized demo: at 224×224 the model costs ~50 GFLOP per image forward, minutes per
         # step on 2 CPU cores; the demo runs the same model on 64×64 images.

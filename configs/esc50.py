@@ -75,4 +75,15 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     train.best_metric = "accuracy"
     train.best_mode = "max"
 
+    # Reference (feature-inventory §2.1): LR finder 1e-6 -> 1, 200 steps, raw loss, batch 64;
+    # grid lr {5e-3, 1e-2, 2e-2} x wd {1e-5, 1e-4} x channels x kernel, 3 epochs, seed 42.
+    config.lr_finder.update(dict(start=1e-6, end=1.0, steps=200, smoothing=0.0))
+    config.grid.update(dict(lr=(5e-3, 1e-2, 2e-2), weight_decay=(1e-5, 1e-4), epochs=3))
+    config.grid.model = ml_collections.ConfigDict(
+        dict(channels=((32, 64, 128), (48, 96, 192)), kernel_size=(3, 5)))
+    # M7: the final config against one change each (the reference had no runner for this).
+    config.compare.update(dict(lr=(5e-3,), weight_decay=(1e-4,)))
+    config.compare.model = ml_collections.ConfigDict(
+        dict(channels=((48, 96, 192),), kernel_size=(3,)))
+
     return common.apply_preset(config, preset)

@@ -10,7 +10,6 @@ import ml_collections
 
 from jaxdl import config as common
 
-
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config = common.base_config(task="tiny_imagenet")
 
@@ -42,6 +41,19 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     train.lr = 2e-3
     train.weight_decay = 1e-5
     train.best_metric = "accuracy"
+
+    # Reference (feature-inventory §2.2): LR finder 1e-7 -> 1, 200 steps, raw loss, batch 32;
+    # grid lr {1e-4, 1e-3, 2e-3} x wd {1e-5, 1e-4} x modules x branches, 2 epochs (the reference
+    # also varied the batch size {32, 64}; here the batch is fixed per grid so members share batches).
+    config.lr_finder.update(dict(start=1e-7, end=1.0, steps=200, smoothing=0.0))
+    config.grid.update(dict(lr=(1e-4, 1e-3, 2e-3), weight_decay=(1e-5, 1e-4), epochs=2))
+    config.grid.model = ml_collections.ConfigDict(
+        dict(num_modules=(4, 6), branch_channels=((64, 64, 64), (48, 72, 72))))
+    # M7 of the reference (m7_compare): LR x 0.5, WD 1e-4, M = 4, branches 48-72-72.
+    config.compare.update(dict(lr=(1e-3,), weight_decay=(1e-4,)))
+    config.compare.model = ml_collections.ConfigDict(
+        dict(num_modules=(4,), branch_channels=((48, 72, 72),)))
+
     if preset == "synthetic":
         # A CPU-sized demo: the full model, fewer generated images and epochs.
         config.data.synthetic.update(num_classes=10, train_per_class=20)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import ml_collections
 
 from jaxdl.errors import ConfigError
+from jaxdl.models import MODELS
 
 PRESETS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {}
 
@@ -53,6 +54,31 @@ def base_config(task: str) -> ml_collections.ConfigDict:
     config.train.best_metric = "accuracy"
     config.train.best_mode = "max"  # max | min
     config.train.evaluate_test = True  # after training, score the best checkpoint on the test split
+    config.train.nan_policy = "stop"  # stop: end the run at a non-finite loss/gradient | skip the step
+    config.train.checkpoint_every_steps = 0  # >0: also save a resumable checkpoint mid-epoch
+
+    # --mode=lr_finder (M4): exponential sweep start -> end over `steps`, stopped at a non-finite loss
+    # or when the (EMA-smoothed when smoothing > 0) loss exceeds divergence_factor x its best after
+    # min_steps. Task configs set the reference's values.
+    config.lr_finder = ml_collections.ConfigDict(dict(
+        start=1e-7, end=1.0, steps=100, smoothing=0.0, divergence_factor=4.0, min_steps=10,
+        batch_size=0))  # batch_size 0: train.batch_size
+
+    # --mode=grid_search (M5; M8 with a narrower grid): lr x weight_decay x the task's two model
+    # hyper-parameters (grid.model.<key>) x seeds, `epochs` each. Members sharing an architecture
+    # train together; strategy vmap | sequential | auto (sequential on CPU, vmap on accelerators).
+    config.grid = ml_collections.ConfigDict(dict(
+        lr=(1e-3,), weight_decay=(0.0,), seeds=(42,), epochs=3, strategy="auto",
+        model=ml_collections.ConfigDict()))
+
+    # --mode=compare (M7): with `run=True`, trains the baseline (this config) and one variant per
+    # listed value, each changing one factor (lr, weight_decay, a model hyper-parameter), for
+    # `epochs` (0: train.epochs), then overlays their curves.
+    config.compare = ml_collections.ConfigDict(dict(
+        run=False, epochs=0, lr=(), weight_decay=(), model=ml_collections.ConfigDict()))
+
+    # --mode=analyze (D1-D11, M0-M2): examples shown per figure; recompute the dataset mean/std.
+    config.analyze = ml_collections.ConfigDict(dict(examples=3, mean_std=False))
 
     # --mode=bench: median step times on random input of the model's shape.
     config.bench = ml_collections.ConfigDict(dict(warmup=2, steps=10))
@@ -181,6 +207,49 @@ def _validate_celeba(config: ml_collections.ConfigDict) -> None:
     _check_choice(config, "train.best_metric", MULTILABEL_METRICS)
 
 
+def _validate_lr_finder(config: ml_collections.ConfigDict) -> None:
+    _check_range(config, "lr_finder.start", 0.0, low_inclusive=False)
+    _check(config.lr_finder.end > config.lr_finder.start, "lr_finder.end", config.lr_finder.end,
+           f"a learning rate above lr_finder.start ({config.lr_finder.start})")
+    _check_range(config, "lr_finder.steps", 2)
+    _check(0.0 <= config.lr_finder.smoothing < 1.0, "lr_finder.smoothing",
+           config.lr_finder.smoothing, "an EMA factor in [0, 1) (0: raw loss)")
+    _check_range(config, "lr_finder.divergence_factor", 1.0, low_inclusive=False)
+    _check_range(config, "lr_finder.min_steps", 0)
+    _check_range(config, "lr_finder.batch_size", 0)
+
+
+def _model_hyperparameter_keys(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    return MODELS[config.model.name][1] if config.model.name in MODELS else ()
+
+
+def _validate_grid(config: ml_collections.ConfigDict) -> None:
+    """Value lists of grid/compare; each member is validated again as a whole config when built."""
+    grid = config.grid
+    for key in ("lr", "weight_decay", "seeds"):
+        _check(len(tuple(grid[key])) > 0, f"grid.{key}", grid[key], "a non-empty list of values")
+    _check(all(isinstance(v, (int, float)) and v > 0 for v in grid.lr), "grid.lr", grid.lr,
+           "positive learning rates")
+    for section in ("grid", "compare"):
+        _check(all(isinstance(v, (int, float)) and v >= 0 for v in config[section].weight_decay),
+               f"{section}.weight_decay", config[section].weight_decay, "non-negative values")
+    _check(all(isinstance(v, (int, float)) and v > 0 for v in config.compare.lr), "compare.lr",
+           config.compare.lr, "positive learning rates")
+    _check(all(isinstance(s, int) and s >= 0 for s in grid.seeds), "grid.seeds", grid.seeds,
+           "non-negative integer seeds")
+    _check_range(config, "grid.epochs", 1)
+    _check_range(config, "compare.epochs", 0)
+    _check_choice(config, "grid.strategy", ("auto", "vmap", "sequential"))
+    allowed = _model_hyperparameter_keys(config)
+    for section in ("grid", "compare"):
+        for key in config[section].model:
+            _check(key in allowed, f"{section}.model.{key}", config[section].model[key],
+                   f"a list for one of the model's hyper-parameters {list(allowed)}")
+    for key in grid.model:
+        _check(len(tuple(grid.model[key])) > 0, f"grid.model.{key}", grid.model[key],
+               "a non-empty list of values")
+
+
 _TASK_VALIDATORS = {"esc50": _validate_esc50, "tiny_imagenet": _validate_tiny_imagenet,
                     "cub200": _validate_cub200, "celeba": _validate_celeba}
 
@@ -203,6 +272,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check_range(config, "train.epochs", 1)
     _check_range(config, "train.overfit_n", 0)
     _check_range(config, "train.log_every_steps", 0)
+    _check_choice(config, "train.nan_policy", ("stop", "skip"))
+    _check_range(config, "train.checkpoint_every_steps", 0)
+    _validate_lr_finder(config)
+    _validate_grid(config)
+    _check_range(config, "analyze.examples", 1)
     _check_range(config, "bench.warmup", 1)
     _check_range(config, "bench.steps", 1)
     _TASK_VALIDATORS[config.task](config)

@@ -13,8 +13,7 @@ from ml_collections import config_flags
 
 from jaxdl import config as config_lib
 from jaxdl.errors import JaxdlError
-
-MODES = ("train", "evaluate", "bench")
+from jaxdl.modes import MODES, ModeArgs, run_mode
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file, e.g. configs/esc50.py "
                                           "or configs/esc50.py:synthetic.", lock_config=True)
@@ -22,6 +21,9 @@ _MODE = flags.DEFINE_enum("mode", "train", MODES, "What to run.")
 _WORKDIR = flags.DEFINE_string("workdir", ".", "Where logs/ and checkpoints/ are written.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "checkpoints/<run> to evaluate.")
 _SPLIT = flags.DEFINE_enum("split", "test", ("train", "val", "test"), "Split that evaluate scores.")
+_TORCH_CHECKPOINT = flags.DEFINE_string("torch_checkpoint", None,
+                                        "import_torch: a PyTorch checkpoint (artifacts/best.ckpt).")
+_RUNS = flags.DEFINE_list("runs", [], "compare: run names, logs/<run> directories or globs.")
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -37,29 +39,6 @@ def parse_flags(argv: list[str]) -> list[str]:
         sys.exit(2)
 
 
-def run(mode: str, config, workdir: pathlib.Path) -> dict:
-    """Dispatches to a mode (imported lazily: each pulls in only what it needs)."""
-    if mode == "train":
-        from jaxdl.modes import train
-
-        return train.train_and_evaluate(config, workdir)
-    if mode == "evaluate":
-        from jaxdl.modes import evaluate
-        from jaxdl.utils import files
-
-        if not _CHECKPOINT.value:
-            raise JaxdlError("--mode=evaluate needs --checkpoint=checkpoints/<run>")
-        run_name = pathlib.Path(_CHECKPOINT.value).name
-        out_dir = files.unique_dir(workdir / "logs", f"{run_name}_evaluate_{_SPLIT.value}")
-        return {"mode": "evaluate",
-                **evaluate.evaluate_checkpoint(config, _CHECKPOINT.value, _SPLIT.value, out_dir)}
-    if mode == "bench":
-        from jaxdl.modes import bench
-
-        return bench.benchmark(config)
-    raise JaxdlError(f"unknown mode {mode!r}; allowed: {MODES}")
-
-
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -68,7 +47,9 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.ERROR)  # Orbax and TFDS are chatty at WARNING
     try:
         config_lib.validate(_CONFIG.value)
-        result = run(_MODE.value, _CONFIG.value, pathlib.Path(_WORKDIR.value))
+        args = ModeArgs(checkpoint=_CHECKPOINT.value, split=_SPLIT.value,
+                        torch_checkpoint=_TORCH_CHECKPOINT.value, runs=tuple(_RUNS.value))
+        result = run_mode(_MODE.value, _CONFIG.value, pathlib.Path(_WORKDIR.value), args)
     except JaxdlError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -59,3 +59,8 @@ def benchmark(config: ml_collections.ConfigDict) -> dict:
             "eval_samples_per_s": batch_size / eval_ms * 1000,
             "train_step_ms_median": train_ms, "eval_step_ms_median": eval_ms,
             "devices": jax.device_count(), "backend": jax.default_backend()}
+
+
+def run(config: ml_collections.ConfigDict, workdir, args) -> dict:
+    del workdir, args  # bench writes nothing
+    return benchmark(config)

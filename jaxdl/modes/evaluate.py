@@ -100,3 +100,12 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str |
         logger.scalars(int(meta.get("epoch", step)), {f"{split}/{k}": v for k, v in results.items()})
     return {"split": split, "checkpoint": str(checkpoints.directory), "epoch": meta.get("epoch", step),
             "examples": len(probabilities), **results, "outputs": str(out_dir)}
+
+
+def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
+    """`--checkpoint=checkpoints/<run> [--split=test]`; outputs go to a new `logs/` directory."""
+    if not args.checkpoint:
+        raise CheckpointError("--mode=evaluate needs --checkpoint=checkpoints/<run>")
+    run_name = pathlib.Path(args.checkpoint).name
+    out_dir = files.unique_dir(workdir / "logs", f"{run_name}_evaluate_{args.split}")
+    return {"mode": "evaluate", **evaluate_checkpoint(config, args.checkpoint, args.split, out_dir)}

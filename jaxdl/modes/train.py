@@ -120,3 +120,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
                     if k not in ("split", "checkpoint", "outputs", "epoch")}
     logging.info("training finished: %s", summary)
     return summary
+
+
+def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
+    del args  # train takes everything from the config
+    return train_and_evaluate(config, workdir)
