@@ -4,6 +4,7 @@ Each task's `configs/<task>.py` starts from `base_config` and sets its own keys;
 rejects bad values at start-up with the key and the allowed values, before any compute.
 """
 
+import copy
 from collections.abc import Callable
 
 import ml_collections
@@ -56,6 +57,7 @@ def base_config(task: str) -> ml_collections.ConfigDict:
     config.train.evaluate_test = True  # after training, score the best checkpoint on the test split
     config.train.nan_policy = "stop"  # stop: end the run at a non-finite loss/gradient | skip the step
     config.train.checkpoint_every_steps = 0  # >0: also save a resumable checkpoint mid-epoch
+    config.train.resume = True  # rerunning the same command resumes its unfinished run
 
     # --mode=lr_finder (M4): exponential sweep start -> end over `steps`, stopped at a non-finite loss
     # or when the (EMA-smoothed when smoothing > 0) loss exceeds divergence_factor x its best after
@@ -114,17 +116,17 @@ def _get(config: ml_collections.ConfigDict, key: str):
 def _check_range(config: ml_collections.ConfigDict, key: str, low: float, high: float = float("inf"),
                  low_inclusive: bool = True) -> None:
     value = _get(config, key)
-    above = value >= low if low_inclusive else value > low
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    above = number and (value >= low if low_inclusive else value > low)
     bracket = "[" if low_inclusive else "("
-    _check(isinstance(value, (int, float)) and above and value <= high, key, value,
-           f"a number in {bracket}{low}, {high}]")
+    _check(above and value <= high, key, value, f"a number in {bracket}{low}, {high}]")
 
 
 def _validate_esc50(config: ml_collections.ConfigDict) -> None:
     folds = {split: tuple(config.data[f"{split}_folds"]) for split in ("train", "val", "test")}
     for split, values in folds.items():
-        _check(all(isinstance(f, int) and 1 <= f for f in values), f"data.{split}_folds", values,
-               "positive fold numbers (ESC-50 has folds 1–5)")
+        _check(all(isinstance(f, int) and 1 <= f <= 5 for f in values), f"data.{split}_folds",
+               values, "fold numbers from 1 to 5 (ESC-50's folds)")
     _check(bool(folds["train"]), "data.train_folds", folds["train"], "at least one fold")
     for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
         shared = set(folds[a]) & set(folds[b])
@@ -248,6 +250,27 @@ def _validate_grid(config: ml_collections.ConfigDict) -> None:
     for key in grid.model:
         _check(len(tuple(grid.model[key])) > 0, f"grid.model.{key}", grid.model[key],
                "a non-empty list of values")
+    _validate_model_values(config)
+
+
+def _validate_model_values(config: ml_collections.ConfigDict) -> None:
+    """Each value listed in grid.model / compare.model must make a valid model config, so a bad
+    member fails at start-up, not hours later when its turn comes."""
+    validate_task = _TASK_VALIDATORS[config.task]
+    for section in ("grid", "compare"):
+        for key in config[section].model:
+            for value in config[section].model[key]:
+                listed = f"{section}.model.{key} lists {value!r}, which is invalid"
+                member = copy.deepcopy(config)
+                try:
+                    member.model[key] = value
+                except TypeError as err:
+                    raise ConfigError(f"{listed}: expected values of model.{key}'s type "
+                                      f"({type(config.model[key]).__name__})") from err
+                try:
+                    validate_task(member)
+                except ConfigError as err:
+                    raise ConfigError(f"{listed}: {err}") from err
 
 
 _TASK_VALIDATORS = {"esc50": _validate_esc50, "tiny_imagenet": _validate_tiny_imagenet,
@@ -274,9 +297,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check_range(config, "train.log_every_steps", 0)
     _check_choice(config, "train.nan_policy", ("stop", "skip"))
     _check_range(config, "train.checkpoint_every_steps", 0)
-    _validate_lr_finder(config)
-    _validate_grid(config)
     _check_range(config, "analyze.examples", 1)
     _check_range(config, "bench.warmup", 1)
     _check_range(config, "bench.steps", 1)
     _TASK_VALIDATORS[config.task](config)
+    _validate_lr_finder(config)
+    _validate_grid(config)  # after the task's keys: it validates each grid member's model

@@ -52,7 +52,7 @@ def main(argv: list[str]) -> None:
         result = run_mode(_MODE.value, _CONFIG.value, pathlib.Path(_WORKDIR.value), args)
     except JaxdlError as err:
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(getattr(err, "exit_code", 2))  # 2: bad input; 143: pre-empted, resumable
     print(json.dumps(result, default=str))
 
 

@@ -65,13 +65,17 @@ def _iterate(ds: grain.MapDataset, workers: int) -> Iterator[dict]:
 
 
 def train_batches(source, task: TaskData, config: ml_collections.ConfigDict, epoch: int,
-                  batch_size: int, augment: bool) -> Iterator[dict]:
-    """One epoch of shuffled full batches (the last partial batch is dropped, as in training)."""
+                  batch_size: int, augment: bool, skip: int = 0) -> Iterator[dict]:
+    """One epoch of shuffled full batches (the last partial batch is dropped, as in training).
+
+    `skip` starts at that batch of the epoch (resume): order and augmentation draws depend only
+    on the seed, the epoch and the example's position, so the remaining batches are unchanged.
+    """
     ds = grain.MapDataset.source(source).shuffle(seed=epoch_seed(config.seed, epoch))
     if augment:
         ds = ds.random_map(_Augment(task, config.augment), seed=epoch_seed(config.seed + 1, epoch))
     ds = ds.map(_ModelInput(task, config)).batch(batch_size, drop_remainder=True)
-    return _iterate(ds, config.data.workers)
+    return _iterate(ds[skip:] if skip else ds, config.data.workers)
 
 
 def num_train_batches(source, batch_size: int) -> int:

@@ -1,8 +1,11 @@
 """Orbax checkpoints of the whole train state: the latest (resume) and the best by a val metric.
 
-Each step directory holds `state` (the TrainState pytree) and `meta` (JSON: resolved config,
-class names, epoch, metrics), so `evaluate` can rebuild the exact model without the original
-command line. Orbax writes to a temporary directory and renames it when complete.
+Steps are global training steps. Each step directory holds `state` (the TrainState pytree) and
+`meta` (JSON: resolved config, class names, epoch, data position, history, metrics), so
+`evaluate` can rebuild the exact model and `train` can resume without the original command line.
+Orbax writes to a temporary directory and renames it when complete, so a half-written step is
+never read. The two latest steps are kept (members of a grid save one after another, so one may
+be a save behind after a kill), plus the best epoch-end step; mid-epoch saves carry no metrics.
 """
 
 import pathlib
@@ -35,19 +38,28 @@ class Checkpoints:
             best_mode=best_mode,
             # BestN keeps the *last* n of sorted(values, reverse=...): reverse=False keeps the max.
             preservation_policy=_policies.AnyPreservationPolicy([
-                _policies.LatestN(n=1),
-                _policies.BestN(get_metric_fn=lambda m: m[key], reverse=best_mode == "min", n=1),
+                _policies.LatestN(n=2),
+                _policies.BestN(get_metric_fn=lambda m: m[key], reverse=best_mode == "min", n=1,
+                                keep_checkpoints_without_metrics=False),
             ]),
             read_only=read_only,
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
-    def save(self, step: int, state: Any, meta: dict, metrics: dict[str, float]) -> None:
+    def save(self, step: int, state: Any, meta: dict, metrics: dict[str, float] | None) -> None:
+        """Saves `state` at `step`; `metrics` (val metrics) only at epoch ends, None mid-epoch."""
         self._manager.save(
             step,
             args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-            metrics={metric_key(k): float(v) for k, v in metrics.items()},
+            metrics=None if metrics is None else {metric_key(k): float(v) for k, v in metrics.items()},
+            force=True,
         )
+
+    def all_steps(self) -> list[int]:
+        return list(self._manager.all_steps())
+
+    def delete(self, step: int) -> None:
+        self._manager.delete(step)
 
     def best_step(self) -> int | None:
         return self._manager.best_step()

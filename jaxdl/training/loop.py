@@ -4,7 +4,8 @@ Metric sums are added on device and fetched by the host once per logging interva
 epoch, never per step, so the step loop never waits for the accelerator.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import jax
 import numpy as np
@@ -23,28 +24,26 @@ def to_device(batch: dict, mesh: Mesh) -> dict:
     return jax.device_put({k: batch[k] for k in MODEL_KEYS}, distributed.data_sharded(mesh))
 
 
-def train_epoch(train_step: Callable, state: TrainState, batches: Iterator[dict], num_batches: int,
-                mesh: Mesh, description: str, first_step: int = 0,
-                on_interval: Callable[[int, dict], None] | None = None,
-                interval: int = 0) -> tuple[TrainState, dict]:
-    """Runs one epoch; `on_interval(step, sums_of_interval)` is called every `interval` steps.
+def train_epoch(train_step: Callable, state, batches: Iterable[dict], num_batches: int,
+                mesh: Mesh, description: str, first_step: int = 0, sums=None,
+                after_step: Callable[[int, Any, Any, Any], None] | None = None) -> tuple[Any, Any]:
+    """Runs the batches of one epoch through `train_step`; returns the state and the epoch's sums.
 
-    `first_step` is the global step before this epoch (a host-side counter: reading `state.step`
-    would wait for the device every step).
+    `first_step` is the global step before the first batch (a host-side counter: reading
+    `state.step` would wait for the device every step); `sums` resumes a partly done epoch.
+    `after_step(step, state, epoch_sums, step_sums)` runs on the host after every step (logging
+    intervals, mid-epoch checkpoints, pre-emption); it must not fetch device values unless it acts.
+    The sums stay on device.
     """
-    epoch_sums, interval_sums = None, None
     batches = tqdm(batches, total=num_batches, desc=description, leave=False, unit="batch")
     for step, batch in enumerate(batches, start=first_step + 1):
-        state, sums = train_step(state, to_device(batch, mesh))
-        epoch_sums = sums if epoch_sums is None else metrics.add_sums(epoch_sums, sums)
-        if on_interval is not None and interval > 0:
-            interval_sums = sums if interval_sums is None else metrics.add_sums(interval_sums, sums)
-            if step % interval == 0:
-                on_interval(step, jax.device_get(interval_sums))
-                interval_sums = None
-    if epoch_sums is None:
+        state, step_sums = train_step(state, to_device(batch, mesh))
+        sums = step_sums if sums is None else metrics.add_sums(sums, step_sums)
+        if after_step is not None:
+            after_step(step, state, sums, step_sums)
+    if sums is None:
         raise ValueError("the training split yielded no full batch: it is smaller than the batch size")
-    return state, jax.device_get(epoch_sums)
+    return state, sums
 
 
 def evaluate(eval_step: Callable, state: TrainState, batches: Iterator[dict], mesh: Mesh,

@@ -77,9 +77,19 @@ def multilabel_sums(
     }
 
 
-def add_sums(a: Sums, b: Sums) -> Sums:
-    """Element-wise sum of two batches' sums (jit-able), to accumulate over an epoch on device."""
-    return jax.tree.map(jnp.add, a, b)
+FIRST_NONFINITE = "first_nonfinite_step"  # kept, not added: the first bad step of an interval
+
+
+def add_sums(a, b):
+    """Element-wise sum of two batches' sums (jit-able), to accumulate over an epoch on device.
+
+    Works on one member's dict and on a sequence of members' dicts; `first_nonfinite_step`
+    keeps the earlier non-zero step instead of adding.
+    """
+    if isinstance(a, (list, tuple)):
+        return type(a)(add_sums(x, y) for x, y in zip(a, b))
+    return {key: (jnp.where(a[key] > 0, a[key], b[key]) if key == FIRST_NONFINITE
+                  else jnp.add(a[key], b[key])) for key in a}
 
 
 def _to_host(sums: Mapping[str, jax.Array]) -> dict[str, np.ndarray]:

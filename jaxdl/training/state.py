@@ -1,5 +1,6 @@
 """The whole training state as one pytree: params, batch statistics, optimizer state, step, key."""
 
+import functools
 from typing import Any
 
 import jax
@@ -20,7 +21,9 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation, seed:
                        input_shape: tuple[int, ...]) -> TrainState:
     """Initialises the model from `seed` on a (1, *input_shape) zero input."""
     init_key, dropout_key = jax.random.split(jax.random.key(seed))
-    variables = model.init(init_key, jnp.zeros((1, *input_shape), jnp.float32), train=False)
+    # Jitted: one compilation instead of one per initialiser op (same values, ~3x faster on CPU).
+    init = jax.jit(functools.partial(model.init, train=False))
+    variables = init(init_key, jnp.zeros((1, *input_shape), jnp.float32))
     return TrainState.create(
         apply_fn=model.apply,
         params=variables["params"],

@@ -12,30 +12,53 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
+from jaxdl.training.metrics import FIRST_NONFINITE
 from jaxdl.training.objectives import Objective
 from jaxdl.training.state import TrainState
 from jaxdl.utils import distributed
 
 
-def train_step(state: TrainState, batch: dict, objective: Objective) -> tuple[TrainState, dict]:
-    """One optimizer step on a full batch; BatchNorm uses and updates batch statistics."""
-    dropout_key = jax.random.fold_in(state.key, state.step)
+def training_loss(params, state: TrainState, batch: dict, objective: Objective):
+    """Mean loss of `batch` as a training step sees it (BatchNorm on batch statistics, dropout keyed
+    by the step), with (logits, per-example losses, BatchNorm updates) as auxiliary output.
 
-    def loss_fn(params):
-        logits, updates = state.apply_fn(
-            {"params": params, "batch_stats": state.batch_stats}, batch["x"], train=True,
-            mutable=["batch_stats"], rngs={"dropout": dropout_key},
-        )
-        losses = objective.loss(logits, batch["y"])
-        return losses.mean(), (logits, losses, updates)
+    What `train_step` differentiates; analyze's first-batch check takes its gradients too.
+    """
+    logits, updates = state.apply_fn(
+        {"params": params, "batch_stats": state.batch_stats}, batch["x"], train=True,
+        mutable=["batch_stats"], rngs={"dropout": jax.random.fold_in(state.key, state.step)},
+    )
+    losses = objective.loss(logits, batch["y"])
+    return losses.mean(), (logits, losses, updates)
 
-    (_, (logits, losses, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
+
+def train_step(state: TrainState, batch: dict, objective: Objective,
+               skip_nonfinite: bool = False) -> tuple[TrainState, dict]:
+    """One optimizer step on a full batch; BatchNorm uses and updates batch statistics.
+
+    A step whose loss or gradients are not finite is counted (`nonfinite_steps`, and the step
+    number in `first_nonfinite_step`); with `skip_nonfinite` its update is also discarded
+    (`train.nan_policy=skip`), otherwise the loop stops the run.
+    """
+    (_, (logits, losses, updates)), grads = jax.value_and_grad(training_loss, has_aux=True)(
+        state.params, state, batch, objective)
+    new_state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
     sums = objective.sums(logits, batch["y"], batch["mask"], losses)
     # Non-finite loss or gradients are counted on device; the loop checks once per interval.
     grads_finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
-    sums["nonfinite_steps"] = (~(jnp.isfinite(losses).all() & grads_finite)).astype(jnp.int32)
-    return state, sums
+    bad = ~(jnp.isfinite(losses).all() & grads_finite)
+    sums["nonfinite_steps"] = bad.astype(jnp.int32)
+    sums[FIRST_NONFINITE] = jnp.where(bad, new_state.step, 0).astype(jnp.int32)
+    if skip_nonfinite:  # the step still counts (data position), its update does not
+
+        def keep_old(new, old):
+            return jax.tree.map(lambda n, o: jnp.where(bad, o, n), new, old)
+
+        new_state = new_state.replace(
+            params=keep_old(new_state.params, state.params),
+            batch_stats=keep_old(new_state.batch_stats, state.batch_stats),
+            opt_state=keep_old(new_state.opt_state, state.opt_state))
+    return new_state, sums
 
 
 def eval_logits(state: TrainState, x: jax.Array) -> jax.Array:
@@ -62,14 +85,34 @@ class CompiledSteps:
     predict: Callable[[TrainState, dict], tuple[dict, jax.Array]]
 
 
-def compile_steps(objective: Objective, mesh: Mesh) -> CompiledSteps:
+def compile_steps(objective: Objective, mesh: Mesh, skip_nonfinite: bool = False) -> CompiledSteps:
     """Jits the steps for `mesh`: state replicated, batch split over `data`, state donated."""
     repl, data = distributed.replicated(mesh), distributed.data_sharded(mesh)
     return CompiledSteps(
-        train=jax.jit(lambda s, b: train_step(s, b, objective), in_shardings=(repl, data),
+        train=jax.jit(lambda s, b: train_step(s, b, objective, skip_nonfinite),
+                      in_shardings=(repl, data),
                       out_shardings=(repl, repl), donate_argnums=0),
         eval=jax.jit(lambda s, b: eval_step(s, b, objective), in_shardings=(repl, data),
                      out_shardings=repl),
         predict=jax.jit(lambda s, b: predict_step(s, b, objective), in_shardings=(repl, data),
                         out_shardings=repl),
+    )
+
+
+def compile_vmapped_steps(objective: Objective, mesh: Mesh,
+                          skip_nonfinite: bool = False) -> CompiledSteps:
+    """Steps over members stacked on a leading axis (sharded over `config`), one shared batch.
+
+    The accelerator path of grid search: one program for every member. On XLA:CPU per-member
+    conv weights make it a grouped convolution, which is slow (DESIGN.md, traps).
+    """
+    members, data = distributed.config_sharded(mesh), distributed.data_sharded(mesh)
+    train = jax.vmap(lambda s, b: train_step(s, b, objective, skip_nonfinite), in_axes=(0, None))
+    evaluate = jax.vmap(lambda s, b: eval_step(s, b, objective), in_axes=(0, None))
+    predict = jax.vmap(lambda s, b: predict_step(s, b, objective), in_axes=(0, None))
+    return CompiledSteps(
+        train=jax.jit(train, in_shardings=(members, data), out_shardings=(members, members),
+                      donate_argnums=0),
+        eval=jax.jit(evaluate, in_shardings=(members, data), out_shardings=members),
+        predict=jax.jit(predict, in_shardings=(members, data), out_shardings=members),
     )

@@ -19,6 +19,22 @@ def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     return Mesh(np.array(devices), ("data",), axis_types=(AxisType.Auto,))
 
 
+def make_grid_mesh(members: int, devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A `("config", "data")` mesh: members spread over as many devices as divide their number.
+
+    With 8 devices and 4 members: config 4 x data 2; with 3 members: config 1 x data 8.
+    """
+    devices = jax.devices() if devices is None else list(devices)
+    config_size = max(d for d in range(1, len(devices) + 1) if len(devices) % d == 0 and members % d == 0)
+    grid = np.array(devices).reshape(config_size, len(devices) // config_size)
+    return Mesh(grid, ("config", "data"), axis_types=(AxisType.Auto, AxisType.Auto))
+
+
+def config_sharded(mesh: Mesh) -> NamedSharding:
+    """Leading (member) axis split over `config`."""
+    return NamedSharding(mesh, PartitionSpec("config"))
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 

@@ -1,8 +1,14 @@
-"""Explicit, unique run names: task, mode, key hyper-parameters and a timestamp."""
+"""Run directories: explicit unique names (task, mode, key hyper-parameters, timestamp), and the
+status file that lets the same command find and resume its unfinished run."""
 
 import datetime
+import hashlib
+import json
+import pathlib
 
 import ml_collections
+
+from jaxdl.utils import files
 
 _SKIPPED_MODEL_KEYS = ("name", "init")
 
@@ -28,3 +34,46 @@ def run_name(config: ml_collections.ConfigDict, mode: str) -> str:
         return config.run_name
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     return f"{config.task}_{mode}_{hyperparameter_tag(config)}_{stamp}"
+
+
+STATUS_FILE = "run_status.json"
+
+
+def fingerprint(config: ml_collections.ConfigDict) -> str:
+    """Identifies "the same command": a hash of the whole resolved config."""
+    text = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_status(log_dir: pathlib.Path, config: ml_collections.ConfigDict, status: str) -> None:
+    """`running` while a run may be resumed, then `finished` (or `failed`)."""
+    files.write_json_atomic(log_dir / STATUS_FILE,
+                            {"status": status, "fingerprint": fingerprint(config)})
+
+
+def _unfinished_with(parent: pathlib.Path, print_: str) -> list[pathlib.Path]:
+    found = []
+    for status_file in parent.glob(f"*/{STATUS_FILE}"):
+        try:
+            status = json.loads(status_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # unreadable: never resume into it
+        if status.get("status") == "running" and status.get("fingerprint") == print_:
+            found.append(status_file.parent)
+    return sorted(found, key=lambda d: (d / STATUS_FILE).stat().st_mtime)
+
+
+def open_run(parent: pathlib.Path, config: ml_collections.ConfigDict,
+             mode: str) -> tuple[pathlib.Path, bool]:
+    """The run directory: the latest unfinished run of the same config (resume), else a new one.
+
+    Returns (directory, resumed). `train.resume=False` always starts a new run.
+    """
+    parent = pathlib.Path(parent)
+    if config.train.resume and parent.is_dir():
+        unfinished = _unfinished_with(parent, fingerprint(config))
+        if unfinished:
+            return unfinished[-1], True
+    log_dir = files.unique_dir(parent, run_name(config, mode))
+    write_status(log_dir, config, "running")
+    return log_dir, False

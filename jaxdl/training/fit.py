@@ -1,0 +1,297 @@
+"""The training driver shared by `train`, `grid_search` and `compare`: a group of members trained
+on shared batches, each validated every epoch, logged and checkpointed on its own, resumable.
+
+Resume: every checkpoint holds the whole state plus the data position (epoch, batches done in
+it), the partial epoch's metric sums and the history, so a run restarted from its latest
+checkpoint ends with the same numbers, bit for bit on CPU, as one never interrupted. SIGTERM
+(pre-emption) saves a checkpoint at the current step and stops with `Preempted`.
+"""
+
+import contextlib
+import dataclasses
+import json
+import pathlib
+import time
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from jaxdl.data import pipeline
+from jaxdl.data.tasks import TaskData
+from jaxdl.errors import CheckpointError, DataError, JaxdlError
+from jaxdl.training import checkpoint, loop, metrics
+from jaxdl.training.group import Group
+from jaxdl.utils import files, preemption
+from jaxdl.utils.logging import RunLogger
+
+_HEALTH = ("nonfinite_steps", metrics.FIRST_NONFINITE)
+
+
+class Preempted(JaxdlError):
+    """Stopped by SIGTERM after saving a checkpoint; rerunning the command resumes."""
+
+    exit_code = 143  # 128 + SIGTERM, what batch schedulers expect from a pre-empted job
+
+
+class NonFiniteLoss(JaxdlError):
+    """Every member met a non-finite loss or gradient under `train.nan_policy=stop`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One configuration: its full config and where it logs and checkpoints."""
+
+    name: str
+    config: ml_collections.ConfigDict
+    log_dir: pathlib.Path
+    checkpoint_dir: pathlib.Path
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    """What the members share: the splits, batch sizes, and the config that orders the data."""
+
+    config: ml_collections.ConfigDict  # its seed drives data order and augmentation
+    task: TaskData
+    train: Any
+    val: Any
+    names: tuple[str, ...]
+    batch_size: int
+    eval_batch_size: int
+    augment: bool
+
+
+@dataclasses.dataclass
+class Result:
+    member: Member
+    history: list[dict]
+    best_epoch: int | None
+    diverged: str | None  # the message when a non-finite loss stopped this member
+
+
+def _prefixed(prefix: str, values: dict) -> dict:
+    return {f"{prefix}/{k}": v for k, v in values.items()}
+
+
+def _encode_sums(sums: dict) -> dict:
+    """Host sums as JSON (dtype + values): floats round-trip exactly, so a resume is bitwise."""
+    return {k: {"dtype": str(np.asarray(v).dtype), "value": np.asarray(v).tolist()}
+            for k, v in sums.items()}
+
+
+def _decode_sums(encoded: dict) -> dict:
+    return {k: np.asarray(v["value"], dtype=v["dtype"]) for k, v in encoded.items()}
+
+
+@dataclasses.dataclass
+class _Position:
+    step: int
+    epoch: int  # the epoch the position lies in
+    batches_done: int  # of that epoch
+    states: list
+    histories: list[list[dict]]
+    epoch_sums: list[dict] | None
+    diverged: list[str | None]
+
+
+def _restore(group: Group, checkpoints: list[checkpoint.Checkpoints],
+             num_batches: int) -> _Position | None:
+    """The members' common latest position, or None for a fresh start."""
+    latest = [c.latest_step() for c in checkpoints]
+    if any(step is None for step in latest):
+        return None
+    step = min(latest)  # members save one after another: one may be a save ahead
+    templates = group.member_states(group.states)
+    metas, states = [], []
+    for c, template in zip(checkpoints, templates):
+        if step not in c.all_steps():
+            raise CheckpointError(f"{c.directory} lacks step {step}, where the other members of "
+                                  f"its group stopped; delete the group's checkpoints to restart")
+        metas.append(c.read_meta(step))
+        states.append(c.restore_state(step, template))
+    if metas[0]["num_batches"] != num_batches:
+        raise DataError(f"cannot resume from {checkpoints[0].directory}/{step}: it was trained with "
+                        f"{metas[0]['num_batches']} batches per epoch, the data now gives "
+                        f"{num_batches}; the dataset or batch size changed")
+    partial = metas[0]["epoch_sums"] is not None
+    return _Position(step, metas[0]["epoch"], metas[0]["batches_done"], states,
+                     [m["history"] for m in metas],
+                     [_decode_sums(m["epoch_sums"]) for m in metas] if partial else None,
+                     [m.get("diverged") for m in metas])
+
+
+class _Run:
+    """Per-member bookkeeping of one `fit` call: loggers, checkpoints, histories, divergence."""
+
+    def __init__(self, members: list[Member], data: Data, group: Group, num_batches: int,
+                 checkpoints: list[checkpoint.Checkpoints], loggers: list[RunLogger],
+                 position: _Position | None):
+        self.members, self.data, self.group, self.num_batches = members, data, group, num_batches
+        self.checkpoints, self.loggers = checkpoints, loggers
+        self.histories = position.histories if position else [[] for _ in members]
+        self.diverged = position.diverged if position else [None] * len(members)
+        self.interval_sums = None
+        self.config = members[0].config
+
+    def active(self) -> list[int]:
+        return [i for i, message in enumerate(self.diverged) if message is None]
+
+    def save(self, step: int, epoch: int, batches_done: int, states, epoch_sums,
+             val_metrics: list[dict] | None = None) -> None:
+        """Checkpoints every member still training (epoch end: with its val metrics)."""
+        member_states = self.group.member_states(states)
+        member_sums = None if epoch_sums is None else self.group.member_sums(epoch_sums)
+        for i in self.active():
+            if step in self.checkpoints[i].all_steps():  # a stale save from before a resume
+                self.checkpoints[i].delete(step)
+            meta = {"config": self.members[i].config.to_dict(), "class_names": list(self.data.names),
+                    "epoch": epoch, "batches_done": batches_done, "num_batches": self.num_batches,
+                    "history": self.histories[i], "diverged": self.diverged[i],
+                    "epoch_sums": None if member_sums is None else _encode_sums(member_sums[i]),
+                    "metrics": self.histories[i][-1] if self.histories[i] else {}}
+            self.checkpoints[i].save(step, member_states[i], meta,
+                                     None if val_metrics is None else val_metrics[i])
+
+    def check_health(self, member_sums: list[dict], epoch: int) -> None:
+        """Marks members whose loss or gradients went non-finite; stops when none is left."""
+        if self.config.train.nan_policy == "skip":
+            return
+        for i in self.active():
+            if member_sums[i]["nonfinite_steps"]:
+                first = int(member_sums[i][metrics.FIRST_NONFINITE])
+                last = self.checkpoints[i].latest_step()
+                where = (f"the last good checkpoint is {self.checkpoints[i].directory}/{last}"
+                         if last is not None else "no checkpoint was written yet")
+                self.diverged[i] = (f"{self.members[i].name}: non-finite loss or gradients at step "
+                                    f"{first} (epoch {epoch}); training stopped, {where}. "
+                                    "Lower train.lr, or set train.nan_policy=skip.")
+                print(f"  {self.diverged[i]}")
+        if not self.active():
+            raise NonFiniteLoss("\n".join(m for m in self.diverged if m))
+
+    def after_step(self, epoch: int, epoch_start: int, watcher) -> Any:
+        """The per-step hook of `loop.train_epoch` for this epoch."""
+        interval = self.config.train.log_every_steps
+        every = self.config.train.checkpoint_every_steps
+        last_step = epoch_start + self.num_batches
+
+        def hook(step: int, states, epoch_sums, step_sums) -> None:
+            if interval:
+                self.interval_sums = (step_sums if self.interval_sums is None
+                                      else metrics.add_sums(self.interval_sums, step_sums))
+                if step % interval == 0:
+                    sums = self.group.member_sums(self.interval_sums)
+                    self.interval_sums = None
+                    self.check_health(sums, epoch)
+                    for i in self.active():
+                        clean = {k: v for k, v in sums[i].items() if k not in _HEALTH}
+                        self.loggers[i].scalars(
+                            step, {"train/loss_step": self.group.objective.summary(clean)["loss"]})
+            saved = False
+            if every and step % every == 0 and step != last_step:
+                self.save(step, epoch, step - epoch_start, states, epoch_sums)
+                saved = True
+            if watcher.requested:
+                if not saved:
+                    self.save(step, epoch, step - epoch_start, states, epoch_sums)
+                for c in self.checkpoints:
+                    c.wait()
+                where = (self.checkpoints[0].directory if len(self.checkpoints) == 1
+                         else self.checkpoints[0].directory.parent)
+                raise Preempted(f"SIGTERM at step {step} (epoch {epoch}): checkpoint saved in "
+                                f"{where}; rerun the same command to resume")
+
+        return hook
+
+    def end_epoch(self, epoch: int, step: int, states, train_sums, val_sums, seconds: float) -> None:
+        train_members = self.group.member_sums(train_sums)
+        self.check_health(train_members, epoch)
+        val_members = self.group.member_sums(val_sums)
+        val_metrics = [None] * len(self.members)
+        for i in self.active():
+            skipped = int(train_members[i]["nonfinite_steps"])
+            train_metrics = self.group.objective.summary(
+                {k: v for k, v in train_members[i].items() if k not in _HEALTH})
+            val_metrics[i] = self.group.objective.summary(val_members[i])
+            record = {"epoch": epoch, "step": step, **_prefixed("train", train_metrics),
+                      **_prefixed("val", val_metrics[i]), "seconds": seconds}
+            if skipped:
+                record["train/skipped_steps"] = skipped
+            self.loggers[i].scalars(epoch, _prefixed("train", train_metrics)
+                                    | _prefixed("val", val_metrics[i]))
+            self.loggers[i].log_epoch(record)
+            self.histories[i].append(record)
+            metric = self.config.train.best_metric
+            label = f"{self.members[i].name}  " if len(self.members) > 1 else ""
+            print(f"{label}epoch {epoch:3d}  train loss {train_metrics['loss']:.4f} "
+                  f"{metric} {train_metrics.get(metric, float('nan')):.4f}  |  val loss "
+                  f"{val_metrics[i]['loss']:.4f} {metric} {val_metrics[i][metric]:.4f}  "
+                  f"({seconds:.1f} s)")
+        self.save(step, epoch, self.num_batches, states, None, val_metrics)
+
+    def results(self) -> list[Result]:
+        out = []
+        for member, c, history, diverged in zip(self.members, self.checkpoints, self.histories,
+                                                self.diverged):
+            c.wait()
+            best = c.best_step()
+            out.append(Result(member, history,
+                              None if best is None else c.read_meta(best)["epoch"], diverged))
+        return out
+
+
+def _rewrite_jsonl(log_dir: pathlib.Path, history: list[dict]) -> None:
+    """On resume, metrics.jsonl holds exactly the checkpointed epochs (drops a killed epoch's)."""
+    files.write_text_atomic(log_dir / "metrics.jsonl",
+                            "".join(json.dumps(record) + "\n" for record in history))
+
+
+def fit(members: list[Member], data: Data, group: Group) -> list[Result]:
+    """Trains `group` (one state per member) for `train.epochs`, resuming where it stopped."""
+    config = members[0].config
+    num_batches = pipeline.num_train_batches(data.train, data.batch_size)
+    if num_batches == 0:
+        raise DataError(f"the training split has {len(data.train)} examples, fewer than one "
+                        f"batch of train.batch_size={data.batch_size}")
+    with contextlib.ExitStack() as stack:
+        checkpoints = [stack.enter_context(checkpoint.Checkpoints(
+            m.checkpoint_dir, config.train.best_metric, config.train.best_mode)) for m in members]
+        position = _restore(group, checkpoints, num_batches)
+        states, epoch_sums = group.states, None
+        start_epoch, skip, step = 1, 0, 0
+        if position is not None:
+            states, step = group.join_states(position.states), position.step
+            start_epoch, skip = position.epoch, position.batches_done
+            if position.epoch_sums is not None:
+                epoch_sums = group.join_sums(position.epoch_sums)
+            if skip == num_batches:
+                start_epoch, skip = position.epoch + 1, 0
+            for member, history in zip(members, position.histories):
+                _rewrite_jsonl(member.log_dir, history)
+            print(f"resuming from step {step} (epoch {start_epoch}, batch {skip} of {num_batches})")
+        loggers = [stack.enter_context(RunLogger(m.log_dir, m.config.to_dict())) for m in members]
+        watcher = stack.enter_context(preemption.watch_sigterm())
+        run = _Run(members, data, group, num_batches, checkpoints, loggers, position)
+        for epoch in range(start_epoch, config.train.epochs + 1):
+            started = time.perf_counter()
+            epoch_start = (epoch - 1) * num_batches
+            batches = pipeline.train_batches(data.train, data.task, data.config, epoch,
+                                             data.batch_size, data.augment, skip=skip)
+            states, train_sums = loop.train_epoch(
+                group.train, states, batches, num_batches - skip, group.mesh,
+                f"epoch {epoch}/{config.train.epochs}", first_step=epoch_start + skip,
+                sums=epoch_sums, after_step=run.after_step(epoch, epoch_start, watcher))
+            skip, epoch_sums, step = 0, None, epoch_start + num_batches
+            val_sums = loop.evaluate(group.eval, states, pipeline.eval_batches(
+                data.val, data.task, data.config, data.eval_batch_size), group.mesh, "val")
+            run.end_epoch(epoch, step, states, train_sums, val_sums, time.perf_counter() - started)
+        return run.results()
+
+
+def history_records(result: Result) -> dict:
+    """The best epoch's record of a member (or {} when it never finished an epoch)."""
+    if result.best_epoch is None:
+        return {}
+    return next(r for r in result.history if r["epoch"] == result.best_epoch)
+
