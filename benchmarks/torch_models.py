@@ -1,165 +1,25 @@
 """PyTorch twins of jaxdl's reference models, for the speed comparison in `run.py`.
 
-Each twin copies the reference project's `nn.Module` layer for layer (torch semantics, torch
-default init) so that jaxdl and torch time the *same* network: `run.py` checks that both sides
-report the same parameter count. Twins are registered by task name (`esc50`,
-`tiny_imagenet`, `cub200`, `celeba`) with their reference input shape, class count, batch size
-and whether the task is multi-label (sigmoid BCE per output instead of softmax cross-entropy).
+The twins are the reference projects' own architectures (`jaxdl.interop.torch_models`, the same
+modules a reference checkpoint is imported through), so jaxdl and torch time the *same* network:
+`run.py` checks that both sides report the same parameter count. Twins are registered by task
+name (`esc50`, `tiny_imagenet`, `cub200`, `celeba`) with their reference input shape, class count,
+batch size and whether the task is multi-label (sigmoid BCE per output instead of softmax
+cross-entropy).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-
-class ESC50CNN2D(nn.Module):
-    """ESC-50 reference CNN: 3 × (Conv k×k, pad k//2, bias → BN → ReLU), 2×2 max-pool after
-    blocks 1–2, global average pool, Linear(c3 → num_classes). Input (B, 1, 64, 501)."""
-
-    def __init__(
-        self, num_classes: int = 50, channels: Sequence[int] = (32, 64, 128), kernel_size: int = 5
-    ) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        in_channels = 1
-        for block, width in enumerate(channels):
-            layers += [
-                nn.Conv2d(in_channels, width, kernel_size, padding=kernel_size // 2, bias=True),
-                nn.BatchNorm2d(width, eps=1e-5, momentum=0.1),
-                nn.ReLU(inplace=True),
-            ]
-            if block < len(channels) - 1:
-                layers.append(nn.MaxPool2d(2))
-            in_channels = width
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(in_channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).mean(dim=(2, 3)))
-
-
-class InceptionModule(nn.Module):
-    """Three branches [Conv1×1 → ReLU | Conv3×3 → ReLU | MaxPool3×3 s1 → Conv1×1 → ReLU],
-    all convs bias-free, concatenated to sum(widths) channels → BatchNorm (no ReLU after)."""
-
-    def __init__(self, in_channels: int, widths: Sequence[int]) -> None:
-        super().__init__()
-        width_1x1, width_3x3, width_pool = widths
-        self.branch1x1 = nn.Sequential(
-            nn.Conv2d(in_channels, width_1x1, 1, bias=False), nn.ReLU(inplace=True)
-        )
-        self.branch3x3 = nn.Sequential(
-            nn.Conv2d(in_channels, width_3x3, 3, padding=1, bias=False), nn.ReLU(inplace=True)
-        )
-        self.branch_pool = nn.Sequential(
-            nn.MaxPool2d(3, stride=1, padding=1),
-            nn.Conv2d(in_channels, width_pool, 1, bias=False),
-            nn.ReLU(inplace=True),
-        )
-        self.bn = nn.BatchNorm2d(sum(widths), eps=1e-5, momentum=0.1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(
-            torch.cat([self.branch1x1(x), self.branch3x3(x), self.branch_pool(x)], dim=1)
-        )
-
-
-class InceptionTinyNet(nn.Module):
-    """Tiny ImageNet reference CNN: stem Conv3×3(3→64, no bias) → ReLU; `num_modules` Inception
-    modules to 192 channels; 2×2 max-pool after modules 2 and 4 when a module follows;
-    GAP → Linear(192 → num_classes). Input (B, 3, 64, 64)."""
-
-    def __init__(
-        self,
-        num_classes: int = 200,
-        num_modules: int = 6,
-        branch_channels: Sequence[int] = (64, 64, 64),
-    ) -> None:
-        super().__init__()
-        if len(branch_channels) != 3 or sum(branch_channels) != 192:
-            raise ValueError(
-                f"branch_channels={tuple(branch_channels)} must be 3 widths summing to 192"
-            )
-        layers: list[nn.Module] = [
-            nn.Conv2d(3, 64, 3, padding=1, bias=False),
-            nn.ReLU(inplace=True),
-        ]
-        in_channels = 64
-        for module in range(num_modules):
-            layers.append(InceptionModule(in_channels, branch_channels))
-            in_channels = sum(branch_channels)
-            if module + 1 in (2, 4) and module + 1 < num_modules:
-                layers.append(nn.MaxPool2d(2))
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(in_channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).mean(dim=(2, 3)))
-
-
-def _conv_bn_relu(in_channels: int, out_channels: int, groups: int = 1) -> list[nn.Module]:
-    return [
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, groups=groups, bias=True),
-        nn.BatchNorm2d(out_channels, eps=1e-5, momentum=0.1),
-        nn.ReLU(inplace=True),
-    ]
-
-
-class Cub200GroupedCNN(nn.Module):
-    """CUB-200 reference CNN: stem Conv3×3(3→64) → BN → ReLU; stages at `widths`, each of
-    `num_blocks` blocks [Conv3×3(in→out) → BN → ReLU → Conv3×3(out→out, groups) → BN → ReLU];
-    2×2 max-pool after every stage but the last; GAP → Linear(256 → num_classes). All convs have
-    a bias. Input (B, 3, 224, 224)."""
-
-    def __init__(
-        self,
-        num_classes: int = 200,
-        num_blocks: int = 3,
-        groups: int = 4,
-        widths: Sequence[int] = (64, 128, 256),
-    ) -> None:
-        super().__init__()
-        layers: list[nn.Module] = _conv_bn_relu(3, widths[0])
-        in_channels = widths[0]
-        for stage, width in enumerate(widths):
-            for _ in range(num_blocks):
-                layers += _conv_bn_relu(in_channels, width)
-                layers += _conv_bn_relu(width, width, groups=groups)
-                in_channels = width
-            if stage < len(widths) - 1:
-                layers.append(nn.MaxPool2d(2))
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(in_channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).mean(dim=(2, 3)))
-
-
-class CNNMultiLabel(nn.Module):
-    """CelebA reference CNN: [Conv3×3(3→64) → BN → ReLU → pool2] → [Conv3×3(64→128) → BN → ReLU
-    → pool2] → [Conv3×3(128→channels_block3) → BN → ReLU] → GAP → Dropout → Linear(→ num_classes)
-    logits, one per binary attribute (multi-label). Input (B, 3, 64, 64)."""
-
-    def __init__(
-        self, num_classes: int = 5, channels_block3: int = 256, dropout: float = 0.0
-    ) -> None:
-        super().__init__()
-        widths = (64, 128, channels_block3)
-        layers: list[nn.Module] = []
-        in_channels = 3
-        for block, width in enumerate(widths):
-            layers += _conv_bn_relu(in_channels, width)
-            if block < len(widths) - 1:
-                layers.append(nn.MaxPool2d(2))
-            in_channels = width
-        self.features = nn.Sequential(*layers)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(in_channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.features(x).mean(dim=(2, 3))))
+from jaxdl.interop.torch_models import (
+    CNNMultiLabel,
+    Cub200GroupedCNN,
+    ESC50CNN2D,
+    InceptionTinyNet,
+)
 
 
 @dataclass(frozen=True)

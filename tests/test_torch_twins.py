@@ -1,4 +1,5 @@
-"""The PyTorch twins in benchmarks/torch_models.py have exactly the JAX models' parameter counts."""
+"""The reference PyTorch architectures (`jaxdl.interop.torch_models`) have exactly the JAX models'
+parameter counts, the figures the reports give; the benchmark twins are those architectures."""
 
 import sys
 
@@ -6,15 +7,18 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from jaxdl.data.tasks import TASKS
 from jaxdl.models import build_model
 from jaxdl.training.state import count_params as count_jax_params
 from tests.helpers import REPO, load_config
 
 torch = pytest.importorskip("torch")
-sys.path.insert(0, str(REPO / "benchmarks"))
-import torch_models  # noqa: E402
+from jaxdl.interop import torch_models as reference  # noqa: E402
 
-# (twin / config task, model overrides, reference parameter count)
+sys.path.insert(0, str(REPO / "benchmarks"))
+import torch_models as twins  # noqa: E402
+
+# (task, model overrides, reference parameter count)
 CASES = [
     ("esc50", dict(channels=(32, 64, 128), kernel_size=3), 99_570),
     ("esc50", dict(channels=(32, 64, 128), kernel_size=5), 263_922),
@@ -33,14 +37,24 @@ CASES = [
 ]
 
 
-def jax_param_count(task: str, overrides: dict) -> int:
+def _config(task: str, overrides: dict):
     config = load_config(task)
     for key, value in overrides.items():
         config.model[key] = value
-    spec = torch_models.twin_spec(task)
-    channels, height, width = spec.input_shape
-    model = build_model(config, spec.num_classes)
-    x = jnp.zeros((1, height, width, channels), jnp.float32)
+    return config
+
+
+def torch_param_count(task: str, overrides: dict) -> int:
+    config = _config(task, overrides)
+    model = reference.TORCH_MODELS[config.model.name](num_classes=TASKS[task].num_classes,
+                                                      **overrides)
+    return twins.count_params(model)
+
+
+def jax_param_count(task: str, overrides: dict) -> int:
+    config = _config(task, overrides)
+    model = build_model(config, TASKS[task].num_classes)
+    x = jnp.zeros((1, *TASKS[task].input_shape(config)), jnp.float32)
     variables = jax.eval_shape(
         lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x)
     )
@@ -48,22 +62,23 @@ def jax_param_count(task: str, overrides: dict) -> int:
 
 
 @pytest.mark.parametrize(("task", "overrides", "expected"), CASES)
-def test_twin_param_count_matches_jax_and_reference(task, overrides, expected):
-    torch_count = torch_models.count_params(torch_models.build_torch_model(task, **overrides))
-    assert torch_count == expected
+def test_reference_param_count_matches_jax_and_reports(task, overrides, expected):
+    assert torch_param_count(task, overrides) == expected
     assert jax_param_count(task, overrides) == expected
 
 
-def test_twin_metadata():
-    assert torch_models.twin_spec("tiny_imagenet").batch_size == 32
-    assert torch_models.twin_spec("cub200").batch_size == 32
-    assert torch_models.twin_spec("celeba").batch_size == 64
-    assert torch_models.twin_spec("celeba").multilabel
-    assert not torch_models.twin_spec("cub200").multilabel
+def test_benchmark_twins_are_the_reference_architectures():
+    config_names = {task: load_config(task).model.name for task in twins.TWINS}
+    for task, spec in twins.TWINS.items():
+        assert spec.build is reference.TORCH_MODELS[config_names[task]], task
+        assert spec.num_classes == TASKS[task].num_classes
+    assert twins.twin_spec("tiny_imagenet").batch_size == 32
+    assert twins.twin_spec("cub200").batch_size == 32
+    assert twins.twin_spec("celeba").batch_size == 64
+    assert twins.twin_spec("celeba").multilabel
+    assert not twins.twin_spec("cub200").multilabel
 
 
 def test_default_hparams_are_final_configs():
-    for task in ("esc50", "tiny_imagenet", "cub200", "celeba"):
-        assert torch_models.count_params(torch_models.build_torch_model(task)) == jax_param_count(
-            task, {}
-        )
+    for task in twins.TWINS:
+        assert twins.count_params(twins.build_torch_model(task)) == jax_param_count(task, {})

@@ -1,0 +1,1 @@
+"""Bridges to PyTorch: the reference architectures and their checkpoints (needs `jaxdl[torch]`)."""
