@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import REPO
 
 
@@ -18,10 +20,19 @@ def test_unknown_config_key_is_a_clean_error_naming_the_key():
     assert "Traceback" not in result.stderr
 
 
-def test_out_of_range_value_names_the_key_and_the_expected_range():
-    result = _run("--config.train.lr=-0.1")
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("--config.train.lr=-0.1", "train.lr=-0.1 is invalid: expected a number in (0.0, inf]"),
+        # A bare number for a tuple key arrives as a 1-tuple, then fails validation.
+        ("--config.model.channels=32", "model.channels=(32,) is invalid: expected three positive "
+                                       "widths"),
+    ],
+)
+def test_bad_value_names_the_key_and_the_allowed_values(override, message):
+    result = _run(override)
     assert result.returncode == 2
-    assert "train.lr=-0.1 is invalid" in result.stderr
+    assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -31,7 +42,8 @@ def test_overlapping_folds_are_rejected():
     assert "data.train_folds" in result.stderr and "shared: [3]" in result.stderr
 
 
-def test_wrong_type_is_a_flags_error():
-    result = _run("--config.train.epochs=abc")
+def test_wrong_type_is_a_flags_error_naming_the_key_and_type():
+    result = _run("--config.train.lr=abc")
     assert result.returncode == 2
+    assert "--config.train.lr=abc: could not convert string to float" in result.stderr
     assert "Traceback" not in result.stderr

@@ -1,7 +1,13 @@
-"""Where derived data (downloads, generated datasets, feature caches) lives, and cache keys.
+"""Where derived data (downloads, generated datasets, feature caches) lives, cache keys, and what
+a cached build left out.
 
 A cached folder is built in a temporary sibling and renamed into place in one step, so an
 interrupted build is redone on the next run and never half-used.
+
+`data.on_corrupt`: "error" stops at a missing or corrupt item with its message and a hint; "skip"
+leaves it out. The messages of the items left out are stored in the cached build
+(`skipped.txt`), and every load prints their count and the first ones to stderr (absl warnings
+are silenced by the command line, so a plain print is what the user sees).
 """
 
 import contextlib
@@ -9,11 +15,19 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import ml_collections
+
+from jaxdl.errors import ConfigError, DataError
+from jaxdl.utils.files import write_text_atomic
+
+ON_CORRUPT = ("error", "skip")
+SKIPPED_LIST = "skipped.txt"  # in a cached build: one line per item left out, with its problem
+_SHOWN = 3  # skipped items named in the printed warning (all are in SKIPPED_LIST)
 
 
 def cache_root(config: ml_collections.ConfigDict) -> Path:
@@ -52,3 +66,43 @@ def fingerprint(*parts: object) -> str:
         digest.update(encoded)
         digest.update(b"\x00")
     return digest.hexdigest()[:16]
+
+
+def on_corrupt(config: ml_collections.ConfigDict) -> str:
+    """`data.on_corrupt`, checked ("error" or "skip")."""
+    policy = config.data.on_corrupt
+    if policy not in ON_CORRUPT:
+        raise ConfigError(f"data.on_corrupt={policy!r} is invalid: expected one of {list(ON_CORRUPT)}")
+    return policy
+
+
+class SkippedItems:
+    """The items a cached build leaves out, under `data.on_corrupt`."""
+
+    def __init__(self, policy: str, items: str):
+        self._policy, self._items, self.messages = policy, items, []
+
+    def reject(self, err: DataError) -> None:
+        """Raises `err` with the hint under "error"; records it under "skip"."""
+        if self._policy == "error":
+            raise DataError(f"{err} (set --config.data.on_corrupt=skip to skip corrupt "
+                            f"{self._items})") from err
+        self.messages.append(" ".join(str(err).split()))  # one line each in the list
+
+    def write(self, build_dir: Path) -> None:
+        """Stores the messages in the build's folder (before it is renamed into place)."""
+        if self.messages:
+            write_text_atomic(Path(build_dir) / SKIPPED_LIST,
+                              "".join(f"{message}\n" for message in self.messages))
+
+
+def report_skipped(prepared: Path, what: str, kept: int, listed: int) -> None:
+    """Prints to stderr how many of the `listed` items the cached build at `prepared` left out."""
+    if kept == listed:
+        return
+    path = Path(prepared) / SKIPPED_LIST
+    messages = path.read_text().splitlines() if path.is_file() else []  # none in older caches
+    shown = "; ".join(messages[:_SHOWN]) + ("; …" if len(messages) > _SHOWN else "")
+    names = f": {shown} (all listed in {path})" if messages else ""
+    print(f"warning: {what}: {listed - kept} of {listed} skipped as missing or corrupt "
+          f"(data.on_corrupt=skip){names}", file=sys.stderr, flush=True)

@@ -46,14 +46,16 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
     if split not in PARTITIONS:
         raise ValueError(f"split must be one of {tuple(PARTITIONS)}, got {split!r}")
     root = resolve_data_dir(config)
-    names, filenames, values = read_attributes(_annotation(root, ATTRIBUTES_FILE))
+    names, filenames, values = read_attributes(annotation_path(root, ATTRIBUTES_FILE))
     columns = attribute_columns(names, config.data.attributes)
-    partition = read_partition(_annotation(root, PARTITION_FILE), filenames)
+    partition_file = annotation_path(root, PARTITION_FILE)
+    partition = read_partition(partition_file, filenames)
     chosen = np.flatnonzero(partition == PARTITIONS[split])
     files = [filenames[i] for i in chosen]
     targets = (values[np.ix_(chosen, columns)] > 0).astype(np.float32)
     return load_image_split(config, task=TASK, split=split, images=ImageFiles(root / IMAGE_FOLDER, files),
-                            filenames=files, labels=targets, class_names=tuple(config.data.attributes))
+                            filenames=files, labels=targets, class_names=tuple(config.data.attributes),
+                            selected_by=f"the {PARTITIONS[split]} codes of {partition_file}")
 
 
 SOURCE = DatasetSource(
@@ -128,7 +130,7 @@ def read_partition(path: Path, filenames: list[str]) -> np.ndarray:
     return np.asarray([codes[name] for name in filenames], np.int64)
 
 
-def _annotation(root: Path, name: str) -> Path:
+def annotation_path(root: Path, name: str) -> Path:
     """`name` in root, root/Anno or root/Eval (Google Drive layout); DataError if in none."""
     if not root.is_dir():
         raise DataError(f"CelebA folder {root} does not exist; expected {_LAYOUT_HINT}, set with "

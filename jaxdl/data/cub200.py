@@ -51,7 +51,10 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
     dataset = read_dataset(root)
     if split == "test":
         indices = np.flatnonzero(~dataset.is_train)
+        selected_by = f"the 0 (test) flags of {root / 'train_test_split.txt'}"
     else:
+        selected_by = (f"data.val_fraction={config.data.val_fraction} of the "
+                       f"{int(dataset.is_train.sum())} official train images")
         official_train = np.flatnonzero(dataset.is_train)
         train, val = stratified_split(dataset.labels[official_train], config.data.val_fraction,
                                       config.data.split_seed)
@@ -59,7 +62,7 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
     paths = [dataset.paths[i] for i in indices]
     return load_image_split(config, task=TASK, split=split, images=ImageFiles(root / "images", paths),
                             filenames=paths, labels=dataset.labels[indices],
-                            class_names=dataset.class_names)
+                            class_names=dataset.class_names, selected_by=selected_by)
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -5,25 +5,35 @@ default, from `config.data.{split}_folds`), labels 0..C-1 = category names sorte
 (the CSV's `target` column is not used). Log-mels are computed once per fold and cached as a TFDS
 array_record dataset whose name hashes everything they depend on, so only the folds a split
 needs are read and computed, and later runs reuse them.
+
+Before any feature is computed, every clip of the split is checked from its file header: a
+missing, unreadable or empty file, or a clip whose length gives another number of frames than
+the split's other clips (every ESC-50 clip lasts 5 s; clips of different lengths cannot be
+batched together), is named in one DataError, or skipped with `data.on_corrupt=skip`. Any sample
+rate and channel count is accepted, not an error: clips are mixed to mono and resampled to
+`features.sample_rate`, as the reference does (the official clips are 44.1 kHz mono).
 """
 
 import bisect
+import collections
 import csv
 import dataclasses
 import itertools
+import math
 import operator
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import ml_collections
 import numpy as np
+import soundfile
 import tensorflow_datasets as tfds
-from absl import logging
 from tqdm import tqdm
 
 from jaxdl.data.audio import clip_features
-from jaxdl.data.cache import cache_root, fingerprint
+from jaxdl.data.cache import SkippedItems, cache_root, fingerprint, on_corrupt, report_skipped
 from jaxdl.data.locate import DatasetSource, dataset_dir
 from jaxdl.data.split import Split
 from jaxdl.data.synthetic import make_synthetic_esc50
@@ -35,7 +45,7 @@ ARCHIVE_FOLDER = "ESC-50-master"  # what the official archive unpacks to
 REQUIRED_COLUMNS = ("filename", "fold", "category")
 FOLDS = (1, 2, 3, 4, 5)
 SPLITS = ("train", "val", "test")
-ON_CORRUPT = ("error", "skip")
+_SHOWN = 5  # problems named in one error message
 _TFDS_SPLIT = "clips"
 
 
@@ -75,28 +85,38 @@ class FoldsSource:
 def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
     """The examples of `split` ("train", "val" or "test"), features computed once and cached.
 
-    Every input problem (folder, CSV, folds, missing WAVs) is raised before any compute.
+    Every input problem (folder, CSV, folds, missing, unreadable or odd-length WAVs) is raised
+    before any compute.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if config.data.on_corrupt not in ON_CORRUPT:
-        raise ConfigError(f"data.on_corrupt={config.data.on_corrupt!r}; allowed: {ON_CORRUPT}")
+    policy = on_corrupt(config)
+    key = f"data.{split}_folds"
     folds = tuple(config.data[f"{split}_folds"])
+    if not folds:
+        raise ConfigError(f"{key}=() is empty: the {split} split needs at least one of the folds "
+                          f"{FOLDS} (the reference: train (1, 2, 3), val (4,), test (5,))")
     data_dir = resolve_data_dir(config)
     records = read_metadata(data_dir)
     present = sorted({record.fold for record in records})
     unknown = [fold for fold in folds if fold not in present]
-    if not folds or unknown:
+    if unknown:
         raise ConfigError(
-            f"data.{split}_folds={folds}: fold(s) {unknown} not in {data_dir / META_CSV}; "
+            f"{key}={folds}: fold(s) {unknown} not in {data_dir / META_CSV}; "
             f"folds present: {present}"
         )
     names = class_names(records)
-    sizes = _audio_sizes(data_dir, [record for record in records if record.fold in folds])
+    clips = [record for record in records if record.fold in folds]
+    sizes, problems = _inspect_clips(data_dir, clips, config.features)
+    if problems and policy == "error":
+        more = f"; and {len(problems) - _SHOWN} more" if len(problems) > _SHOWN else ""
+        raise DataError(f"{len(problems)} of the {len(clips)} clips of {key}={folds} cannot be "
+                        f"used: {'; '.join(list(problems.values())[:_SHOWN])}{more}. Restore "
+                        "them, or set --config.data.on_corrupt=skip to leave them out")
     sources = []
     for fold in folds:
-        clips = [record for record in records if record.fold == fold]
-        sources.append(_fold_source(config, data_dir, fold, clips, sizes, names))
+        fold_clips = [record for record in clips if record.fold == fold]
+        sources.append(_fold_source(config, data_dir, fold, fold_clips, sizes, problems, names))
     return Split(split, FoldsSource(sources), names)
 
 
@@ -158,33 +178,62 @@ def class_names(records: Sequence[ClipRecord]) -> tuple[str, ...]:
     return tuple(sorted({record.category for record in records}))
 
 
-def _audio_sizes(data_dir: Path, records: Sequence[ClipRecord]) -> dict[str, int]:
-    """Byte size of each listed WAV by file name; DataError naming the missing ones."""
-    sizes, missing = {}, []
-    for record in records:
+def _inspect_clips(data_dir: Path, clips: Sequence[ClipRecord],
+                   settings: ml_collections.ConfigDict) -> tuple[dict[str, int], dict[str, str]]:
+    """({file name: byte size (-1: missing)}, {file name: problem}) from the WAV headers alone.
+
+    A problem is a missing, unreadable or empty file, or a length that gives another number of
+    feature frames than most of `clips` have (a clip that could not be batched with them).
+    The frame count follows the features: ceil(samples · sample_rate / file rate) samples after
+    resampling, 1 + that // hop_length centred frames.
+    """
+    sizes, problems, frames, seconds = {}, {}, {}, {}
+    for clip in clips:
+        path = data_dir / AUDIO_DIR / clip.filename
         try:
-            sizes[record.filename] = (data_dir / AUDIO_DIR / record.filename).stat().st_size
+            sizes[clip.filename] = path.stat().st_size
+            info = soundfile.info(str(path))
         except FileNotFoundError:
-            missing.append(record.filename)
-    if missing:
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise DataError(f"{len(missing)} WAV file(s) listed in {data_dir / META_CSV} are missing "
-                        f"from {data_dir / AUDIO_DIR}: {', '.join(missing[:5])}{more}")
-    return sizes
+            sizes[clip.filename] = -1
+            problems[clip.filename] = f"{path} is listed in {data_dir / META_CSV} but missing"
+            continue
+        except (soundfile.SoundFileError, OSError) as err:
+            problems[clip.filename] = f"{path}: cannot read audio ({err})"
+            continue
+        if info.frames <= 0:
+            problems[clip.filename] = f"{path}: the audio file holds no samples"
+            continue
+        resampled = math.ceil(info.frames * settings.sample_rate / info.samplerate)
+        frames[clip.filename] = 1 + resampled // settings.hop_length
+        seconds[clip.filename] = info.frames / info.samplerate
+    if frames:
+        expected, count = collections.Counter(frames.values()).most_common(1)[0]
+        usual = next(seconds[name] for name, n in frames.items() if n == expected)
+        for name, n in frames.items():
+            if n != expected:
+                problems[name] = (
+                    f"{data_dir / AUDIO_DIR / name}: {seconds[name]:.3f} s of audio ({n} feature "
+                    f"frames), expected {usual:.3f} s ({expected} frames) as {count} of the "
+                    f"{len(frames)} readable clips of the split have (truncated or cut to another "
+                    "length? clips of different lengths cannot be batched together)")
+    return sizes, problems
 
 
 class Esc50LogMel(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """One fold's log-mel features as a TFDS dataset (array_record) with a single split."""
 
-    VERSION = tfds.core.Version("1.0.0")  # bump when the feature code changes: it names the cache
+    # Bump when the feature code changes: it names the cache. 1.1.0: torchaudio's sinc resampler
+    # replaced librosa's polyphase one.
+    VERSION = tfds.core.Version("1.1.0")
     # TFDS 4.9.10 finds a builder's code path through `importlib_resources`, a package it only
     # installs for Python < 3.9; this builder has no checksums file to find there.
     code_path = None
 
     def __init__(self, *, audio_dir: Path, fold: int, clips: Sequence[ClipRecord],
-                 settings: ml_collections.ConfigDict, class_names: tuple[str, ...],
-                 on_corrupt: str, **builder_kwargs):
+                 problems: dict[str, str], settings: ml_collections.ConfigDict,
+                 class_names: tuple[str, ...], on_corrupt: str, **builder_kwargs):
         self._audio_dir, self._fold, self._clips = audio_dir, fold, clips
+        self._problems = problems  # clips found unusable from their headers, by file name
         self._settings, self._class_names, self._on_corrupt = settings, class_names, on_corrupt
         super().__init__(**builder_kwargs)
 
@@ -205,37 +254,42 @@ class Esc50LogMel(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _generate_examples(self) -> Iterator[tuple[str, dict]]:
         label = {name: i for i, name in enumerate(self._class_names)}
-        kept = 0
+        skipped = SkippedItems(self._on_corrupt, "clips")
         for clip in tqdm(self._clips, desc=f"ESC-50 fold {self._fold} log-mels", unit="clip"):
             features = self._features(clip)
-            if features is not None:
-                kept += 1
-                yield clip.filename, {"features": features, "label": label[clip.category],
-                                      "filename": clip.filename}
-        if not kept:
-            raise DataError(f"every clip of fold {self._fold} in {self._audio_dir} is corrupt")
+            if isinstance(features, DataError):
+                skipped.reject(features)
+                continue
+            yield clip.filename, {"features": features, "label": label[clip.category],
+                                  "filename": clip.filename}
+        if len(skipped.messages) == len(self._clips):
+            raise DataError(f"every clip of fold {self._fold} in {self._audio_dir} is missing or "
+                            f"corrupt, e.g. {skipped.messages[0]}")
+        # During the build, data_dir is TFDS's temporary folder, renamed into place when complete.
+        skipped.write(Path(os.fspath(self.data_dir)))
 
-    def _features(self, clip: ClipRecord) -> np.ndarray | None:
-        """The clip's features, or None for a corrupt clip when data.on_corrupt="skip"."""
+    def _features(self, clip: ClipRecord) -> np.ndarray | DataError:
+        """The clip's features, or the DataError saying why it cannot be used."""
+        if clip.filename in self._problems:
+            return DataError(self._problems[clip.filename])
         try:
             return clip_features(self._audio_dir / clip.filename, self._settings)
         except DataError as err:
-            if self._on_corrupt == "error":
-                hint = "set --config.data.on_corrupt=skip to skip corrupt clips"
-                raise DataError(f"{err} ({hint})") from err
-            logging.warning("skipping corrupt clip: %s", err)
-            return None
+            return err
 
 
 def _fold_source(config: ml_collections.ConfigDict, data_dir: Path, fold: int,
-                 clips: Sequence[ClipRecord], sizes: dict[str, int], names: tuple[str, ...]):
+                 clips: Sequence[ClipRecord], sizes: dict[str, int], problems: dict[str, str],
+                 names: tuple[str, ...]):
     """The fold's cached features (computed on first use) as a TFDS array_record data source.
 
-    The cache is keyed by the fold's listing and WAV sizes, the feature settings, the label map
-    and `data.on_corrupt`: changing any of them computes a new cache entry.
+    The cache is keyed by the fold's listing and WAV sizes, the clips with a problem, the
+    feature settings, the label map and `data.on_corrupt`: changing any of them computes a new
+    cache entry.
     """
     key = fingerprint(
         [(clip.filename, clip.category, sizes[clip.filename]) for clip in clips],
+        sorted(clip.filename for clip in clips if clip.filename in problems),
         config.features.to_dict(), list(names), config.data.on_corrupt,
     )
     config_name = f"fold{fold}_{key}"
@@ -243,7 +297,8 @@ def _fold_source(config: ml_collections.ConfigDict, data_dir: Path, fold: int,
     prepared = tfds_dir / Esc50LogMel.name / config_name / str(Esc50LogMel.VERSION)
     if not (prepared / "dataset_info.json").is_file():
         builder = Esc50LogMel(
-            audio_dir=data_dir / AUDIO_DIR, fold=fold, clips=clips, settings=config.features,
+            audio_dir=data_dir / AUDIO_DIR, fold=fold, clips=clips, problems=problems,
+            settings=config.features,
             class_names=names, on_corrupt=config.data.on_corrupt,
             config=tfds.core.BuilderConfig(name=config_name), data_dir=tfds_dir,
             file_format="array_record",
@@ -252,8 +307,5 @@ def _fold_source(config: ml_collections.ConfigDict, data_dir: Path, fold: int,
         builder.download_and_prepare()
     # Read through a builder rebuilt from the folder: it pickles (grain workers), ours would not.
     source = tfds.builder_from_directory(prepared).as_data_source(_TFDS_SPLIT)
-    skipped = len(clips) - len(source)
-    if skipped:
-        logging.warning("ESC-50 fold %d: %d corrupt clip(s) of %d skipped (data.on_corrupt=skip)",
-                        fold, skipped, len(clips))
+    report_skipped(prepared, f"ESC-50 fold {fold} clips", len(source), len(clips))
     return source

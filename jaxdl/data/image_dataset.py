@@ -9,8 +9,9 @@ records depend on (file list, file sizes and times, labels, class names, image s
 reusing a stale one. TFDS writes into a temporary folder and renames it when complete: an
 interrupted build is redone, never half-read.
 
-`data.on_corrupt`: "error" stops at the first missing or undecodable image, naming it; "skip"
-leaves it out with a warning naming it, and every later load warns with the count.
+`data.on_corrupt`: "error" names the missing images before the build and stops the build at the
+first undecodable one, naming it (both before any training); "skip" leaves them out, and every
+load prints the count and names (cache.py).
 """
 
 import collections
@@ -25,11 +26,10 @@ from typing import Protocol
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
-from absl import logging
 from tqdm import tqdm
 
 from jaxdl.data import image
-from jaxdl.data.cache import cache_root, fingerprint
+from jaxdl.data.cache import SkippedItems, cache_root, fingerprint, on_corrupt, report_skipped
 from jaxdl.data.split import Split
 from jaxdl.errors import ConfigError, DataError
 
@@ -118,25 +118,26 @@ def image_size(config: ml_collections.ConfigDict) -> tuple[int, int]:
 
 def load_image_split(config: ml_collections.ConfigDict, *, task: str, split: str,
                      images: EncodedImages, filenames: Sequence[str], labels: np.ndarray,
-                     class_names: Sequence[str]) -> Split:
+                     class_names: Sequence[str], selected_by: str) -> Split:
     """The split's records, decoding and resizing the images into the cache on first use.
 
     `labels`: int (N,) class indices, or float32 (N, L) 0/1 targets (multi-label, `class_names`
-    = the L attribute names). `filenames`: (N,) names stored with each image. Reads
-    `data.image_size`, `data.on_corrupt` and the cache location.
+    = the L attribute names). `filenames`: (N,) names stored with each image. `selected_by`: what
+    chose the split's images (a config key and value, or an annotation file), named if it chose
+    none. Reads `data.image_size`, `data.on_corrupt` and the cache location.
     """
-    on_corrupt = config.data.on_corrupt
-    if on_corrupt not in ("error", "skip"):
-        raise ConfigError(f"data.on_corrupt={on_corrupt!r}; allowed: ('error', 'skip')")
+    policy = on_corrupt(config)
     size = image_size(config)
+    if not len(filenames):
+        raise DataError(f"the {task} {split} split is empty; its images are chosen by {selected_by}")
     labels = np.asarray(labels, np.int64 if np.asarray(labels).ndim == 1 else np.float32)
     missing = images.missing()
-    if missing and on_corrupt == "error":
+    if missing and policy == "error":
         raise DataError(f"{task} {split}: {len(missing)} listed image file(s) are missing, e.g. "
                         f"{missing[:3]}; restore them, or set --config.data.on_corrupt=skip to "
                         "leave them out")
     key = fingerprint(_RECORD_LAYOUT, task, split, list(size), list(filenames), labels.dtype.str,
-                      labels.shape, labels.tobytes(), list(class_names), on_corrupt,
+                      labels.shape, labels.tobytes(), list(class_names), policy,
                       images.identity())
     config_name = f"{task}_{split}_{key}"
     tfds_dir = cache_root(config) / "tfds"
@@ -144,7 +145,7 @@ def load_image_split(config: ml_collections.ConfigDict, *, task: str, split: str
     if not (prepared / "dataset_info.json").is_file():
         builder = _ImageSplitBuilder(
             spec=_BuildSpec(task, split, images, list(filenames), labels, tuple(class_names), size,
-                            on_corrupt),
+                            policy),
             config=tfds.core.BuilderConfig(name=config_name), data_dir=tfds_dir,
             file_format="array_record",
         )
@@ -152,10 +153,7 @@ def load_image_split(config: ml_collections.ConfigDict, *, task: str, split: str
         builder.download_and_prepare()
     # Read through a builder rebuilt from the folder: it pickles (grain workers) without our spec.
     source = tfds.builder_from_directory(prepared).as_data_source(split)
-    skipped = len(filenames) - len(source)
-    if skipped:
-        logging.warning("%s %s: %d missing or corrupt image(s) of %d skipped (data.on_corrupt=skip)",
-                        task, split, skipped, len(filenames))
+    report_skipped(prepared, f"{task} {split} images", len(source), len(filenames))
     return Split(name=split, source=ImageRecords(source), class_names=tuple(class_names))
 
 
@@ -209,30 +207,31 @@ class _ImageSplitBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
 
     def _generate_examples(self) -> Iterator[tuple[int, dict]]:
         spec = self._spec
-        kept = 0
+        skipped = SkippedItems(spec.on_corrupt, "images")
         decoded = _ordered_map(functools.partial(_decode_resized, spec), len(spec.filenames))
         with tqdm(decoded, total=len(spec.filenames), unit=" images",
                   desc=f"{spec.task} {spec.split}: decoding and resizing") as progress:
             for index, pixels in enumerate(progress):
-                if pixels is not None:
-                    kept += 1
-                    yield index, {"image": pixels, "label": spec.labels[index],
-                                  "filename": spec.filenames[index]}
-        if not kept:
-            raise DataError(f"{spec.task} {spec.split}: no readable image among {len(spec.filenames)}")
+                if isinstance(pixels, DataError):
+                    skipped.reject(pixels)
+                    continue
+                yield index, {"image": pixels, "label": spec.labels[index],
+                              "filename": spec.filenames[index]}
+        if len(skipped.messages) == len(spec.filenames):
+            raise DataError(f"{spec.task} {spec.split}: no readable image among "
+                            f"{len(spec.filenames)}, e.g. {skipped.messages[0]}")
+        # During the build, data_dir is TFDS's temporary folder, renamed into place when complete.
+        skipped.write(Path(os.fspath(self.data_dir)))
 
 
-def _decode_resized(spec: _BuildSpec, index: int) -> np.ndarray | None:
-    """The index-th image as uint8 (H, W, 3); None if it is corrupt and on_corrupt is "skip"."""
+def _decode_resized(spec: _BuildSpec, index: int) -> np.ndarray | DataError:
+    """The index-th image as uint8 (H, W, 3), or the DataError naming why it cannot be read."""
     encoded = spec.images.read(index)
     name = str(encoded) if isinstance(encoded, Path) else spec.filenames[index]
     try:
         return image.resize(image.decode_image(encoded, name), spec.size)
     except DataError as err:
-        if spec.on_corrupt == "error":
-            raise DataError(f"{err} (set --config.data.on_corrupt=skip to skip corrupt images)") from err
-        logging.warning("skipping image: %s", err)
-        return None
+        return err
 
 
 def _ordered_map(fn: Callable[[int], object], n: int) -> Iterator[object]:

@@ -73,8 +73,10 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     dataset = read_dataset(resolve_data_dir(config), config.data.format)
     if split == "train":
-        listing = dataset.train
+        listing, selected_by = dataset.train, "the official train split"
     else:
+        key = f"data.{split}_per_class"
+        selected_by = f"{key}={config.data[f'{split}_per_class']} images per class"
         chosen = val_test_indices(dataset.official_val.labels, dataset.wnids,
                                   test_per_class=config.data.test_per_class,
                                   val_per_class=config.data.val_per_class,
@@ -82,7 +84,7 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
         listing = _subset(dataset.official_val, chosen)
     return load_image_split(config, task=TASK, split=split, images=listing.images,
                             filenames=listing.filenames, labels=listing.labels,
-                            class_names=dataset.wnids)
+                            class_names=dataset.wnids, selected_by=selected_by)
 
 
 def val_test_indices(labels: np.ndarray, class_names: Sequence[str], *, test_per_class: int,

@@ -2,34 +2,61 @@
 
 A write goes to a temporary file in the target's directory, is fsynced, then `os.replace`d over
 the target: readers see the old content or the new, never a mix. On any failure (disk full,
-unserialisable value, interruption) the temporary file is removed and the target is untouched.
+unserialisable value, interruption) the temporary file is removed and the target is untouched;
+a full disk is reported as a JaxdlError that says so and names the file.
 """
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from jaxdl.errors import JaxdlError
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def _disk_full_is_an_error(path: Path) -> Iterator[None]:
+    """Turns "no space left" / "quota exceeded" into one clear message naming `path`."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in _DISK_FULL:
+            raise
+        kept = " (its previous content is kept)" if path.exists() else ""
+        raise JaxdlError(f"cannot write {path}: the disk is full ({err.strerror}){kept}; "
+                         "free some space and run again") from err
+
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` atomically (same-directory temp file, fsync, os.replace)."""
+    """Replace `path` with `data` atomically (same-directory temp file, fsync, os.replace).
+
+    A full disk raises JaxdlError naming `path`; `path` keeps its old content either way.
+    """
     path = Path(path)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as temp:
-            os.fchmod(temp.fileno(), 0o644)  # mkstemp's 0600 would hide the file from others
-            temp.write(data)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with _disk_full_is_an_error(path):
+        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            try:
+                os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the file from others
+                view = memoryview(data)
+                while view:  # os.write may write less than asked
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp_name, path)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -71,12 +98,13 @@ def unique_dir(parent: Path, name: str) -> Path:
     `mkdir` without `exist_ok` is atomic, so two processes cannot claim the same directory.
     """
     parent = Path(parent)
-    parent.mkdir(parents=True, exist_ok=True)
-    suffix = 1
-    while True:
-        candidate = parent / (name if suffix == 1 else f"{name}-{suffix}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            suffix += 1
+    with _disk_full_is_an_error(parent / name):
+        parent.mkdir(parents=True, exist_ok=True)
+        suffix = 1
+        while True:
+            candidate = parent / (name if suffix == 1 else f"{name}-{suffix}")
+            try:
+                candidate.mkdir()
+                return candidate
+            except FileExistsError:
+                suffix += 1

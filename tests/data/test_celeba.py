@@ -81,6 +81,21 @@ def test_google_drive_layout_with_anno_and_eval(tmp_path, folder):
         celeba.load_split(_config(tmp_path, folder), "val")
 
 
+def test_missing_attribute_file_is_named(tmp_path, folder):
+    (folder / celeba.ATTRIBUTES_FILE).unlink()
+    with pytest.raises(DataError, match=rf"list_attr_celeba.txt not found in {folder} \(nor in Anno/ "
+                                        r"or Eval/\); expected a folder holding img_align_celeba"):
+        celeba.load_split(_config(tmp_path, folder), "train")
+
+
+def test_partition_without_a_split_is_an_empty_split_error(tmp_path, folder):
+    path = folder / celeba.PARTITION_FILE
+    path.write_text(path.read_text().replace(" 1\n", " 0\n"))
+    with pytest.raises(DataError, match=rf"the celeba val split is empty; its images are chosen by "
+                                        rf"the 1 codes of {path}"):
+        celeba.load_split(_config(tmp_path, folder), "val")
+
+
 def test_malformed_annotation_files(folder):
     path = folder / celeba.ATTRIBUTES_FILE
     lines = path.read_text().splitlines()
@@ -97,12 +112,15 @@ def test_malformed_annotation_files(folder):
     partition.write_text("000001.jpg 0\n000002.jpg 3\n")
     with pytest.raises(DataError, match="line 2: partition must be 0, 1 or 2"):
         celeba.read_partition(partition, ["000001.jpg"])
+    partition.write_text("000001.jpg 0\n000002.jpg 1 extra\n")
+    with pytest.raises(DataError, match=rf"{partition}: .*expected '<file> <0\|1\|2>' per line"):
+        celeba.read_partition(partition, ["000001.jpg", "000002.jpg"])
     partition.write_text("000001.jpg 0\n")
     with pytest.raises(DataError, match=r"no partition for 1 image\(s\).*000002.jpg"):
         celeba.read_partition(partition, ["000001.jpg", "000002.jpg"])
 
 
-def test_corrupt_and_missing_images(tmp_path, folder):
+def test_corrupt_and_missing_images(tmp_path, folder, capsys):
     config = _config(tmp_path, folder)
     (folder / celeba.IMAGE_FOLDER / "000030.jpg").write_bytes(b"")
     with pytest.raises(DataError, match="000030.jpg: cannot decode the image"):
@@ -110,6 +128,7 @@ def test_corrupt_and_missing_images(tmp_path, folder):
     config.data.on_corrupt = "skip"
     kept = [r["filename"] for r in _records(celeba.load_split(config, "test"))]
     assert kept == ["000028.jpg", "000029.jpg"]
+    assert "celeba test images: 1 of 3 skipped" in capsys.readouterr().err
     (folder / celeba.IMAGE_FOLDER / "000029.jpg").unlink()
     assert len(celeba.load_split(config, "test").source) == 1
     config.data.on_corrupt = "error"

@@ -99,6 +99,34 @@ def test_annotation_errors(tmp_path, folder):
         cub200.load_split(_config(tmp_path, tmp_path / "nowhere"), "train")
 
 
+@pytest.mark.parametrize(
+    "name", ["images.txt", "image_class_labels.txt", "train_test_split.txt", "classes.txt"])
+def test_each_missing_annotation_file_is_named(tmp_path, folder, name):
+    (folder / name).unlink()
+    with pytest.raises(DataError, match=f"{folder / name} not found; expected the official "
+                                        "CUB_200_2011/ with images.txt, image_class_labels.txt"):
+        cub200.load_split(_config(tmp_path, folder), "train")
+
+
+def test_malformed_image_list_line(folder):
+    path = folder / "images.txt"
+    path.write_text("1 001.a/x.jpg\n2\n")
+    with pytest.raises(DataError, match=r"images.txt line 2: expected '<id> <relative image path>', "
+                                        r"got '2'"):
+        cub200.read_dataset(folder)
+
+
+def test_empty_splits_name_what_chose_them(tmp_path, folder):
+    with pytest.raises(DataError, match=r"the cub200 train split is empty; its images are chosen "
+                                        r"by data.val_fraction=0.99 of the 20 official train images"):
+        cub200.load_split(_config(tmp_path, folder, val_fraction=0.99), "train")
+    flags = folder / "train_test_split.txt"
+    flags.write_text(flags.read_text().replace(" 0\n", " 1\n"))
+    with pytest.raises(DataError, match=rf"cub200 test split is empty; .* the 0 \(test\) flags of "
+                                        rf"{flags}"):
+        cub200.load_split(_config(tmp_path, folder), "test")
+
+
 def test_unknown_class_id(folder):
     path = folder / "image_class_labels.txt"
     path.write_text(path.read_text().replace("1 1\n", "1 77\n", 1))
@@ -106,7 +134,7 @@ def test_unknown_class_id(folder):
         cub200.read_dataset(folder)
 
 
-def test_image_absent_and_corrupt(tmp_path, folder):
+def test_image_absent_and_corrupt(tmp_path, folder, capsys):
     config = _config(tmp_path, folder)
     dataset = cub200.read_dataset(folder)
     first = dataset.paths[dataset.is_train.argmin()]  # the first test image
@@ -115,6 +143,8 @@ def test_image_absent_and_corrupt(tmp_path, folder):
         cub200.load_split(config, "test")
     config.data.on_corrupt = "skip"
     assert len(cub200.load_split(config, "test").source) == 7
+    assert f"cub200 test images: 1 of 8 skipped as missing or corrupt (data.on_corrupt=skip): " \
+           f"{folder / 'images' / first}: cannot decode" in capsys.readouterr().err
     (folder / "images" / first).unlink()
     config.data.on_corrupt = "error"
     with pytest.raises(DataError, match="1 listed image file.* missing"):

@@ -1,18 +1,19 @@
 """ESC-50 splits on generated data in the official layout: sizes, labels, caching, errors."""
 
 import csv
-import logging
 import pickle
+import re
 import shutil
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 
 from configs.esc50 import get_config
 from jaxdl.data import esc50
-from jaxdl.data.cache import cache_root
+from jaxdl.data.cache import SKIPPED_LIST, cache_root
 from jaxdl.data.synthetic import make_synthetic_esc50
 from jaxdl.errors import ConfigError, DataError
 from tests.data.test_download import closed_port_url
@@ -94,7 +95,9 @@ def test_folder_with_only_the_test_fold(layout, tmp_path):
     config = _config(dir=str(tmp_path), cache_dir=str(tmp_path / "cache"))  # the parent works too
     split = esc50.load_split(config, "test")
     assert len(split.source) == 40 and split.class_names == NAMES
-    with pytest.raises(DataError, match=r"120 WAV file\(s\) listed .* missing .*: 1-100000-A-0"):
+    missing = (r"120 of the 120 clips of data.train_folds=\(1, 2, 3\) cannot be used: "
+               r".*audio/1-100000-A-0.wav is listed in .*esc50.csv but missing.*and 115 more")
+    with pytest.raises(DataError, match=missing):
         esc50.load_split(config, "train")
 
 
@@ -132,7 +135,7 @@ def test_missing_folder_csv_and_wav_are_named(tmp_path):
     with pytest.raises(DataError, match=r"empty/meta/esc50\.csv not found"):
         esc50.load_split(_config(dir=str(tmp_path / "empty"), cache_dir=str(tmp_path)), "train")
     folder = _write_csv(tmp_path / "listed", HEADER + "4-7-A-3.wav,4,3,cow,False,7,A\n")
-    with pytest.raises(DataError, match=r"missing from .*listed/audio: 4-7-A-3.wav"):
+    with pytest.raises(DataError, match=r"listed/audio/4-7-A-3.wav is listed in .* but missing"):
         esc50.load_split(_config(dir=str(folder), cache_dir=str(tmp_path)), "val")
 
 
@@ -141,28 +144,92 @@ def test_config_errors_name_the_key(layout, tmp_path):
     with pytest.raises(ConfigError, match=unknown):
         esc50.load_split(_config(dir=str(layout), cache_dir=str(tmp_path), train_folds=(1, 6)),
                          "train")
-    with pytest.raises(ConfigError, match="data.on_corrupt='ignore'"):
+    with pytest.raises(ConfigError, match=r"data.val_folds=\(\) is empty: the val split needs"):
+        esc50.load_split(_config(dir=str(layout), cache_dir=str(tmp_path), val_folds=()), "val")
+    with pytest.raises(ConfigError, match=r"data.on_corrupt='ignore' is invalid: .*\['error', 'skip'\]"):
         esc50.load_split(_config(dir=str(layout), cache_dir=str(tmp_path), on_corrupt="ignore"),
                          "val")
     with pytest.raises(ConfigError, match="data.source='kaggle'"):
         esc50.load_split(_config(source="kaggle", cache_dir=str(tmp_path)), "val")
 
 
-def test_corrupt_clip_raises_or_is_skipped_and_counted(layout, tmp_path, caplog):
-    folder = tmp_path / "ESC-50-master"
-    shutil.copytree(layout, folder)
-    corrupt = folder / "audio" / "4-100130-A-1.wav"
-    corrupt.write_bytes(corrupt.read_bytes()[:1000])
-    with pytest.raises(DataError, match=r"4-100130-A-1.wav: truncated .*on_corrupt=skip"):
-        esc50.load_split(_config(dir=str(folder), cache_dir=str(tmp_path)), "val")
-    config = _config(dir=str(folder), cache_dir=str(tmp_path), on_corrupt="skip")
-    for _ in range(2):  # computed, then from the cache: counted both times
-        caplog.clear()
-        with caplog.at_level(logging.WARNING):
-            split = esc50.load_split(config, "val")
+def _copy(layout: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(layout, tmp_path / "ESC-50-master"))
+
+
+def _write_wav(path: Path, seconds: float, rate: int = 44100, channels: int = 1) -> None:
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, (int(seconds * rate), channels))
+    soundfile.write(path, noise.astype(np.float32), rate, subtype="PCM_16")
+
+
+def _skip_warning(capsys) -> str:
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda wav: wav.write_bytes(wav.read_bytes()[:1000]),  # header intact, samples cut
+         r"0\.011 s of audio \(2 feature frames\), expected 0\.500 s \(51 frames\) as 39 of the "
+         r"40 readable clips"),
+        (lambda wav: _write_wav(wav, 0.3), r"0\.300 s of audio .* expected 0\.500 s"),
+        (lambda wav: wav.write_bytes(b"RIFF\x00\x00garbage" * 10), r"cannot read audio"),
+        (lambda wav: wav.unlink(), r"is listed in .*meta/esc50.csv but missing"),
+    ],
+    ids=["truncated", "another-length", "garbage", "absent"],
+)
+def test_unusable_clip_is_named_before_any_compute_or_skipped_and_counted(
+        layout, tmp_path, capsys, damage, problem):
+    folder = _copy(layout, tmp_path)
+    damage(folder / "audio" / "4-100130-A-1.wav")
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match=rf"1 of the 40 clips of data.val_folds=\(4,\) cannot be "
+                                        rf"used: .*4-100130-A-1.wav.*{problem}.*on_corrupt=skip"):
+        esc50.load_split(_config(dir=str(folder), cache_dir=str(cache)), "val")
+    assert not cache.exists()  # raised from the headers alone: nothing computed
+    config = _config(dir=str(folder), cache_dir=str(cache), on_corrupt="skip")
+    for _ in range(2):  # computed, then from the cache: reported both times
+        split = esc50.load_split(config, "val")
         assert len(split.source) == 39
-        assert "fold 4: 1 corrupt clip(s) of 40 skipped" in caplog.text
+        warning = _skip_warning(capsys)
+        assert "ESC-50 fold 4 clips: 1 of 40 skipped as missing or corrupt" in warning
+        assert re.search(problem, warning) and "4-100130-A-1.wav" in warning
+    listed = next(cache.rglob(SKIPPED_LIST)).read_text().splitlines()
+    assert len(listed) == 1 and "4-100130-A-1.wav" in listed[0]
     assert "4-100130-A-1.wav" not in {example["filename"] for example in split.source}
+
+
+def test_corrupt_samples_behind_a_valid_header_fail_when_computed(layout, tmp_path, capsys):
+    """NaN samples: the header is fine, the clip fails when its features are computed."""
+    folder = _copy(layout, tmp_path)
+    samples = np.zeros(22050, np.float32)
+    samples[100] = np.nan
+    soundfile.write(folder / "audio" / "4-100130-A-1.wav", samples, 44100, subtype="FLOAT")
+    with pytest.raises(DataError, match=r"4-100130-A-1.wav: the audio holds NaN .*on_corrupt=skip"):
+        esc50.load_split(_config(dir=str(folder), cache_dir=str(tmp_path / "cache")), "val")
+    config = _config(dir=str(folder), cache_dir=str(tmp_path / "cache"), on_corrupt="skip")
+    assert len(esc50.load_split(config, "val").source) == 39
+    assert "1 of 40 skipped" in _skip_warning(capsys)
+
+
+def test_other_sample_rates_and_stereo_are_converted_not_rejected(layout, tmp_path):
+    """As the reference: every clip is mixed to mono and resampled to features.sample_rate."""
+    folder = _copy(layout, tmp_path)
+    _write_wav(folder / "audio" / "4-100130-A-1.wav", 0.5, rate=48000, channels=2)
+    _write_wav(folder / "audio" / "4-100131-A-1.wav", 0.5, rate=22050)
+    split = esc50.load_split(_config(dir=str(folder), cache_dir=str(tmp_path / "cache")), "val")
+    assert len(split.source) == 40
+    assert {split.source[i]["features"].shape for i in range(40)} == {(64, FRAMES)}
+
+
+def test_every_clip_unusable_is_an_error_even_when_skipping(layout, tmp_path):
+    folder = _copy(layout, tmp_path)
+    for wav in (folder / "audio").glob("5-*.wav"):
+        wav.write_bytes(b"not a wav")
+    config = _config(dir=str(folder), cache_dir=str(tmp_path / "cache"), on_corrupt="skip")
+    with pytest.raises(DataError, match=r"every clip of fold 5 .* is missing or corrupt, e.g. "
+                                        r".*cannot read audio"):
+        esc50.load_split(config, "test")
 
 
 def test_synthetic_source_generates_into_the_cache(tmp_path):

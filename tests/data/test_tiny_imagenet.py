@@ -6,9 +6,12 @@ import pickle
 import shutil
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from jaxdl.data import image_dataset, tiny_imagenet
+from jaxdl.data.cache import SKIPPED_LIST
 from jaxdl.data.synthetic_images import make_synthetic_tiny_imagenet
 from jaxdl.errors import ConfigError, DataError
 from tests.data.test_download import ArchiveServer
@@ -50,6 +53,12 @@ def test_val_test_split_at_real_scale():
 def test_too_few_val_images_per_class(tmp_path, folder):
     with pytest.raises(DataError, match="has 4 validation images, fewer than .* = 5"):
         tiny_imagenet.load_split(_config(tmp_path, folder, test_per_class=2, val_per_class=3), "val")
+
+
+def test_empty_split_names_the_key(tmp_path, folder):
+    with pytest.raises(DataError, match="the tiny_imagenet val split is empty; its images are "
+                                        "chosen by data.val_per_class=0 images per class"):
+        tiny_imagenet.load_split(_config(tmp_path, folder, val_per_class=0), "val")
 
 
 def test_splits_records_and_sorted_wnid_labels(tmp_path, folder):
@@ -101,6 +110,29 @@ def test_parquet_label_names(tmp_path, folder):
     assert tiny_imagenet.read_dataset(exported).wnids == tiny_imagenet.read_folder(folder).wnids
 
 
+def test_parquet_with_wrong_columns_or_corrupt_image(tmp_path, folder):
+    exported = write_tiny_imagenet_parquet(folder, tmp_path / "hf")
+    valid = exported / "data" / "valid-00000-of-00001.parquet"
+    table = pq.read_table(valid)
+    pq.write_table(table.rename_columns(["img", "label"]), valid)
+    with pytest.raises(DataError, match=f"{valid}: not a readable parquet file with columns "
+                                        "image and label"):
+        tiny_imagenet.read_dataset(exported)
+    images = table.column("image").to_pylist()
+    images[0]["bytes"] = images[0]["bytes"][:200]  # truncated JPEG
+    pq.write_table(table.set_column(0, "image", pa.array(images, table.schema.field("image").type)),
+                   valid)
+    config = _config(tmp_path, exported, val_per_class=3)  # val + test: every image
+    errors = []  # the image is in the val or the test split
+    for split in ("val", "test"):
+        try:
+            tiny_imagenet.load_split(config, split)
+        except DataError as err:
+            errors.append(str(err))
+    assert len(errors) == 1
+    assert f"{images[0]['path']}: cannot decode the image" in errors[0]
+
+
 def test_format_choice(tmp_path, folder):
     with pytest.raises(DataError, match=r"no train-\*.parquet"):
         tiny_imagenet.read_dataset(folder, "parquet")
@@ -150,12 +182,18 @@ def test_bad_annotation_lines(tmp_path, folder):
     with pytest.raises(DataError, match="line 3: wnid 'n99999999x' is not in wnids.txt"):
         tiny_imagenet.read_folder(folder)
     path.write_text("\n".join(lines))
+    wnids = folder / "wnids.txt"
+    first = wnids.read_text().split()[0]
+    wnids.write_text(wnids.read_text() + f"{first}\n")
+    with pytest.raises(DataError, match=f"wnids.txt: expected one distinct wnid per line, got \\['{first}'\\]"):
+        tiny_imagenet.read_folder(folder)
+    wnids.write_text(wnids.read_text().replace(f"{first}\n", "", 1))
     shutil.rmtree(folder / "train" / sorted((folder / "wnids.txt").read_text().split())[0])
     with pytest.raises(DataError, match="images not found: every wnid"):
         tiny_imagenet.read_folder(folder)
 
 
-def test_listed_image_absent_and_corrupt(tmp_path, folder):
+def test_listed_image_absent_and_corrupt(tmp_path, folder, capsys):
     config = _config(tmp_path, folder)
     test_files = [r["filename"] for r in _records(tiny_imagenet.load_split(config, "test"))]
     (folder / "val" / "images" / test_files[0]).unlink()
@@ -164,9 +202,15 @@ def test_listed_image_absent_and_corrupt(tmp_path, folder):
     broken = folder / "val" / "images" / test_files[1]
     broken.write_bytes(broken.read_bytes()[:300])
     config.data.on_corrupt = "skip"
-    skipped = tiny_imagenet.load_split(config, "test")
-    assert len(skipped.source) == 2
+    for _ in range(2):  # built, then from the cache: reported both times
+        skipped = tiny_imagenet.load_split(config, "test")
+        assert len(skipped.source) == 2
+        warning = capsys.readouterr().err
+        assert "tiny_imagenet test images: 2 of 4 skipped as missing or corrupt" in warning
+        assert f"{test_files[0]}: image file is missing" in warning
+        assert f"{test_files[1]}: cannot decode the image" in warning
     assert {r["filename"] for r in _records(skipped)} == set(test_files[2:])
+    assert len(next((tmp_path / "cache").rglob(SKIPPED_LIST)).read_text().splitlines()) == 2
     (folder / "val" / "images" / test_files[0]).write_bytes(broken.read_bytes())  # back, but corrupt too
     config.data.on_corrupt = "error"
     with pytest.raises(DataError, match=f"{test_files[0]}: cannot decode the image .*on_corrupt=skip"):

@@ -1,6 +1,5 @@
-"""Atomic files, RunLogger outputs, and reading event files back without TensorFlow."""
+"""RunLogger outputs, and reading event files back without TensorFlow."""
 
-import csv
 import json
 import os
 
@@ -8,62 +7,8 @@ import numpy as np
 import pytest
 from tensorboardX.proto import types_pb2
 
-from jaxdl.utils import files
 from jaxdl.utils.events import EventFileError, _iter_values, read_hparams, read_scalars
-from jaxdl.utils.files import (
-    unique_dir,
-    write_csv_atomic,
-    write_json_atomic,
-    write_text_atomic,
-)
 from jaxdl.utils.logging import RunLogger
-
-
-def test_atomic_writes_replace_content(tmp_path):
-    path = tmp_path / "summary.json"
-    write_json_atomic(path, {"a": 1})
-    write_json_atomic(path, {"a": 2, "b": [1, 2]})
-    assert json.loads(path.read_text()) == {"a": 2, "b": [1, 2]}
-    write_text_atomic(tmp_path / "note.md", "héllo\n")
-    assert (tmp_path / "note.md").read_text(encoding="utf-8") == "héllo\n"
-    rows = [{"class": "dog", "f1": 0.5}, {"class": "cat", "f1": 1.0}]
-    write_csv_atomic(tmp_path / "report.csv", rows, ["class", "f1"])
-    with open(tmp_path / "report.csv", newline="") as f:
-        assert list(csv.DictReader(f)) == [
-            {"class": "dog", "f1": "0.5"},
-            {"class": "cat", "f1": "1.0"},
-        ]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["note.md", "report.csv", "summary.json"]
-
-
-def _fail(*args, **kwargs):
-    raise OSError(28, "No space left on device")
-
-
-@pytest.mark.parametrize("broken", ["fsync", "replace"])
-def test_failed_write_keeps_old_content_and_leaves_no_temp_file(tmp_path, monkeypatch, broken):
-    path = tmp_path / "config.json"
-    write_json_atomic(path, {"old": True})
-    monkeypatch.setattr(files.os, broken, _fail)
-    with pytest.raises(OSError, match="No space left"):
-        write_json_atomic(path, {"new": True})
-    assert json.loads(path.read_text()) == {"old": True}
-    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
-
-
-def test_unserialisable_json_keeps_old_content(tmp_path):
-    path = tmp_path / "config.json"
-    write_json_atomic(path, {"old": True})
-    with pytest.raises(TypeError):
-        write_json_atomic(path, {"new": object()})
-    assert json.loads(path.read_text()) == {"old": True}
-    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
-
-
-def test_unique_dir_never_reuses_a_name(tmp_path):
-    made = [unique_dir(tmp_path / "logs", "esc50-train") for _ in range(3)]
-    assert [p.name for p in made] == ["esc50-train", "esc50-train-2", "esc50-train-3"]
-    assert all(p.is_dir() for p in made)
 
 
 def test_run_logger_writes_config_scalars_and_jsonl(tmp_path):

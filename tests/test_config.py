@@ -1,0 +1,148 @@
+"""Start-up validation: every shipped config passes; each bad value is rejected naming the key
+and what is allowed, before any data is read."""
+
+import re
+
+import pytest
+
+from jaxdl import config as config_lib
+from jaxdl.errors import ConfigError
+from tests.helpers import load_config
+
+TASKS = ("esc50", "tiny_imagenet", "cub200", "celeba")
+
+
+@pytest.mark.parametrize("preset", [None, "synthetic"])
+@pytest.mark.parametrize("task", TASKS)
+def test_shipped_configs_are_valid(task, preset):
+    config_lib.validate(load_config(task, preset))
+
+
+def _set(config, key: str, value) -> None:
+    *parents, last = key.split(".")
+    section = config
+    for part in parents:
+        section = section[part]
+    section[last] = value
+
+
+# (task, key, bad value, what the message must say after "KEY=VALUE is invalid: expected")
+BAD_VALUES = [
+    # Common keys; `--config.train.lr=abc` and `--config.train.epochs=1.5` are refused by the
+    # flag parser itself (tests/test_main.py).
+    ("esc50", "train.lr", -0.1, "a number in (0.0, inf]"),
+    ("esc50", "train.lr", 0.0, "a number in (0.0, inf]"),
+    ("esc50", "train.weight_decay", -1e-4, "a number in [0.0, inf]"),
+    ("esc50", "train.batch_size", 0, "a number in [1, inf]"),
+    ("esc50", "train.epochs", 0, "a number in [1, inf]"),
+    ("esc50", "train.momentum", 1.5, "a number in [0.0, 1.0]"),
+    ("esc50", "train.optimizer", "sgdm", "one of ['adamw', 'adam_l2', 'sgd']"),
+    ("esc50", "train.nan_policy", "ignore", "one of ['stop', 'skip']"),
+    ("esc50", "train.best_mode", "highest", "one of ['max', 'min']"),
+    ("esc50", "seed", -1, "a non-negative integer"),
+    ("esc50", "data.on_corrupt", "ignore", "one of ['error', 'skip']"),
+    ("esc50", "data.source", "kaggle", "one of ['auto', 'synthetic']"),
+    ("esc50", "data.workers", -1, "a number in [0, inf]"),
+    # ESC-50: `--config.model.channels=32` arrives as (32,).
+    ("esc50", "model.channels", (32,), "three positive widths"),
+    ("esc50", "model.channels", (32, 64), "three positive widths"),
+    ("esc50", "model.channels", (32, 64, 128.0), "three positive widths"),
+    ("esc50", "model.channels", ("(32,64,x)",), "three positive widths"),
+    ("esc50", "model.kernel_size", 4, "an odd size in [1, 3, 5, 7]"),
+    ("esc50", "data.val_folds", (3,), "no fold shared with data.val_folds=(3,) (shared: [3])"),
+    ("esc50", "data.test_folds", (4,), "no fold shared with data.test_folds=(4,) (shared: [4])"),
+    ("esc50", "data.train_folds", (), "at least one fold"),
+    ("esc50", "data.test_folds", (6,), "fold numbers from 1 to 5"),
+    ("esc50", "features.win_length", 512, "<= features.n_fft (400)"),
+    ("esc50", "features.f_max", 9000.0, "f_min < f_max <= sample_rate/2 (8000.0)"),
+    ("esc50", "augment.freq_mask_p", 1.5, "a number in [0.0, 1.0]"),
+    ("esc50", "train.best_metric", "micro_f1", "one of ['accuracy', 'macro_f1'"),
+    # Tiny ImageNet
+    ("tiny_imagenet", "model.branch_channels", (64, 64, 32), "three positive widths summing to 192"),
+    ("tiny_imagenet", "model.num_modules", 0, "a number in [1, inf]"),
+    ("tiny_imagenet", "data.val_per_class", 0, "a number in [1, inf]"),
+    ("tiny_imagenet", "data.format", "zip", "one of ['auto', 'folder', 'parquet']"),
+    ("tiny_imagenet", "data.image_size", 4, "a side length >= 8 pixels"),
+    # CUB-200-2011
+    ("cub200", "model.groups", 3, "a number of groups dividing every stage width (64, 128, 256)"),
+    ("cub200", "model.groups", 128, "1, 2, 4, 8, 16, 32 or 64"),
+    ("cub200", "data.val_fraction", 0.0, "a number in (0.0, 1.0]"),
+    ("cub200", "preprocess.std", (0.2, 0.2, 0.0), "positive values"),
+    ("cub200", "preprocess.mean", (0.5, 0.5), "three per-channel values (RGB)"),
+    ("cub200", "augment.hue", 0.6, "a number in [0.0, 0.5]"),
+    # CelebA
+    ("celeba", "model.dropout", 1.0, "a probability in [0, 1)"),
+    ("celeba", "data.attributes", (), "a non-empty list of distinct CelebA attribute names"),
+    ("celeba", "data.attributes", ("Male", "Male"), "a non-empty list of distinct"),
+    ("celeba", "train.best_metric", "accuracy", "one of ['macro_f1', 'micro_f1'"),
+    # lr_finder.*
+    ("esc50", "lr_finder.start", 0.0, "a number in (0.0, inf]"),
+    ("esc50", "lr_finder.end", 1e-7, "a learning rate above lr_finder.start (1e-06)"),
+    ("esc50", "lr_finder.steps", 1, "a number in [2, inf]"),
+    ("esc50", "lr_finder.smoothing", 1.0, "an EMA factor in [0, 1)"),
+    ("esc50", "lr_finder.divergence_factor", 1.0, "a number in (1.0, inf]"),
+    ("esc50", "lr_finder.min_steps", -1, "a number in [0, inf]"),
+    ("esc50", "lr_finder.batch_size", -1, "a number in [0, inf]"),
+    # grid.* and compare.*
+    ("esc50", "grid.lr", (), "a non-empty list of values"),
+    ("esc50", "grid.lr", (1e-3, 0.0), "positive learning rates"),
+    ("esc50", "grid.weight_decay", (-1e-4,), "non-negative values"),
+    ("esc50", "grid.seeds", (), "a non-empty list of values"),
+    ("esc50", "grid.seeds", (-1,), "non-negative integer seeds"),
+    ("esc50", "grid.epochs", 0, "a number in [1, inf]"),
+    ("esc50", "grid.strategy", "pmap", "one of ['auto', 'vmap', 'sequential']"),
+    ("esc50", "grid.model.kernel_size", (), "a non-empty list of values"),
+    ("esc50", "compare.lr", (-1e-3,), "positive learning rates"),
+    ("esc50", "compare.weight_decay", (-1.0,), "non-negative values"),
+    ("esc50", "compare.epochs", -1, "a number in [0, inf]"),
+]
+
+
+@pytest.mark.parametrize(("task", "key", "value", "expected"), BAD_VALUES,
+                         ids=[f"{t}-{k}={v!r}" for t, k, v, _ in BAD_VALUES])
+def test_bad_value_is_rejected_naming_key_value_and_allowed(task, key, value, expected):
+    config = load_config(task)
+    _set(config, key, value)
+    with pytest.raises(ConfigError) as raised:
+        config_lib.validate(config)
+    message = str(raised.value)
+    assert re.search(r"\S+=.* is invalid: expected ", message), message
+    assert expected in message, message
+    assert message.split("=")[0] in (key, "data.train_folds", "data.val_folds"), message
+
+
+def test_grid_key_that_is_not_a_model_hyperparameter():
+    config = load_config("cub200")
+    config.grid.model.depth = (2, 3)
+    with pytest.raises(ConfigError, match=r"grid.model.depth=\(2, 3\) is invalid: expected a list "
+                                          r"for one of the model's hyper-parameters "
+                                          r"\['num_blocks', 'groups'\]"):
+        config_lib.validate(config)
+
+
+@pytest.mark.parametrize(
+    ("task", "key", "values", "message"),
+    [
+        ("cub200", "grid.model.groups", (2, 3), r"grid.model.groups lists 3, which is invalid: "
+                                                r"model.groups=3 is invalid: expected a number of "
+                                                r"groups dividing every stage width"),
+        ("cub200", "compare.model.groups", (3,), r"compare.model.groups lists 3"),
+        ("tiny_imagenet", "grid.model.branch_channels", ((64, 64, 64), (64, 64, 32)),
+         r"lists \(64, 64, 32\), which is invalid: .*summing to 192"),
+        ("esc50", "grid.model.channels", ((32, 64),), r"grid.model.channels lists \(32, 64\)"),
+        ("celeba", "grid.model.dropout", (0.0, 1.2), r"grid.model.dropout lists 1.2, .*\[0, 1\)"),
+        ("cub200", "grid.model.groups", (2.5,), r"grid.model.groups lists 2.5, which is invalid: "
+                                               r"expected values of model.groups's type \(int\)"),
+    ],
+)
+def test_every_grid_and_compare_member_is_checked_at_start_up(task, key, values, message):
+    """A bad member would otherwise fail only when its turn comes, after the others trained."""
+    config = load_config(task)
+    _set(config, key, values)
+    with pytest.raises(ConfigError, match=message):
+        config_lib.validate(config)
+
+
+def test_unknown_preset_lists_the_presets():
+    with pytest.raises(ConfigError, match=r"unknown preset 'tiny'; allowed presets: \['synthetic'\]"):
+        load_config("esc50", "tiny")
