@@ -68,6 +68,7 @@ class Result:
     history: list[dict]
     best_epoch: int | None
     diverged: str | None  # the message when a non-finite loss stopped this member
+    seconds: float = 0.0  # wall time of this call (a group's time is shared by its members)
 
 
 def _prefixed(prefix: str, values: dict) -> dict:

@@ -1,0 +1,151 @@
+"""grid_search on synthetic ESC-50: groups by architecture, ranked summary, HParams, best config
+that train accepts, members equal to the same config trained alone, vmap equal to sequential."""
+
+import csv
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from jaxdl import config as config_lib
+from jaxdl.errors import ConfigError
+from jaxdl.modes import ModeArgs, grid_search, train
+from jaxdl.training import fit, group
+from jaxdl.utils import events
+from tests.helpers import load_config, tiny_esc50_config
+
+
+def _grid_config(tmp_path, **grid):
+    config = tiny_esc50_config(tmp_path)
+    config.model.channels = (8, 16, 16)
+    config.grid.lr = (1e-2, 3e-3)
+    config.grid.weight_decay = (1e-4,)
+    config.grid.seeds = (config.seed,)
+    config.grid.epochs = 2
+    config.grid.model.channels = ((8, 16, 16),)
+    config.grid.model.kernel_size = (3, 1)
+    config.grid.strategy = "sequential"
+    config.grid.update(grid)
+    config_lib.validate(config)
+    return config
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("grid")
+    config = _grid_config(workdir)
+    summary = grid_search.run(config, workdir, ModeArgs())
+    return config, workdir, summary
+
+
+def _records(log_dir):
+    return [json.loads(line) for line in (log_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_summary_ranks_every_member_with_its_best_epoch(grid):
+    _, workdir, summary = grid
+    log_dir = workdir / "logs" / summary["run"]
+    rows = list(csv.DictReader((log_dir / "summary.csv").open()))
+    assert summary["members"] == 4 and summary["groups"] == 2 and len(rows) == 4
+    scores = [float(r["best_val_accuracy"]) for r in rows]
+    assert scores == sorted(scores, reverse=True) and [r["rank"] for r in rows] == ["1", "2", "3", "4"]
+    for row in rows:
+        records = _records(log_dir / row["run"])
+        assert [r["epoch"] for r in records] == [1, 2]
+        best = next(r for r in records if r["epoch"] == int(row["best_epoch"]))
+        assert float(row["best_val_accuracy"]) == pytest.approx(best["val/accuracy"])
+        assert float(row["val_loss"]) == pytest.approx(best["val/loss"])
+        assert best["val/accuracy"] == max(r["val/accuracy"] for r in records)
+        assert (workdir / "checkpoints" / summary["run"] / row["run"]).is_dir()
+    assert {(r["lr"], r["kernel_size"]) for r in rows} == {("0.01", "3"), ("0.003", "3"),
+                                                          ("0.01", "1"), ("0.003", "1")}
+    assert "| rank | run |" in (log_dir / "summary.md").read_text()
+
+
+def test_hparams_tab_holds_each_members_values_and_metrics(grid):
+    _, workdir, summary = grid
+    log_dir = workdir / "logs" / summary["run"]
+    rows = {r["run"]: r for r in csv.DictReader((log_dir / "summary.csv").open())}
+    for name, row in rows.items():
+        hparams = events.read_hparams(log_dir / name)
+        assert hparams["hparams"]["lr"] == pytest.approx(float(row["lr"]))
+        assert hparams["hparams"]["kernel_size"] == pytest.approx(float(row["kernel_size"]))
+        assert hparams["metrics"]["hparam/best_val_accuracy"] == pytest.approx(
+            float(row["best_val_accuracy"]))
+
+
+def test_best_config_file_is_a_config_train_accepts(grid):
+    config, workdir, summary = grid
+    path = workdir / "logs" / summary["run"] / "best_config.py"
+    spec = importlib.util.spec_from_file_location("best_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    best = module.get_config()
+    config_lib.validate(best)
+    top = next(csv.DictReader((workdir / "logs" / summary["run"] / "summary.csv").open()))
+    assert best.train.lr == pytest.approx(float(top["lr"]))
+    assert best.model.kernel_size == int(top["kernel_size"]) and best.model.channels == (8, 16, 16)
+    assert best.train.epochs == config.train.epochs and best.train.evaluate_test
+
+
+def test_a_member_equals_the_same_config_trained_alone(grid, tmp_path):
+    config, workdir, summary = grid
+    member = grid_search.member_config(config, 2, lr=1e-2, weight_decay=1e-4, seed=config.seed,
+                                       kernel_size=3, channels=(8, 16, 16))
+    alone = train.train_and_evaluate(member, tmp_path)
+    alone_records = _records(tmp_path / "logs" / alone["run"])
+    in_grid = _records(workdir / "logs" / summary["run"] / grid_search.member_name(member))
+    for a, b in zip(alone_records, in_grid):
+        for key in ("train/loss", "val/loss", "val/accuracy"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5), key
+
+
+def test_vmapped_members_match_the_sequential_ones(tmp_path):
+    """Two members vmapped (sharded over the config axis of the 4 simulated devices).
+
+    SGD: Adam's first steps are lr * sign(gradient), which turns float-rounding differences of
+    near-zero gradients into full-size parameter differences; SGD keeps them at rounding level.
+    """
+    config = _grid_config(tmp_path)
+    config.train.optimizer = "sgd"
+    members = [grid_search.member_config(config, 1, lr=lr, weight_decay=1e-4, seed=config.seed,
+                                         kernel_size=1) for lr in (1e-2, 3e-3)]
+    curves = {}
+    data = train.training_data(config, 1)
+    for strategy in ("sequential", "vmap"):
+        trainer = group.build(members, data.names, strategy)
+        assert trainer.strategy == strategy
+        named = [fit.Member(f"{strategy}{i}", m, tmp_path / strategy / str(i),
+                            tmp_path / "ckpt" / strategy / str(i)) for i, m in enumerate(members)]
+        curves[strategy] = [r.history[-1] for r in fit.fit(named, data, trainer)]
+    assert dict(group.build(members, ("a", "b"), "vmap").mesh.shape) == {"config": 2, "data": 2}
+    for seq, vm in zip(curves["sequential"], curves["vmap"]):
+        for key in ("train/loss", "val/loss"):
+            assert vm[key] == pytest.approx(seq[key], rel=1e-4), key
+    assert curves["sequential"][0]["train/loss"] != curves["sequential"][1]["train/loss"]
+
+
+def test_rerunning_a_finished_grid_command_starts_a_new_run_and_an_unfinished_one_resumes(grid):
+    config, workdir, summary = grid
+    log_dir = workdir / "logs" / summary["run"]
+    status = json.loads((log_dir / "run_status.json").read_text())
+    assert status["status"] == "finished"
+    (log_dir / "run_status.json").write_text(json.dumps({**status, "status": "running"}))
+    again = grid_search.run(config, workdir, ModeArgs())  # every member is already complete
+    assert again["run"] == summary["run"]
+    assert again["best_run"] == summary["best_run"]
+    assert again["best_val_accuracy"] == summary["best_val_accuracy"]
+
+
+def test_a_grid_value_that_makes_no_valid_model_is_named():
+    config = load_config("tiny_imagenet")
+    config.grid.model.branch_channels = ((64, 64, 64), (64, 64, 32))
+    with pytest.raises(ConfigError, match=r"grid member .*branch_channels.*sum"):
+        grid_search.expand(config)
+    config = load_config("cub200")
+    assert len(grid_search.expand(config)) == 3 * 2 * 2 * 2
+    groups = {grid_search._architecture(m) for m in grid_search.expand(config)}
+    assert len(groups) == 4
+    np.testing.assert_equal(sorted({m.train.lr for m in grid_search.expand(config)}),
+                            [5e-4, 1e-3, 2e-3])
