@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from flax import serialization
 
 from jaxdl.errors import CheckpointError
 
@@ -70,6 +71,28 @@ class Checkpoints:
     def read_meta(self, step: int) -> dict:
         return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
+    def _shape_differences(self, step: int, template: Any) -> list[str]:
+        """Per tensor: what the checkpoint holds vs what the model expects (for the error)."""
+        def name(entry) -> str:
+            for attribute in ("key", "idx", "name"):
+                if hasattr(entry, attribute):
+                    return str(getattr(entry, attribute))
+            return str(entry)
+
+        def shapes(tree) -> dict[str, tuple]:
+            return {"/".join(name(e) for e in path): tuple(leaf.shape)
+                    for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
+                    if hasattr(leaf, "shape")}
+
+        stored = shapes(self._manager.item_metadata(step)["state"])
+        expected = shapes(serialization.to_state_dict(template))  # the saved tree's key form
+        differing = [k for k in set(stored) | set(expected) if stored.get(k) != expected.get(k)]
+        # Parameters first: the optimizer state only mirrors them.
+        differing.sort(key=lambda k: (k.split("/")[0] not in ("params", "batch_stats"), k))
+        lines = [f"{k}: checkpoint {stored.get(k, 'absent')} vs model {expected.get(k, 'absent')}"
+                 for k in differing]
+        return lines[:10] + ([f"... and {len(lines) - 10} more"] if len(lines) > 10 else [])
+
     def restore_state(self, step: int, template: Any) -> Any:
         """Restores into the structure, shapes and shardings of `template` (a fresh state)."""
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
@@ -77,9 +100,10 @@ class Checkpoints:
             restored = self._manager.restore(
                 step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
         except (ValueError, KeyError) as err:
+            differences = "\n  ".join(self._shape_differences(step, template)) or str(err)
             raise CheckpointError(
-                f"checkpoint {self.directory}/{step} does not match the model being restored into: "
-                f"{err}") from err
+                f"checkpoint {self.directory}/{step} does not match the model being restored into "
+                f"(another architecture or task?); differing tensor shapes:\n  {differences}") from err
         return restored.state
 
     def wait(self) -> None:

@@ -50,8 +50,12 @@ def test_restoring_into_another_architecture_names_the_shapes(tmp_path):
     with checkpoint.Checkpoints(tmp_path / "ck", "accuracy", "max") as ckpts:
         ckpts.save(1, _state(), _meta(), {"accuracy": 0.5})
     found, step, _ = checkpoint.open_for_evaluation(tmp_path / "ck")
-    with found, pytest.raises(CheckpointError, match="does not match.*shape"):
+    with found, pytest.raises(CheckpointError, match="does not match") as raised:
         found.restore_state(step, _state(channels=(4, 8, 16)))
+    message = str(raised.value)
+    assert "params/conv2/kernel: checkpoint (3, 3, 8, 8) vs model (3, 3, 8, 16)" in message
+    assert "batch_stats/bn2/mean: checkpoint (8,) vs model (16,)" in message
+    assert "conv0" not in message  # only what differs
 
 
 def test_missing_and_non_checkpoint_directories_are_clear_errors(tmp_path):
