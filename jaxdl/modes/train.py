@@ -9,6 +9,7 @@ statistics shows up as a gap between the two instead of passing for a bug.
 
 import pathlib
 
+import jax
 import ml_collections
 from absl import logging
 
@@ -29,16 +30,17 @@ def _overfit_batch_size(batch_size: int, n: int, devices: int) -> int:
 def training_data(config: ml_collections.ConfigDict, devices: int) -> fit.Data:
     """Train and val splits for `config` (the overfit subset for both when `train.overfit_n`)."""
     task = task_data(config)
+    overfit = config.train.overfit_n > 0
+    # val first: an empty or broken val split is reported before train features are computed.
+    val_split = None if overfit else task.load_split(config, "val")
     train_split = task.load_split(config, "train")
     names = tuple(train_split.class_names)
-    overfit = config.train.overfit_n > 0
     batch_size = config.train.batch_size
     if overfit:
         train_source = val_source = pipeline.overfit_subset(train_split.source,
                                                             config.train.overfit_n, config.seed)
         batch_size = _overfit_batch_size(batch_size, len(train_source), devices)
     else:
-        val_split = task.load_split(config, "val")
         if tuple(val_split.class_names) != names:
             raise DataError(f"train and val splits have different classes: {len(names)} vs "
                             f"{len(val_split.class_names)}")
@@ -52,9 +54,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
     """Runs the whole training (or resumes it); returns the headline figures (the JSON line)."""
     overfit = config.train.overfit_n > 0
     mode = "overfit" if overfit else "train"
-    probe = task_data(config).load_split(config, "train")  # class names before building the model
-    trainer = group.build([config], probe.class_names, "sequential")
-    data = training_data(config, trainer.mesh.shape["data"])
+    data = training_data(config, jax.device_count())
+    trainer = group.build([config], data.names, "sequential")
     log_dir, resumed = runs.open_run(workdir / "logs", config, mode)
     checkpoint_dir = workdir / "checkpoints" / log_dir.name
     print(f"run {log_dir.name}{' (resumed)' if resumed else ''}: {len(data.train)} train / "
