@@ -5,6 +5,7 @@ pyplot: no GUI backend, no global figure registry to leak into, safe from any th
 PNG is rendered in memory and written atomically.
 """
 
+import dataclasses
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -105,19 +106,28 @@ def plot_curves(
 def plot_lr_finder(
     lrs: Sequence[float],
     losses: Sequence[float],
-    smoothed: Sequence[float],
+    smoothed: Sequence[float] | None,
     suggested_lr: float | None,
     path: Path,
+    window: tuple[float, float] | None = None,
 ) -> None:
-    """Loss against learning rate on a log x-axis (raw and smoothed), suggested LR marked.
+    """Loss against learning rate on a log x-axis (raw, and smoothed unless None), suggested LR
+    marked and the stable `window` (low, high) shaded.
 
-    The y-axis stops at 1.5× the first smoothed loss, so the final divergence does not
+    The y-axis stops at 1.5× the first (smoothed) loss, so the final divergence does not
     flatten the informative part of the curve.
     """
     figure = _new_figure(8, 5)
     axes = figure.add_subplot()
-    axes.plot(lrs, losses, alpha=0.3, label="loss")
-    axes.plot(lrs, smoothed, label="smoothed loss")
+    if smoothed is None:
+        axes.plot(lrs, losses, label="loss")
+        smoothed = losses
+    else:
+        axes.plot(lrs, losses, alpha=0.3, label="loss")
+        axes.plot(lrs, smoothed, label="smoothed loss")
+    if window is not None:
+        axes.axvspan(*window, color="green", alpha=0.1,
+                     label=f"stable window {window[0]:.2e} – {window[1]:.2e}")
     if suggested_lr is not None:
         axes.axvline(
             suggested_lr, color="red", linestyle="--", label=f"suggested lr {suggested_lr:.2e}"
@@ -133,4 +143,77 @@ def plot_lr_finder(
     axes.set_title("LR finder")
     axes.grid(alpha=0.3, which="both")
     axes.legend()
+    _save(figure, path)
+
+
+def plot_grouped_bars(values: Mapping[str, Sequence[float]], categories: Sequence[str], path: Path,
+                      title: str, ylabel: str) -> None:
+    """One group of bars per category, one bar per series (e.g. per split), with a legend.
+
+    `values[series]` holds one value per category. The figure widens with the number of bars
+    (up to 40 in) and the tick labels shrink, so 200 classes stay legible when zoomed.
+    """
+    series = list(values)
+    num_categories = len(categories)
+    width = min(max(6.0, 0.04 * num_categories * len(series) + 2.0), 40.0)
+    figure = _new_figure(width, 4.5)
+    axes = figure.add_subplot()
+    positions = np.arange(num_categories)
+    bar_width = 0.8 / max(len(series), 1)
+    for k, name in enumerate(series):
+        heights = np.asarray(values[name], dtype=np.float64)
+        if heights.shape != (num_categories,):
+            raise ValueError(f"series {name!r} has {heights.shape} values for {num_categories} "
+                             "categories")
+        axes.bar(positions + (k - (len(series) - 1) / 2) * bar_width, heights, bar_width,
+                 label=name)
+    label_size = min(8.0, max(2.0, (width - 1.0) * 0.7 / max(num_categories, 1) * 72))
+    axes.set_xticks(positions, labels=categories, rotation=90, fontsize=label_size)
+    axes.set_xlim(-0.6, num_categories - 0.4)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(alpha=0.3, axis="y")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: bars reach the top
+    _save(figure, path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Panel:
+    """One cell of `plot_panel_grid`.
+
+    kind "image": uint8 (H, W, 3); "spectrogram": float (bands, frames), low bands at the bottom;
+    "waveform": float (samples,) drawn against seconds at `sample_rate` Hz.
+    """
+
+    kind: str
+    data: np.ndarray
+    title: str
+    sample_rate: float = 0.0
+
+
+def plot_panel_grid(rows: Sequence[Sequence[Panel]], path: Path, title: str) -> None:
+    """A grid of panels (one row per example, e.g. original → augmented → model input)."""
+    num_rows, num_cols = len(rows), max(len(row) for row in rows)
+    figure = _new_figure(3.2 * num_cols, 2.6 * num_rows + 0.4)
+    for r, row in enumerate(rows):
+        for c, panel in enumerate(row):
+            axes = figure.add_subplot(num_rows, num_cols, r * num_cols + c + 1)
+            if panel.kind == "image":
+                axes.imshow(panel.data, interpolation="nearest")
+                axes.set_axis_off()
+            elif panel.kind == "spectrogram":
+                axes.imshow(panel.data, origin="lower", aspect="auto", cmap="magma",
+                            interpolation="nearest")
+                axes.set_xlabel("frame", fontsize=7)
+                axes.set_ylabel("mel band", fontsize=7)
+                axes.tick_params(labelsize=6)
+            elif panel.kind == "waveform":
+                axes.plot(np.arange(len(panel.data)) / panel.sample_rate, panel.data, linewidth=0.4)
+                axes.set_xlabel("seconds", fontsize=7)
+                axes.tick_params(labelsize=6)
+            else:
+                raise ValueError(f"panel kind must be image, spectrogram or waveform: {panel.kind!r}")
+            axes.set_title(panel.title, fontsize=7)
+    figure.suptitle(title)
+    figure.tight_layout()
     _save(figure, path)

@@ -1,0 +1,8 @@
+"""What `--mode=analyze` computes (course items D1–D11, M0–M2), one job per module.
+
+card (dataset card, split protocol), census (raw files of the official layout), distribution
+(labels, class counts, imbalance), pipelines (preprocessing and augmentation as configured),
+examples (before/after augmentation), baselines (majority and random), model_summary
+(per-layer parameters), first_batch (batch shapes, initial loss, gradients), statistics
+(dataset mean/std), markdown (analysis.md). The mode composes them (`jaxdl/modes/analyze.py`).
+"""
