@@ -5,7 +5,10 @@ rejects bad values at start-up with the key and the allowed values, before any c
 """
 
 import copy
-from collections.abc import Callable
+import importlib.util
+import pathlib
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import ml_collections
 
@@ -85,6 +88,33 @@ def base_config(task: str) -> ml_collections.ConfigDict:
     # --mode=bench: median step times on random input of the model's shape.
     config.bench = ml_collections.ConfigDict(dict(warmup=2, steps=10))
     return config
+
+
+# The task config files; found next to the package (a source checkout or an editable install).
+CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+
+
+def load_task_config(task: str, preset: str | None = None) -> ml_collections.ConfigDict:
+    """`configs/<task>.py:get_config(preset)`, read from the file as `--config` reads it: the task's
+    defaults, against which a run's config is compared (report) or changed (tests)."""
+    path = CONFIG_DIR / f"{task}.py"
+    if not path.is_file():
+        raise ConfigError(f"no config file for task {task!r}: expected {path}")
+    spec = importlib.util.spec_from_file_location(f"config_{task}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(preset)
+
+
+def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as {"train.lr": 0.01, …}: the dotted keys `--config.KEY` names."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def apply_preset(config: ml_collections.ConfigDict, preset: str | None) -> ml_collections.ConfigDict:

@@ -1,6 +1,5 @@
 """Shared test helpers: task configs with a test-local cache, small models, random batches."""
 
-import importlib.util
 import pathlib
 
 import jax
@@ -10,15 +9,14 @@ import numpy as np
 import optax
 from flax import linen as nn
 
+from jaxdl import config as config_lib
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def load_config(task: str, preset: str | None = None) -> ml_collections.ConfigDict:
     """`configs/<task>.py:get_config(preset)`, loaded from the file as config_flags does."""
-    spec = importlib.util.spec_from_file_location(f"config_{task}", REPO / "configs" / f"{task}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(preset)
+    return config_lib.load_task_config(task, preset)
 
 
 def tiny_esc50_config(tmp_path: pathlib.Path, **train) -> ml_collections.ConfigDict:

@@ -1,7 +1,7 @@
 """`analysis.md`: the analyze summary as a human-readable page, in the course's item order
 (D1–D11, M0–M2). It only formats `summary.json`'s numbers; it computes none."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 MAX_LISTED = 20  # problem files, class names and per-tensor rows shown before "…"
 
@@ -18,7 +18,8 @@ def _number(value) -> str:
     return str(value)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
+def table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
+    """A markdown table (then a blank line); numbers formatted as everywhere in the analysis."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_number(v) for v in row) + " |" for row in rows]
     return lines + [""]
@@ -63,13 +64,13 @@ def _card(s: dict) -> list[str]:
             ("classes" if card["task_type"] == "multiclass" else "attributes", classes),
             ("names", _listing(card["class_names"])),
             ("model input per example (meta)", _shape(card["input_shape"]))]
-    return ["## D1. Dataset card", "", *_table(("", ""), rows)]
+    return ["## D1. Dataset card", "", *table(("", ""), rows)]
 
 
 def _splits(s: dict) -> list[str]:
     sizes = s["splits"]
     lines = ["## D2. Split sizes (exact)", "",
-             *_table(("split", "examples"), [*sizes.items(), ("total", sum(sizes.values()))])]
+             *table(("split", "examples"), [*sizes.items(), ("total", sum(sizes.values()))])]
     shared = {pair: files for pair, files in s["split_overlap"].items() if files}
     lines.append("No file is in two splits." if not shared else
                  "**Files in two splits:** " + "; ".join(f"{pair}: {_listing(files)}"
@@ -81,7 +82,7 @@ def _distribution(s: dict) -> list[str]:
     lines = ["## D4. Class distribution", ""]
     dist = s["distribution"]
     if s["card"]["task_type"] == "multiclass":
-        lines += _table(
+        lines += table(
             ("split", "examples", "classes present", "min", "max", "imbalance ratio (max/min)",
              "majority share", "normalised entropy"),
             [(split, d["examples"], d["classes_present"], d["min_count"], d["max_count"],
@@ -93,7 +94,7 @@ def _distribution(s: dict) -> list[str]:
     else:
         splits = list(dist)
         names = list(dist[splits[0]]["positive_rate"])
-        lines += _table(
+        lines += table(
             ("attribute", *[f"{split} positive rate" for split in splits],
              f"{splits[0]} imbalance (majority/minority)"),
             [(name, *[dist[split]["positive_rate"][name] for split in splits],
@@ -112,19 +113,19 @@ def _census(s: dict) -> list[str]:
              f"Every file the annotations list under `{census['root']}`, decoded in full as the "
              "loader decodes it.", ""]
     if census["kind"] == "audio":
-        lines += _table(("group", "files", "ok", "missing", "corrupt", "sample rates", "channels",
-                         "length (s) min / median / max"),
-                        [(name, g["files"], g["ok"], g["missing"], g["corrupt"], g["sample_rates"],
-                          g["channels"], "{min:.3f} / {median:.3f} / {max:.3f}".format(
-                              **g["seconds"]) if g["seconds"] else "–")
-                         for name, g in census["groups"].items()])
+        lines += table(("group", "files", "ok", "missing", "corrupt", "sample rates", "channels",
+                        "length (s) min / median / max"),
+                       [(name, g["files"], g["ok"], g["missing"], g["corrupt"], g["sample_rates"],
+                         g["channels"], "{min:.3f} / {median:.3f} / {max:.3f}".format(
+                             **g["seconds"]) if g["seconds"] else "–")
+                        for name, g in census["groups"].items()])
     else:
-        lines += _table(("group", "files", "ok", "missing", "corrupt", "modes", "distinct sizes",
-                         "most common sizes (W×H: count)"),
-                        [(name, g["files"], g["ok"], g["missing"], g["corrupt"], g["modes"],
-                          g["distinct_sizes"], ", ".join(f"{w}×{h}: {n}" for w, h, n in
-                                                         g["most_common_sizes"][:3]))
-                         for name, g in census["groups"].items()])
+        lines += table(("group", "files", "ok", "missing", "corrupt", "modes", "distinct sizes",
+                        "most common sizes (W×H: count)"),
+                       [(name, g["files"], g["ok"], g["missing"], g["corrupt"], g["modes"],
+                         g["distinct_sizes"], ", ".join(f"{w}×{h}: {n}" for w, h, n in
+                                                        g["most_common_sizes"][:3]))
+                        for name, g in census["groups"].items()])
     problems = census["problems"]
     if problems:
         lines += [f"**{len(problems)} problem file(s)** (all in `{s['files']['census_problems_csv']}`):",
@@ -145,14 +146,18 @@ def _step(step: dict) -> str:
     return f"1. **{step['op']}**{chance}" + (f": {params}" if params else "")
 
 
-def _pipelines(s: dict) -> list[str]:
+def _preprocessing(s: dict) -> list[str]:
     p = s["pipelines"]
-    lines = ["## D6–D8. Preprocessing and augmentation", "",
+    lines = ["## D6–D7. Preprocessing", "",
              "Preprocessing, identical for train, val and test "
              f"(evaluation batches deterministic: {_number(p['eval_deterministic'])}); output per "
              f"example {_shape(p['output_shape'])}:", ""]
-    lines += [_step(step) for step in p["preprocessing"]] + [""]
-    augmentation = p["augmentation"]
+    return lines + [_step(step) for step in p["preprocessing"]] + [""]
+
+
+def _augmentation(s: dict) -> list[str]:
+    augmentation = s["pipelines"]["augmentation"]
+    lines = ["## D8. Augmentation", ""]
     if not augmentation["enabled"]:
         return lines + ["Augmentation: disabled (`augment.enabled=False`).", ""]
     lines += [f"Augmentation ({augmentation['applies_to']}):", ""]
@@ -164,8 +169,8 @@ def _examples(s: dict) -> list[str]:
              f"[{e['input_min']:.3f}, {e['input_max']:.3f}]",
              e.get("denormalized_max_abs_diff")) for e in s["examples"]]
     return ["## D9–D10. Examples", "", f"![examples]({s['files']['examples_png']})", "",
-            *_table(("train index", "file", "label", "changed by the augmentation draw",
-                     "model input range", "de-normalised vs augmented (max |Δ|, uint8)"), rows)]
+            *table(("train index", "file", "label", "changed by the augmentation draw",
+                    "model input range", "de-normalised vs augmented (max |Δ|, uint8)"), rows)]
 
 
 def _batch(s: dict) -> list[str]:
@@ -176,7 +181,7 @@ def _batch(s: dict) -> list[str]:
                                                                s["card"]["num_classes"]]),
              b["logits_match"])]
     lines = ["## D11. One training batch", "",
-             *_table(("", "shape", "dtype", "expected", "matches"), rows)]
+             *table(("", "shape", "dtype", "expected", "matches"), rows)]
     if not b["x_matches"]:
         lines += ["The batch's example shape differs from the task's model input shape (meta); "
                   "the model still maps it to the logits above.", ""]
@@ -202,7 +207,7 @@ def _baselines(s: dict) -> list[str]:
             rows.append((f"uniform random, simulated ({sim['draws']} draws, seed {sim['seed']})",
                          split, f"{sim['accuracy']:.4f} ± {sim['accuracy_std']:.4f}",
                          f"{sim['macro_f1']:.4f} ± {sim['macro_f1_std']:.4f}"))
-        lines += _table(("baseline", "split", "accuracy", "macro-F1"), rows)
+        lines += table(("baseline", "split", "accuracy", "macro-F1"), rows)
         tie = (f" ({majority['tied_classes']} classes tie for the largest train count; the first "
                "by label is used)") if majority["tied_classes"] > 1 else ""
         lines.append(f"Majority class from train: {majority['class']}, "
@@ -222,14 +227,14 @@ def _baselines(s: dict) -> list[str]:
                          split, f"{sim['mean_accuracy']:.4f} ± {sim['mean_accuracy_std']:.4f}",
                          f"{sim['micro_f1']:.4f} ± {sim['micro_f1_std']:.4f}",
                          f"{sim['macro_f1']:.4f} ± {sim['macro_f1_std']:.4f}"))
-        lines += _table(("baseline", "split", "mean accuracy", "micro-F1", "macro-F1"), rows)
+        lines += table(("baseline", "split", "mean accuracy", "micro-F1", "macro-F1"), rows)
         names = list(majority["predicted_positive"])
-        lines += _table(("attribute", "train rate", "majority predicts",
-                         *[f"{split} majority accuracy" for split in eval_splits]),
-                        [(n, majority["train_rate"][n],
-                          "positive" if majority["predicted_positive"][n] else "negative",
-                          *[majority[split][f"accuracy/{n}"] for split in eval_splits])
-                         for n in names])
+        lines += table(("attribute", "train rate", "majority predicts",
+                        *[f"{split} majority accuracy" for split in eval_splits]),
+                       [(n, majority["train_rate"][n],
+                         "positive" if majority["predicted_positive"][n] else "negative",
+                         *[majority[split][f"accuracy/{n}"] for split in eval_splits])
+                        for n in names])
     lines.append(f"Expected values are exact (binomial sums, see `analysis/baselines.py`); the "
                  f"simulation ({first_simulation['draws']} seeded draws through the evaluation metrics) "
                  "checks them. The majority baseline's loss (cross-entropy of the train prior) "
@@ -246,16 +251,16 @@ def _model(s: dict) -> list[str]:
     lines = ["## M1. Model", "",
              f"`{s['model']['name']}` with {s['model']['hyperparameters']}; output shapes per "
              f"example for an input of {_shape(p['input_shape'])}.", "",
-             *_table(("layer", "type", "output shape", "parameters", "tensors"),
-                     [*rows, ("**total**", "", "", p["total"], "")]),
+             *table(("layer", "type", "output shape", "parameters", "tensors"),
+                    [*rows, ("**total**", "", "", p["total"], "")]),
              f"Trainable parameters: {p['total']:,}; non-trainable BatchNorm statistics: "
              f"{p['non_trainable']:,}.", ""]
     if p["grid"]:
         keys = [k for k in p["grid"][0] if k not in ("params", "configured")]
         lines += ["Every combination of the grid's model hyper-parameters (`grid.model`):", "",
-                  *_table((*keys, "parameters", "configured"),
-                          [(*[r[k] for k in keys], r["params"], r["configured"])
-                           for r in p["grid"]])]
+                  *table((*keys, "parameters", "configured"),
+                         [(*[r[k] for k in keys], r["params"], r["configured"])
+                          for r in p["grid"]])]
     return lines
 
 
@@ -276,7 +281,7 @@ def _first_batch(s: dict) -> list[str]:
                   f"{_listing(f['negligible'])}. A conv bias followed by BatchNorm has an exactly "
                   "zero gradient in exact arithmetic (the batch mean removes it): such a bias "
                   "never learns.", ""]
-    return lines + _table(("parameter", "shape", "‖θ‖", "‖∇θ‖", "finite", "non-zero"), rows)
+    return lines + table(("parameter", "shape", "‖θ‖", "‖∇θ‖", "finite", "non-zero"), rows)
 
 
 def _mean_std(s: dict) -> list[str]:
@@ -292,12 +297,18 @@ def _mean_std(s: dict) -> list[str]:
     return lines + [""]
 
 
+# Item -> renderer, in the course's order; `--mode=report` places each under its template section.
+SECTIONS: dict[str, Callable[[dict], list[str]]] = {
+    "D1": _card, "D2-D3": _splits, "D4": _distribution, "D5": _census, "D6-D7": _preprocessing,
+    "D8": _augmentation, "D9-D10": _examples, "D11": _batch, "M0": _baselines, "M1": _model,
+    "M2": _first_batch, "mean_std": _mean_std}
+
+
 def render(summary: dict) -> str:
     """analysis.md for one analyze summary (the dict written to summary.json)."""
     lines = [f"# Data and model analysis: {summary['task']}", "",
              f"Run `{summary['run']}` (seed {summary['seed']}), {summary['seconds']:.1f} s. Every "
              "number here is also in `summary.json`.", ""]
-    for section in (_card, _splits, _distribution, _census, _pipelines, _examples, _batch,
-                    _baselines, _model, _first_batch, _mean_std):
+    for section in SECTIONS.values():
         lines += section(summary)
     return "\n".join(lines).rstrip() + "\n"

@@ -40,8 +40,12 @@ def _esc50_augment(record: dict, rng: np.random.Generator,
 
 
 def _esc50_input_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:
-    """Shape of a 5 s clip's features: 1 + 5·sr // hop frames (centred STFT) -> (64, 501, 1)."""
-    frames = 1 + 5 * config.features.sample_rate // config.features.hop_length
+    """Features of one clip: 1 + seconds·sr // hop frames (centred STFT); 5 s -> (64, 501, 1).
+
+    ESC-50 clips last 5 s; generated ones `data.synthetic.clip_seconds`.
+    """
+    seconds = config.data.synthetic.clip_seconds if config.data.source == "synthetic" else 5.0
+    frames = 1 + int(round(seconds * config.features.sample_rate)) // config.features.hop_length
     return (config.features.n_mels, frames, 1)
 
 

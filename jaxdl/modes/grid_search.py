@@ -7,8 +7,9 @@ architecture is its own group. Every member gets its own TensorBoard run under
 `logs/<grid>/<member>/` (so curves overlay when TensorBoard points at `logs/<grid>/`), hparams the
 HParams tab displays with their metric values, and its own best checkpoint under
 `checkpoints/<grid>/<member>/`. The grid writes `summary.csv` and `summary.md` ranked by the best
-validation metric, and `best_config.py`, a config file `train` accepts as is. Data order and
-augmentation come from the grid's `seed`; `grid.seeds` vary initialisation and dropout, so a
+validation metric, `best_config.py`, a config file `train` accepts as is, and `config.json`,
+the grid's own resolved config (`--mode=report` rebuilds the grid's command from it). Data order
+and augmentation come from the grid's `seed`; `grid.seeds` vary initialisation and dropout, so a
 member whose seed equals `seed` reproduces `train` run alone with its configuration.
 Rerunning the same command resumes an interrupted grid: finished members are not retrained.
 """
@@ -178,6 +179,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
     members = expand(config)
     log_dir, resumed = runs.open_run(workdir / "logs", config, "grid_search")
     checkpoint_dir = workdir / "checkpoints" / log_dir.name
+    files.write_json_atomic(log_dir / "config.json", config.to_dict())  # the grid's own config
     strategy = group.resolve_strategy(config.grid.strategy)
     print(f"grid {log_dir.name}{' (resumed)' if resumed else ''}: {len(members)} members x "
           f"{config.grid.epochs} epochs, strategy {strategy}\n  logs: {log_dir}")
