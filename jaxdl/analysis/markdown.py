@@ -1,7 +1,7 @@
 """`analysis.md`: the analyze summary as a human-readable page, in the course's item order
 (D1–D11, M0–M2). It only formats `summary.json`'s numbers; it computes none."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 MAX_LISTED = 20  # problem files, class names and per-tensor rows shown before "…"
 
@@ -23,6 +23,11 @@ def table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_number(v) for v in row) + " |" for row in rows]
     return lines + [""]
+
+
+def rows_table(rows: Sequence[Mapping], columns: Sequence[str]) -> str:
+    """`rows` (dicts) as a markdown table of `columns`, as one string."""
+    return "\n".join(table(columns, [[row[c] for c in columns] for row in rows]))
 
 
 def _shape(shape) -> str:

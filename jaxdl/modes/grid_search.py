@@ -23,6 +23,7 @@ import jax
 import ml_collections
 
 from jaxdl import config as config_lib
+from jaxdl.analysis import markdown
 from jaxdl.errors import ConfigError, JaxdlError
 from jaxdl.models import MODELS
 from jaxdl.modes import train as train_mode
@@ -138,17 +139,6 @@ def _summary_rows(results: list[fit.Result], config: ml_collections.ConfigDict) 
     return [{"rank": i, **row} for i, row in enumerate(ranked, start=1)]
 
 
-def _cell(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def markdown_table(rows: list[dict]) -> str:
-    columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
 def write_best_config(path: pathlib.Path, best: ml_collections.ConfigDict,
                       base: ml_collections.ConfigDict, note: str) -> None:
     """A config file `--config PATH` accepts: the best member with the base's epochs and test."""
@@ -190,7 +180,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
 
     rows = _summary_rows(results, config)
     files.write_csv_atomic(log_dir / "summary.csv", rows, list(rows[0]))
-    files.write_text_atomic(log_dir / "summary.md", markdown_table(rows))
+    files.write_text_atomic(log_dir / "summary.md", markdown.rows_table(rows, list(rows[0])))
     metric = config.train.best_metric
     top = rows[0]
     if top["notes"]:
@@ -201,7 +191,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
                       f"Best of grid {log_dir.name}: {top['run']}, val {metric} "
                       f"{top[f'best_val_{metric}']:.4f} at epoch {top['best_epoch']}.")
     runs.write_status(log_dir, config, "finished")
-    print(markdown_table(rows[:10]))
+    print(markdown.rows_table(rows[:10], list(rows[0])))
     return {"mode": "grid_search", "run": log_dir.name, "members": len(members),
             "groups": len({_architecture(m) for m in members}), "strategy": strategy,
             "seconds": seconds, "best_run": top["run"], f"best_val_{metric}": top[f"best_val_{metric}"],
