@@ -14,6 +14,7 @@ from ml_collections import config_flags
 from jaxdl import config as config_lib
 from jaxdl.errors import JaxdlError
 from jaxdl.modes import MODES, ModeArgs, run_mode
+from jaxdl.utils import distributed
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file, e.g. configs/esc50.py "
                                           "or configs/esc50.py:synthetic.", lock_config=True)
@@ -45,6 +46,7 @@ def main(argv: list[str]) -> None:
     if _CONFIG.value is None:
         raise app.UsageError("--config is required, e.g. --config configs/esc50.py")
     logging.set_verbosity(logging.ERROR)  # Orbax and TFDS are chatty at WARNING
+    distributed.initialize()  # joins the other processes of a SLURM / TPU pod / explicit job
     try:
         config_lib.validate(_CONFIG.value)
         args = ModeArgs(checkpoint=_CHECKPOINT.value, split=_SPLIT.value,

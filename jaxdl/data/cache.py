@@ -93,7 +93,8 @@ class SkippedItems:
         """Stores the messages in the build's folder (before it is renamed into place)."""
         if self.messages:
             write_text_atomic(Path(build_dir) / SKIPPED_LIST,
-                              "".join(f"{message}\n" for message in self.messages))
+                              "".join(f"{message}\n" for message in self.messages),
+                              every_process=True)
 
 
 def report_skipped(prepared: Path, what: str, kept: int, listed: int) -> None:

@@ -4,12 +4,18 @@ Training: a fresh permutation and fresh augmentation draws each epoch, both deri
 seed and the epoch number, so an epoch can be rebuilt exactly (resume). Evaluation: source order,
 no augmentation, the last partial batch padded with `mask = 0` rows so shapes never change (no
 recompilation) and every example counts exactly once.
+
+Several processes (multi-host): every process builds the same global sequence of batches (same
+seeded permutation, same augmentation draws, same padding) and reads only its row block of each
+(`process_index` of `process_count` equal contiguous blocks, the rows its devices hold, see
+`utils/distributed.py`). A global batch is thus the one a single process would load, whatever the
+number of hosts, and `skip=k` resumes at the same global batch on every process.
 """
 
-import functools
 from collections.abc import Iterator, Sequence
 
 import grain
+import jax
 import ml_collections
 import numpy as np
 
@@ -57,6 +63,24 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
+def _mask_out(record: dict) -> dict:
+    """A padding row: counts in no sum (module-level, so worker processes can unpickle it)."""
+    return {**record, "mask": np.float32(0.0)}
+
+
+def _host_batches(ds: grain.MapDataset, batch_size: int,
+                  process: tuple[int, int] | None) -> grain.MapDataset:
+    """This process's row block of each global batch of `ds` (whose length is a multiple of it).
+
+    `process` is (index, count), by default this process of the running JAX job. A global batch
+    of `batch_size` rows is `count` consecutive local batches of `batch_size // count` rows.
+    """
+    index, count = (jax.process_index(), jax.process_count()) if process is None else process
+    if batch_size % count:
+        raise ValueError(f"batch size {batch_size} does not split over {count} processes")
+    return ds.batch(batch_size // count, drop_remainder=True)[index::count]
+
+
 def _iterate(ds: grain.MapDataset, workers: int) -> Iterator[dict]:
     it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4))
     if workers > 0:
@@ -65,16 +89,19 @@ def _iterate(ds: grain.MapDataset, workers: int) -> Iterator[dict]:
 
 
 def train_batches(source, task: TaskData, config: ml_collections.ConfigDict, epoch: int,
-                  batch_size: int, augment: bool, skip: int = 0) -> Iterator[dict]:
+                  batch_size: int, augment: bool, skip: int = 0,
+                  process: tuple[int, int] | None = None) -> Iterator[dict]:
     """One epoch of shuffled full batches (the last partial batch is dropped, as in training).
 
     `skip` starts at that batch of the epoch (resume): order and augmentation draws depend only
     on the seed, the epoch and the example's position, so the remaining batches are unchanged.
+    `process` (index, count): whose rows of each batch to load (default: this process's).
     """
     ds = grain.MapDataset.source(source).shuffle(seed=epoch_seed(config.seed, epoch))
     if augment:
         ds = ds.random_map(_Augment(task, config.augment), seed=epoch_seed(config.seed + 1, epoch))
-    ds = ds.map(_ModelInput(task, config)).batch(batch_size, drop_remainder=True)
+    ds = ds.map(_ModelInput(task, config))[:num_train_batches(source, batch_size) * batch_size]
+    ds = _host_batches(ds, batch_size, process)
     return _iterate(ds[skip:] if skip else ds, config.data.workers)
 
 
@@ -82,10 +109,15 @@ def num_train_batches(source, batch_size: int) -> int:
     return len(source) // batch_size
 
 
-def eval_batches(source, task: TaskData, config: ml_collections.ConfigDict,
-                 batch_size: int) -> Iterator[dict]:
-    """All examples in source order, padded to full batches with masked rows."""
-    ds = grain.MapDataset.source(source).map(_ModelInput(task, config)).batch(
-        batch_size, batch_fn=functools.partial(grain.experimental.batch_and_pad, batch_size=batch_size)
-    )
-    return _iterate(ds, config.data.workers)
+def eval_batches(source, task: TaskData, config: ml_collections.ConfigDict, batch_size: int,
+                 process: tuple[int, int] | None = None) -> Iterator[dict]:
+    """All examples in source order, padded to full batches with masked copies of the first one.
+
+    `process` (index, count): whose rows of each batch to load (default: this process's); the
+    padding is added before the split, so every example counts once over all processes.
+    """
+    ds = grain.MapDataset.source(source).map(_ModelInput(task, config))
+    missing = -len(ds) % batch_size
+    if missing:
+        ds = grain.MapDataset.concatenate([ds, ds[:1].repeat(missing).map(_mask_out)])
+    return _iterate(_host_batches(ds, batch_size, process), config.data.workers)

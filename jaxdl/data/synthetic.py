@@ -100,7 +100,7 @@ def make_synthetic_esc50(
                                      esc10=category in ESC10, src_file=src_id, take="A"))
         (building / "meta").mkdir()
         rows.sort(key=lambda row: row["filename"])
-        write_csv_atomic(building / "meta" / "esc50.csv", rows, CSV_COLUMNS)
+        write_csv_atomic(building / "meta" / "esc50.csv", rows, CSV_COLUMNS, every_process=True)
         (building / COMPLETE_MARKER).touch()
     return folder
 

@@ -7,8 +7,6 @@ import ml_collections
 from flax import linen as nn
 from jax.sharding import Mesh
 
-import jax
-
 from jaxdl.data.tasks import TaskData, task_data
 from jaxdl.models import build_model
 from jaxdl.training import optim, steps
@@ -36,5 +34,5 @@ def build(config: ml_collections.ConfigDict, names: Sequence[str], mesh: Mesh | 
     model = build_model(config, num_classes=len(names))
     state = create_train_state(model, optim.make_optimizer(config.train),
                                config.seed if seed is None else seed, task.input_shape(config))
-    state = jax.device_put(state, distributed.replicated(mesh))
+    state = distributed.put(state, distributed.replicated(mesh))
     return Components(task, objective, model, state, steps.compile_steps(objective, mesh), mesh)

@@ -22,7 +22,7 @@ from jaxdl.data.tasks import TaskData
 from jaxdl.errors import CheckpointError, DataError, JaxdlError
 from jaxdl.training import checkpoint, loop, metrics
 from jaxdl.training.group import Group
-from jaxdl.utils import files, preemption
+from jaxdl.utils import distributed, files, preemption
 from jaxdl.utils.logging import RunLogger
 
 _HEALTH = ("nonfinite_steps", metrics.FIRST_NONFINITE)
@@ -193,7 +193,7 @@ class _Run:
             if every and step % every == 0 and step != last_step:
                 self.save(step, epoch, step - epoch_start, states, epoch_sums)
                 saved = True
-            if watcher.requested:
+            if watcher.stop_at(step):
                 if not saved:
                     self.save(step, epoch, step - epoch_start, states, epoch_sums)
                 for c in self.checkpoints:
@@ -255,6 +255,8 @@ def fit(members: list[Member], data: Data, group: Group) -> list[Result]:
     if num_batches == 0:
         raise DataError(f"the training split has {len(data.train)} examples, fewer than one "
                         f"batch of train.batch_size={data.batch_size}")
+    distributed.check_batch_size("train.batch_size", data.batch_size, group.mesh)
+    distributed.check_batch_size("train.eval_batch_size", data.eval_batch_size, group.mesh)
     with contextlib.ExitStack() as stack:
         checkpoints = [stack.enter_context(checkpoint.Checkpoints(
             m.checkpoint_dir, config.train.best_metric, config.train.best_mode)) for m in members]

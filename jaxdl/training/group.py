@@ -85,7 +85,7 @@ class Group:
 
     def member_sums(self, sums) -> list[dict]:
         """Host copies of each member's sums."""
-        sums = jax.device_get(sums)
+        sums = distributed.fetch(sums)
         if self.strategy == "sequential":
             return list(sums)
         return [{k: v[i] for k, v in sums.items()} for i in range(self.size)]
@@ -93,16 +93,16 @@ class Group:
     def join_states(self, states: Sequence[TrainState]):
         """The inverse of `member_states` (after a restore)."""
         if self.strategy == "sequential":
-            return tuple(jax.device_put(s, distributed.replicated(self.mesh)) for s in states)
+            return tuple(distributed.put(s, distributed.replicated(self.mesh)) for s in states)
         stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
-        return jax.device_put(stacked, distributed.config_sharded(self.mesh))
+        return distributed.put(stacked, distributed.config_sharded(self.mesh))
 
     def join_sums(self, sums: Sequence[dict]):
         """Host sums of each member back into the group's device layout (a resumed epoch)."""
         if self.strategy == "sequential":
-            return tuple(jax.device_put(s, distributed.replicated(self.mesh)) for s in sums)
+            return tuple(distributed.put(s, distributed.replicated(self.mesh)) for s in sums)
         stacked = {k: jnp.stack([jnp.asarray(s[k]) for s in sums]) for k in sums[0]}
-        return jax.device_put(stacked, distributed.config_sharded(self.mesh))
+        return distributed.put(stacked, distributed.config_sharded(self.mesh))
 
 
 def build(configs: Sequence[ml_collections.ConfigDict], names: Sequence[str],

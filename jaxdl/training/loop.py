@@ -20,8 +20,16 @@ MODEL_KEYS = ("x", "y", "mask")
 
 
 def to_device(batch: dict, mesh: Mesh) -> dict:
-    """Numeric model inputs of a host batch, split over the `data` axis (strings stay behind)."""
-    return jax.device_put({k: batch[k] for k in MODEL_KEYS}, distributed.data_sharded(mesh))
+    """Numeric model inputs of a host batch, split over the `data` axis (strings stay behind).
+
+    With several processes `batch` is this process's row block of the global batch
+    (`data/pipeline.py`), and the global arrays are assembled from every process's block.
+    """
+    inputs = {k: batch[k] for k in MODEL_KEYS}
+    sharding = distributed.data_sharded(mesh)
+    if jax.process_count() == 1:
+        return jax.device_put(inputs, sharding)
+    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in inputs.items()}
 
 
 def train_epoch(train_step: Callable, state, batches: Iterable[dict], num_batches: int,
@@ -53,7 +61,7 @@ def evaluate(eval_step: Callable, state: TrainState, batches: Iterator[dict], me
     for batch in tqdm(batches, desc=description, leave=False, unit="batch"):
         sums = eval_step(state, to_device(batch, mesh))
         total = sums if total is None else metrics.add_sums(total, sums)
-    return jax.device_get(total)
+    return distributed.fetch(total)
 
 
 def predict(predict_step: Callable, state: TrainState, batches: Iterator[dict],
@@ -61,9 +69,10 @@ def predict(predict_step: Callable, state: TrainState, batches: Iterator[dict],
     """Eval sums and (N, C) probabilities of the real (unmasked) examples, in source order."""
     total, outputs, masks = None, [], []
     for batch in tqdm(batches, desc="predict", leave=False, unit="batch"):
-        sums, probabilities = predict_step(state, to_device(batch, mesh))
+        device_batch = to_device(batch, mesh)
+        sums, probabilities = predict_step(state, device_batch)
         total = sums if total is None else metrics.add_sums(total, sums)
         outputs.append(probabilities)
-        masks.append(batch["mask"])
-    probabilities = np.concatenate(jax.device_get(outputs))
-    return jax.device_get(total), probabilities[np.concatenate(masks) > 0]
+        masks.append(device_batch["mask"])  # the global batch's (several processes: not `batch`'s)
+    probabilities = np.concatenate(distributed.fetch(outputs))
+    return distributed.fetch(total), probabilities[np.concatenate(distributed.fetch(masks)) > 0]

@@ -4,6 +4,10 @@ A write goes to a temporary file in the target's directory, is fsynced, then `os
 the target: readers see the old content or the new, never a mix. On any failure (disk full,
 unserialisable value, interruption) the temporary file is removed and the target is untouched;
 a full disk is reported as a JaxdlError that says so and names the file.
+
+In a multi-host run only the primary process writes (`distributed.is_primary`): outputs (logs,
+summaries, figures) go to a workdir every host shares, and one copy is enough. A file that every
+process needs on its own disk (a data cache being built) is written with `every_process=True`.
 """
 
 import contextlib
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxdl.errors import JaxdlError
+from jaxdl.utils import distributed
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -35,11 +40,14 @@ def _disk_full_is_an_error(path: Path) -> Iterator[None]:
                          "free some space and run again") from err
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
+def write_bytes_atomic(path: Path, data: bytes, every_process: bool = False) -> None:
     """Replace `path` with `data` atomically (same-directory temp file, fsync, os.replace).
 
     A full disk raises JaxdlError naming `path`; `path` keeps its old content either way.
+    Only the primary process writes, unless `every_process`.
     """
+    if not (every_process or distributed.is_primary()):
+        return
     path = Path(path)
     with _disk_full_is_an_error(path):
         fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -71,9 +79,9 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str, every_process: bool = False) -> None:
     """Replace `path` with UTF-8 `text` atomically."""
-    write_bytes_atomic(path, text.encode("utf-8"))
+    write_bytes_atomic(path, text.encode("utf-8"), every_process)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -82,22 +90,27 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def write_csv_atomic(
-    path: Path, rows: Sequence[Mapping[str, Any]], fieldnames: Sequence[str]
+    path: Path, rows: Sequence[Mapping[str, Any]], fieldnames: Sequence[str],
+    every_process: bool = False,
 ) -> None:
     """Replace `path` with a CSV of `rows` (header and column order: `fieldnames`) atomically."""
     buffer = io.StringIO(newline="")
     writer = csv.DictWriter(buffer, fieldnames=list(fieldnames))
     writer.writeheader()
     writer.writerows(rows)
-    write_text_atomic(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue(), every_process)
 
 
 def unique_dir(parent: Path, name: str) -> Path:
     """Create and return `parent/name`, or `name-2`, `name-3`, … if taken; never reuses one.
 
-    `mkdir` without `exist_ok` is atomic, so two processes cannot claim the same directory.
+    `mkdir` without `exist_ok` is atomic, so two runs cannot claim the same directory. The
+    processes of one multi-host run share the directory the primary one claimed (with its name).
     """
-    parent = Path(parent)
+    return Path(distributed.from_primary(lambda: str(_claim_dir(Path(parent), name))))
+
+
+def _claim_dir(parent: Path, name: str) -> Path:
     with _disk_full_is_an_error(parent / name):
         parent.mkdir(parents=True, exist_ok=True)
         suffix = 1

@@ -1,7 +1,8 @@
 """One run's logs: TensorBoard events (tensorboardX), `config.json` and `metrics.jsonl`.
 
 Everything goes into `log_dir` itself, never a sub-directory, so TensorBoard sees one run per
-directory and the HParams tab finds a run's metric values next to its hparams.
+directory and the HParams tab finds a run's metric values next to its hparams. In a multi-host
+run only the primary process writes (`distributed.is_primary`); the others log nowhere.
 """
 
 import json
@@ -20,6 +21,7 @@ from tensorboardX.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboardX.proto.types_pb2 import DT_FLOAT
 from tensorboardX.summary import hparams as hparams_summaries
 
+from jaxdl.utils import distributed
 from jaxdl.utils.events import SCALARS_PLUGIN
 from jaxdl.utils.files import write_json_atomic
 
@@ -70,14 +72,18 @@ class RunLogger:
 
     def __init__(self, log_dir: Path, config: Mapping[str, Any]):
         self.log_dir = Path(log_dir)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        primary = distributed.is_primary()
+        if primary:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.log_dir / "config.json", dict(config))
         # tensorboardX names event files by the second and opens them with "wb": a unique
         # suffix keeps a second writer in the same directory (a resume) from truncating one.
         self._writer = SummaryWriter(
-            logdir=str(self.log_dir), filename_suffix=f".{os.getpid()}.{uuid.uuid4().hex[:8]}"
+            logdir=str(self.log_dir), filename_suffix=f".{os.getpid()}.{uuid.uuid4().hex[:8]}",
+            write_to_disk=primary,
         )
-        self._jsonl = open(self.log_dir / "metrics.jsonl", "a", encoding="utf-8")
+        self._jsonl = open(self.log_dir / "metrics.jsonl" if primary else os.devnull, "a",
+                           encoding="utf-8")
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         """One scalar per tag at `step`, e.g. {"train/loss": 0.7, "val/accuracy": 0.8}."""

@@ -8,7 +8,7 @@ import pathlib
 
 import ml_collections
 
-from jaxdl.utils import files
+from jaxdl.utils import distributed, files
 
 _SKIPPED_MODEL_KEYS = ("name", "init")
 
@@ -70,10 +70,12 @@ def open_run(parent: pathlib.Path, config: ml_collections.ConfigDict,
     Returns (directory, resumed). `train.resume=False` always starts a new run.
     """
     parent = pathlib.Path(parent)
-    if config.train.resume and parent.is_dir():
-        unfinished = _unfinished_with(parent, fingerprint(config))
+    if config.train.resume:
+        # One choice for every process of a multi-host run: the primary's.
+        unfinished = distributed.from_primary(
+            lambda: [str(d) for d in _unfinished_with(parent, fingerprint(config))])
         if unfinished:
-            return unfinished[-1], True
+            return pathlib.Path(unfinished[-1]), True
     log_dir = files.unique_dir(parent, run_name(config, mode))
     write_status(log_dir, config, "running")
     return log_dir, False

@@ -1,17 +1,22 @@
-"""grain pipelines: seeded epochs, exact padded evaluation, worker processes give the same batches."""
+"""grain pipelines: seeded epochs, exact padded evaluation, worker processes give the same batches,
+and several hosts each loading their rows of every batch load the single-process batches."""
 
 import ml_collections
 import numpy as np
+import pytest
 
 from jaxdl.data import pipeline
 from jaxdl.data.tasks import TaskData
 
 
-class _Numbers:
-    """A picklable source of 10 records whose features encode their index."""
+class Numbers:
+    """A picklable source of `n` records whose features encode their index."""
+
+    def __init__(self, n: int = 10):
+        self._n = n
 
     def __len__(self) -> int:
-        return 10
+        return self._n
 
     def __getitem__(self, i: int) -> dict:
         return {"features": np.full((2, 3), float(i), np.float32), "label": i % 3,
@@ -26,15 +31,16 @@ def _augment(record, rng, cfg):
     return {**record, "features": record["features"] + rng.normal(size=(2, 3)).astype(np.float32)}
 
 
+# Shared with tests/scale/two_processes.py, which feeds the same records across real processes.
 TASK = TaskData("multiclass", None, _input, _augment, lambda c: (2, 3, 1), num_classes=3)
 
 
-def _config(workers=0):
+def numbers_config(workers=0):
     return ml_collections.ConfigDict(dict(seed=7, augment=dict(), data=dict(workers=workers)))
 
 
 def _epoch(epoch, augment=False, workers=0):
-    return [b for b in pipeline.train_batches(_Numbers(), TASK, _config(workers), epoch, 4, augment)]
+    return list(pipeline.train_batches(Numbers(), TASK, numbers_config(workers), epoch, 4, augment))
 
 
 def test_an_epoch_is_a_seeded_permutation_of_full_batches():
@@ -56,7 +62,7 @@ def test_augmentation_is_driven_by_the_seed_and_the_epoch():
 
 
 def test_evaluation_pads_the_last_batch_with_masked_rows():
-    batches = list(pipeline.eval_batches(_Numbers(), TASK, _config(), 4))
+    batches = list(pipeline.eval_batches(Numbers(), TASK, numbers_config(), 4))
     assert [b["x"].shape[0] for b in batches] == [4, 4, 4]
     mask = np.concatenate([b["mask"] for b in batches])
     assert mask.sum() == 10 and mask[-2:].sum() == 0
@@ -65,10 +71,10 @@ def test_evaluation_pads_the_last_batch_with_masked_rows():
 
 
 def test_overfit_subset_is_fixed_by_the_seed():
-    a = pipeline.overfit_subset(_Numbers(), 4, seed=3)
-    b = pipeline.overfit_subset(_Numbers(), 4, seed=3)
+    a = pipeline.overfit_subset(Numbers(), 4, seed=3)
+    b = pipeline.overfit_subset(Numbers(), 4, seed=3)
     assert [a[i]["filename"] for i in range(4)] == [b[i]["filename"] for i in range(4)]
-    assert len(pipeline.overfit_subset(_Numbers(), 50, seed=3)) == 10
+    assert len(pipeline.overfit_subset(Numbers(), 50, seed=3)) == 10
 
 
 def test_a_worker_process_yields_the_same_batches_as_in_process_reading():
@@ -76,3 +82,60 @@ def test_a_worker_process_yields_the_same_batches_as_in_process_reading():
     with_worker = _epoch(1, augment=True, workers=1)
     np.testing.assert_array_equal(np.concatenate([b["x"] for b in with_worker]),
                                   np.concatenate([b["x"] for b in in_process]))
+
+
+def _joined(shares: list[list[dict]], b: int) -> dict:
+    """Global batch `b` put together from each process's rows of it, in process order."""
+    return {k: np.concatenate([share[b][k] for share in shares]) for k in ("x", "y", "mask")}
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_hosts_loading_their_rows_of_each_batch_load_the_single_process_epoch(processes):
+    source, config = Numbers(26), numbers_config()
+    whole = list(pipeline.train_batches(source, TASK, config, 1, 8, augment=True))
+    shares = [list(pipeline.train_batches(source, TASK, config, 1, 8, augment=True,
+                                          process=(i, processes))) for i in range(processes)]
+    assert len(whole) == 3 and all(len(share) == 3 for share in shares)
+    assert all(b["x"].shape[0] == 8 // processes for share in shares for b in share)
+    for b, batch in enumerate(whole):  # same rows, same augmentation draws, same order
+        for key, value in _joined(shares, b).items():
+            np.testing.assert_array_equal(value, batch[key])
+    plain = [list(pipeline.train_batches(source, TASK, config, 1, 8, augment=False,
+                                         process=(i, processes))) for i in range(processes)]
+    seen = np.concatenate([b["x"][:, 0, 0, 0] for share in plain for b in share])
+    assert len(seen) == 24 and len(set(seen)) == 24  # 3 full batches of 26: each once, 2 dropped
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_a_resumed_epoch_skips_the_same_global_batches_on_every_host(processes):
+    source, config = Numbers(26), numbers_config()
+    for i in range(processes):
+        full = list(pipeline.train_batches(source, TASK, config, 2, 8, True,
+                                           process=(i, processes)))
+        resumed = list(pipeline.train_batches(source, TASK, config, 2, 8, True, skip=2,
+                                              process=(i, processes)))
+        assert len(resumed) == 1
+        np.testing.assert_array_equal(resumed[0]["x"], full[2]["x"])
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_evaluation_padding_counts_every_example_once_over_all_hosts(processes):
+    source, config = Numbers(26), numbers_config()
+    whole = list(pipeline.eval_batches(source, TASK, config, 8))
+    shares = [list(pipeline.eval_batches(source, TASK, config, 8, process=(i, processes)))
+              for i in range(processes)]
+    # 26 examples in batches of 8: 4 global batches, 6 padding rows; with 4 hosts, three of them
+    # get nothing but padding in the last batch and still yield it (same number of steps).
+    assert len(whole) == 4 and all(len(share) == 4 for share in shares)
+    for b, batch in enumerate(whole):
+        for key, value in _joined(shares, b).items():
+            np.testing.assert_array_equal(value, batch[key])
+    mask = np.concatenate([b["mask"] for share in shares for b in share])
+    values = np.concatenate([b["x"][:, 0, 0, 0] for share in shares for b in share])
+    assert mask.sum() == 26
+    np.testing.assert_array_equal(np.sort(values[mask > 0]), np.arange(26))
+
+
+def test_a_batch_that_does_not_split_over_the_hosts_is_refused():
+    with pytest.raises(ValueError, match="does not split over 3 processes"):
+        pipeline.train_batches(Numbers(26), TASK, numbers_config(), 1, 8, False, process=(0, 3))
