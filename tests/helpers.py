@@ -1,6 +1,9 @@
 """Shared test helpers: task configs with a test-local cache, small models, random batches."""
 
+import atexit
 import pathlib
+import shutil
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -19,10 +22,21 @@ def load_config(task: str, preset: str | None = None) -> ml_collections.ConfigDi
     return config_lib.load_task_config(task, preset)
 
 
+# One data cache for the whole session: the tiny synthetic ESC-50 (WAVs and log-mel features) is
+# generated once instead of once per test module. Caches are keyed by content and settings, and
+# tests that break files do so in copies of their own.
+SESSION_CACHE = pathlib.Path(tempfile.mkdtemp(prefix="jaxdl-test-cache-"))
+atexit.register(shutil.rmtree, SESSION_CACHE, ignore_errors=True)
+
+
 def tiny_esc50_config(tmp_path: pathlib.Path, **train) -> ml_collections.ConfigDict:
-    """Synthetic ESC-50 with 10 classes of 1 s clips and a narrow model: fast on 2 cores."""
+    """Synthetic ESC-50 with 10 classes of 1 s clips and a narrow model: fast on 2 cores.
+
+    `tmp_path` is kept for the callers' outputs; the data comes from the session cache.
+    """
+    del tmp_path
     config = load_config("esc50", "synthetic")
-    config.data.cache_dir = str(tmp_path / "cache")
+    config.data.cache_dir = str(SESSION_CACHE)
     config.data.synthetic.num_classes = 10
     config.data.synthetic.clips_per_class_per_fold = 4
     config.model.channels = (16, 32, 64)

@@ -1,6 +1,7 @@
 """LR finder: the sweep, its stop rule and suggestion on hand-made curves, and end to end on
 synthetic ESC-50 (trace, events, figure, divergence stop)."""
 
+import contextlib
 import csv
 import json
 
@@ -12,10 +13,9 @@ from PIL import Image
 
 from jaxdl.data import pipeline
 from jaxdl.data.tasks import task_data
-from jaxdl.utils import distributed
 from jaxdl.modes import ModeArgs, lr_finder, run_mode
 from jaxdl.training import components, loop
-from jaxdl.utils import events
+from jaxdl.utils import distributed, events
 from tests.helpers import tiny_esc50_config
 
 
@@ -69,6 +69,22 @@ def data_root(tmp_path_factory):
     return tmp_path_factory.mktemp("esc50")
 
 
+@contextlib.contextmanager
+def _counting_compilations():
+    """Counts XLA backend compilations inside the block."""
+    names = []
+
+    def listener(name, seconds, **kwargs):
+        if name == "/jax/core/compile/backend_compile_duration":
+            names.append(name)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield names
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
 def test_injected_learning_rate_is_used_by_the_compiled_step(data_root):
     config = tiny_esc50_config(data_root, optimizer="sgd", momentum=0.0, weight_decay=0.0)
     task = task_data(config)
@@ -76,17 +92,20 @@ def test_injected_learning_rate_is_used_by_the_compiled_step(data_root):
     parts = components.build(config, train.class_names)
     batch = loop.to_device(next(pipeline.train_batches(train.source, task, config, 1, 16, False)),
                            parts.mesh)
-    deltas = {}
+    gradients, compilations = [], []
     for lr in (np.float32(0.05), np.float32(0.5)):
-        on_mesh = jax.device_put(jnp.asarray(lr), distributed.replicated(parts.mesh))  # as the mode
-        state = lr_finder.with_learning_rate(jax.tree.map(jnp.copy, parts.state), on_mesh)
-        new_state, _ = parts.steps.train(state, batch)
+        state = lr_finder.with_learning_rate(jax.tree.map(jnp.copy, parts.state),
+                                             jax.device_put(lr, distributed.replicated(parts.mesh)))
+        with _counting_compilations() as compiled:
+            new_state = jax.block_until_ready(parts.steps.train(state, batch)[0])
+        compilations.append(len(compiled))
         assert new_state.opt_state.hyperparams["learning_rate"] == lr
-        deltas[float(lr)] = jax.tree.map(lambda a, b: np.asarray(a - b) / lr, new_state.params,
-                                         parts.state.params)
-    # Plain SGD: Δθ = −lr·g, so Δθ / lr is the same gradient for both rates.
-    for a, b in zip(*(jax.tree.leaves(d) for d in deltas.values())):
+        # Plain SGD: Δθ = −lr·g, so Δθ / lr is the same gradient for both rates.
+        gradients.append([np.asarray(new - old) / lr for new, old in
+                          zip(jax.tree.leaves(new_state.params), jax.tree.leaves(parts.state.params))])
+    for a, b in zip(*gradients):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+    assert compilations[0] >= 1 and compilations[1] == 0  # the lr is data, not a constant
 
 
 @pytest.fixture(scope="module")

@@ -24,9 +24,9 @@ _OVERRIDES = ("--config.data.source=synthetic", "--config.data.synthetic.num_cla
               "--config.train.checkpoint_every_steps=1", "--config.train.evaluate_test=False")
 
 
-def _command(workdir: pathlib.Path, cache: pathlib.Path) -> list[str]:
+def _command(workdir: pathlib.Path, cache: pathlib.Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "jaxdl.main", "--config", "configs/esc50.py",
-            f"--workdir={workdir}", f"--config.data.cache_dir={cache}", *_OVERRIDES]
+            f"--workdir={workdir}", f"--config.data.cache_dir={cache}", *_OVERRIDES, *extra]
 
 
 def _env() -> dict:
@@ -35,28 +35,33 @@ def _env() -> dict:
     return env
 
 
-def _steps(workdir: pathlib.Path) -> list[int]:
-    runs = list((workdir / "checkpoints").glob("*"))
+def _steps(workdir: pathlib.Path, checkpoint_glob: str = "*") -> list[int]:
+    """Finalised checkpoint steps of the run directories matching `checkpoint_glob`."""
+    runs = [p for p in (workdir / "checkpoints").glob(checkpoint_glob) if p.is_dir()]
     return sorted(int(p.name) for run in runs for p in run.iterdir() if p.name.isdigit())
 
 
-def _start_and_signal(workdir, cache, sig: int, after_step: int) -> subprocess.CompletedProcess:
-    """Starts the command, waits until a checkpoint past `after_step` exists, sends `sig`."""
-    process = subprocess.Popen(_command(workdir, cache), cwd=REPO, env=_env(), text=True,
+def start_and_signal(workdir, cache, sig: int, after_step: int, *extra: str,
+                     checkpoint_glob: str = "*") -> subprocess.CompletedProcess:
+    """Starts the command, waits until a checkpoint past `after_step` exists, sends `sig`.
+
+    A grid's members checkpoint under `checkpoints/<grid>/<member>/`: `checkpoint_glob="*/*"`.
+    """
+    process = subprocess.Popen(_command(workdir, cache, *extra), cwd=REPO, env=_env(), text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
+    deadline = time.time() + 600
     while time.time() < deadline and process.poll() is None:
-        if any(step > after_step for step in _steps(workdir)):
+        if any(step > after_step for step in _steps(workdir, checkpoint_glob)):
             process.send_signal(sig)
             break
         time.sleep(0.05)
-    stdout, stderr = process.communicate(timeout=240)
+    stdout, stderr = process.communicate(timeout=600)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def _run(workdir, cache) -> subprocess.CompletedProcess:
-    return subprocess.run(_command(workdir, cache), cwd=REPO, env=_env(), capture_output=True,
-                          text=True, timeout=300)
+def run_command(workdir, cache, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(_command(workdir, cache, *extra), cwd=REPO, env=_env(),
+                          capture_output=True, text=True, timeout=900)
 
 
 def _records(workdir: pathlib.Path) -> list[dict]:
@@ -76,16 +81,16 @@ def _final_params(workdir: pathlib.Path):
 
 def test_sigterm_then_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path):
     cache = tmp_path / "cache"
-    reference = _run(tmp_path / "reference", cache)
+    reference = run_command(tmp_path / "reference", cache)
     assert reference.returncode == 0, reference.stderr[-2000:]
 
     workdir = tmp_path / "interrupted"
     # SIGTERM in epoch 1: a checkpoint at the current step, exit code 143, a resume hint.
-    stopped = _start_and_signal(workdir, cache, signal.SIGTERM, after_step=2)
+    stopped = start_and_signal(workdir, cache, signal.SIGTERM, after_step=2)
     assert stopped.returncode == 143, stopped.stderr[-2000:]
     assert "SIGTERM at step" in stopped.stderr and "rerun the same command" in stopped.stderr
     # SIGKILL in epoch 2, mid-epoch; then a simulated half-written step Orbax never finalised.
-    killed = _start_and_signal(workdir, cache, signal.SIGKILL, after_step=9)
+    killed = start_and_signal(workdir, cache, signal.SIGKILL, after_step=9)
     assert killed.returncode == -signal.SIGKILL
     assert "resuming from step" in killed.stdout
     (run_dir,) = (workdir / "checkpoints").iterdir()
@@ -97,7 +102,7 @@ def test_sigterm_then_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path):
             item.write_bytes(item.read_bytes()[:7])
             break
 
-    resumed = _run(workdir, cache)
+    resumed = run_command(workdir, cache)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming from step {latest}" in resumed.stdout
     assert len(list((workdir / "logs").iterdir())) == 1  # the same run, not a new one

@@ -43,3 +43,14 @@ def test_curves_and_lr_finder_pngs(tmp_path):
     _png(tmp_path / "loss.png")
     _png(tmp_path / "lr.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["loss.png", "lr.png"]
+
+
+def test_lr_finder_png_raw_only_with_the_window_shaded(tmp_path):
+    lrs = np.logspace(-6, 0, 50)
+    losses = np.concatenate([np.linspace(3.9, 1.0, 40), np.linspace(2.0, 50.0, 10)])
+    plot_lr_finder(lrs, losses, None, 1e-3, tmp_path / "plain.png")
+    plot_lr_finder(lrs, losses, None, 1e-3, tmp_path / "window.png", window=(1e-4, 1e-2))
+    plain, window = _png(tmp_path / "plain.png"), _png(tmp_path / "window.png")
+    assert plain.shape == window.shape
+    # The shaded band changes many pixels (the legend entry alone would change far fewer).
+    assert (np.abs(plain.astype(int) - window.astype(int)).sum(axis=-1) > 0).mean() > 0.05
