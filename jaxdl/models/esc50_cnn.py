@@ -23,14 +23,7 @@ class Esc50CNN(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         in_channels = x.shape[-1]
         for block, width in enumerate(self.channels):
-            fan_in = in_channels * self.kernel_size**2
-            x = nn.Conv(
-                width,
-                (self.kernel_size, self.kernel_size),
-                padding="SAME",
-                name=f"conv{block}",
-                **layers.initializers(self.init_scheme, fan_in),
-            )(x)
+            x = layers.conv(width, self.kernel_size, in_channels, self.init_scheme, f"conv{block}")(x)
             x = nn.relu(layers.batch_norm(train, name=f"bn{block}")(x))
             if block < len(self.channels) - 1:
                 x = layers.max_pool_2x2(x)

@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from jaxdl.models.conv import conv_general_dilated
+
 
 def max_pool_2x2(x: jax.Array) -> jax.Array:
     """2×2 max-pool, stride 2, floor mode (torch `MaxPool2d(2)`), on (B, H, W, C).
@@ -99,7 +101,7 @@ class GroupedConv(nn.Module):
         kernel_groups = jnp.split(kernel, self.groups, axis=-1)
         y = jnp.concatenate(
             [
-                jax.lax.conv_general_dilated(
+                conv_general_dilated(
                     xg, kg, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
                 )
                 for xg, kg in zip(x_groups, kernel_groups, strict=True)
@@ -128,7 +130,8 @@ def conv(
             features, (kernel_size, kernel_size), groups, use_bias=use_bias, name=name, **init
         )
     return nn.Conv(
-        features, (kernel_size, kernel_size), padding="SAME", use_bias=use_bias, name=name, **init
+        features, (kernel_size, kernel_size), padding="SAME", use_bias=use_bias, name=name,
+        conv_general_dilated=conv_general_dilated, **init
     )
 
 

@@ -81,13 +81,15 @@ def _labels(log_dirs: Sequence[pathlib.Path], configs: Sequence[dict],
 
 
 def _run_row(log_dir: pathlib.Path, scalars: dict, metric: str, mode: str) -> dict[str, Any]:
-    """Final and best values of one run; the best epoch is the first reaching the best value."""
+    """Final and best values of one run; of equal best values the later epoch, as the best
+    checkpoint of `train` is chosen."""
     for tag in ("train/loss", "val/loss", f"val/{metric}"):
         if not scalars.get(tag):
             raise DataError(f"{log_dir}: no '{tag}' scalars in its event files (tags found: "
                             f"{sorted(scalars)}); compare needs runs written by --mode=train")
     epochs, values = zip(*scalars[f"val/{metric}"])
-    best = int(np.argmax(values) if mode == "max" else np.argmin(values))
+    backwards = values[::-1]
+    best = len(values) - 1 - int(np.argmax(backwards) if mode == "max" else np.argmin(backwards))
     val_loss = dict(scalars["val/loss"])
     final_train, final_val = scalars["train/loss"][-1][1], scalars["val/loss"][-1][1]
     return {"run": log_dir.name, "epochs": epochs[-1], "best_epoch": epochs[best],

@@ -41,7 +41,7 @@ def test_table_values_are_those_of_each_runs_metrics(compared):
     assert set(rows) == {s["run"] for s in summaries}
     for summary, lr in zip(summaries, LRS):
         row, records = rows[summary["run"]], _records(workdir / "logs" / summary["run"])
-        best = max(records, key=lambda r: r["val/accuracy"])  # the first of equal bests
+        best = max(reversed(records), key=lambda r: r["val/accuracy"])  # the later of equal bests
         assert row["label"] == f"lr={lr}" and row["train.lr"] == lr
         assert row["epochs"] == 2 and row["best_epoch"] == best["epoch"]
         expected = {"best_val_accuracy": best["val/accuracy"], "val_loss_at_best": best["val/loss"],

@@ -1,0 +1,135 @@
+"""2-D convolution with a fast kernel gradient on XLA:CPU.
+
+XLA:CPU computes the gradient of a convolution with respect to its kernel 3–10× slower than the
+forward pass (a "large window, tiny output" convolution: 23 GFLOP/s against 250 for the forward
+pass on the ESC-50 model's second 5×5 conv, `benchmarks/README.md`), and that gradient was most of
+a CPU training step. `conv_general_dilated` is a drop-in for `lax.conv_general_dilated` (what
+`nn.Conv(conv_general_dilated=…)` calls) whose forward pass and input gradient are XLA's own and
+whose kernel gradient is a sequence of ordinary matrix products that XLA:CPU runs near its GEMM
+rate:
+
+    dK[i, j, c, o] = Σ_{n,h,w} x_pad[n, h+i, w+j, c] · dy[n, h, w, o]
+
+With each padded image flattened row-major (row stride Wp) and dy zero-padded to the same
+(Hp, Wp) grid, a kernel offset (i, j) is the shift i·Wp + j of one flat sequence, so the
+contraction over (h, w) for all k·k offsets at once is one matrix product of the stacked shifted
+slices, (k·k·C_in, S) @ (S, C_out), per chunk of images (a few MB of stacked slices, summed in a
+`fori_loop`). Positions that read across a row or image border meet a zero of dy.
+
+The fast path is taken for what the course models use (stride 1, no dilation, one group, any
+explicit or SAME padding, at least MIN_STACKED_ROWS stacked rows) on CPU; otherwise, and on
+accelerators (where cuDNN's kernel gradient is fast), it is `lax.conv_general_dilated` unchanged.
+"""
+
+import functools
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+# Stacked shifted slices per chunk: about this many float32 values (≈ 12 MB), the size that ran
+# fastest on the ESC-50 convs (2 cores, L2/L3-sized blocks; 4–30 MB all within 10 %).
+CHUNK_VALUES = 3_000_000
+# Below this many stacked rows (k·k·C_in) the products are too thin to beat XLA's own gradient
+# (3×3 on 3 channels: 27 rows ran at 0.76×; 5×5 on 1 channel, 25 rows, broke even).
+MIN_STACKED_ROWS = 64
+NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
+                         rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
+                         batch_group_count=1, precision=None, preferred_element_type=None):
+    """`lax.conv_general_dilated`, with the im2col kernel gradient where it applies (module doc)."""
+    plain = functools.partial(
+        lax.conv_general_dilated, window_strides=window_strides, padding=padding,
+        lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
+        batch_group_count=batch_group_count, precision=precision,
+        preferred_element_type=preferred_element_type)
+    simple = (all(s == 1 for s in window_strides)
+              and all(d == 1 for d in (lhs_dilation or ()))
+              and all(d == 1 for d in (rhs_dilation or ()))
+              and feature_group_count == 1 and batch_group_count == 1
+              and precision is None and preferred_element_type is None and lhs.ndim == 4
+              and _is_nhwc(dimension_numbers, lhs.shape, rhs.shape)
+              and rhs.shape[0] * rhs.shape[1] * rhs.shape[2] >= MIN_STACKED_ROWS)
+    if not (simple and fast_kernel_gradient_applies()):
+        return plain(lhs, rhs)
+    pads = (lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], (1, 1), padding)
+            if isinstance(padding, str) else padding)
+    return conv_nhwc(lhs, rhs, tuple(tuple(int(v) for v in pair) for pair in pads))
+
+
+def fast_kernel_gradient_applies() -> bool:
+    """True on CPU, the only backend whose own kernel gradient is the slow one."""
+    return jax.default_backend() == "cpu"
+
+
+def _is_nhwc(dimension_numbers, lhs_shape, rhs_shape) -> bool:
+    wanted = lax.conv_dimension_numbers(lhs_shape, rhs_shape, NHWC)
+    given = lax.conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers)
+    return given == wanted
+
+
+def _xla_conv(x: jax.Array, kernel: jax.Array, pads) -> jax.Array:
+    return lax.conv_general_dilated(x, kernel, (1, 1), pads, dimension_numbers=NHWC)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_nhwc(x: jax.Array, kernel: jax.Array, pads: tuple[tuple[int, int], ...]) -> jax.Array:
+    """Stride-1 conv, x (N, H, W, C_in), kernel (kh, kw, C_in, C_out), explicit `pads`."""
+    return _xla_conv(x, kernel, pads)
+
+
+def _conv_forward(x, kernel, pads):
+    return _xla_conv(x, kernel, pads), (x, kernel)
+
+
+def _conv_backward(pads, residuals, dy):
+    x, kernel = residuals
+    _, input_vjp = jax.vjp(lambda inputs: _xla_conv(inputs, kernel, pads), x)
+    (dx,) = input_vjp(dy)  # XLA's transposed conv runs near forward speed; dropped when unused
+    return dx, kernel_gradient(x, dy, kernel.shape[:2], pads)
+
+
+conv_nhwc.defvjp(_conv_forward, _conv_backward)
+
+
+def kernel_gradient(x: jax.Array, dy: jax.Array, kernel_size: Sequence[int],
+                    pads: Sequence[Sequence[int]]) -> jax.Array:
+    """dL/dkernel (kh, kw, C_in, C_out) of a stride-1 NHWC conv, as chunked GEMMs (module doc).
+
+    x (N, H, W, C_in) is the conv's input, dy (N, Ho, Wo, C_out) the output's cotangent.
+    """
+    kh, kw = kernel_size
+    (top, bottom), (left, right) = pads
+    n, _, _, c_in = x.shape
+    _, out_h, out_w, c_out = dy.shape
+    x_pad = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    hp, wp = x_pad.shape[1:3]
+    offsets = [i * wp + j for i in range(kh) for j in range(kw)]
+    span = hp * wp  # one image's flat sequence; dy on the same grid, zero outside (out_h, out_w)
+    per_image = kh * kw * c_in * span
+    images = max(1, min(n, CHUNK_VALUES // per_image))
+    chunks = -(-n // images)
+    extra = chunks * images - n  # zero images so every chunk is full (they add nothing)
+    # Image a·chunks + b goes to chunk b: the loop runs over the minor part of the batch, so a
+    # batch sharded over devices stays sharded (each device sums its own images, then one
+    # all-reduce) instead of being gathered.
+    x_flat = jnp.pad(x_pad.reshape(n, span, c_in), ((0, extra), (0, offsets[-1]), (0, 0)))
+    # (C_in, images, chunks, span + tail): each offset's slice of the last axis is a contiguous run.
+    x_flat = x_flat.reshape(images, chunks, -1, c_in).transpose(3, 0, 1, 2)
+    dy_flat = jnp.pad(dy, ((0, extra), (0, hp - out_h), (0, wp - out_w), (0, 0)))
+    dy_flat = dy_flat.reshape(images, chunks, span, c_out)
+
+    def add_chunk(chunk, total):
+        images_x = lax.dynamic_index_in_dim(x_flat, chunk, axis=2, keepdims=False)
+        shifted = jnp.concatenate(
+            [lax.slice_in_dim(images_x, o, o + span, axis=2) for o in offsets], axis=0)
+        stacked = shifted.reshape(kh * kw * c_in, images * span)  # rows: (offset, channel)
+        images_dy = lax.dynamic_index_in_dim(dy_flat, chunk, axis=1, keepdims=False)
+        return total + stacked @ images_dy.reshape(images * span, c_out)
+
+    total = lax.fori_loop(0, chunks, add_chunk, jnp.zeros((kh * kw * c_in, c_out), dy.dtype))
+    return total.reshape(kh, kw, c_in, c_out).astype(x.dtype)
