@@ -11,10 +11,10 @@ rate:
     dK[i, j, c, o] = Σ_{n,h,w} x_pad[n, h+i, w+j, c] · dy[n, h, w, o]
 
 With each padded image flattened row-major (row stride Wp) and dy zero-padded to the same
-(Hp, Wp) grid, a kernel offset (i, j) is the shift i·Wp + j of one flat sequence, so the
-contraction over (h, w) for all k·k offsets at once is one matrix product of the stacked shifted
-slices, (k·k·C_in, S) @ (S, C_out), per chunk of images (a few MB of stacked slices, summed in a
-`fori_loop`). Positions that read across a row or image border meet a zero of dy.
+(Hp, Wp) grid, a kernel offset (i, j) is the shift i·Wp + j of one flat sequence. The kw column
+shifts are stacked once, (kw·C_in, S); each kernel row i is then one matrix product of that
+stack's slice at i·Wp with dy, (kw·C_in, S') @ (S', C_out), per chunk of images, summed in a
+`fori_loop`. Positions that read across a row or image border meet a zero of dy.
 
 The fast path is taken for what the course models use (stride 1, no dilation, one group, any
 explicit or SAME padding, at least MIN_STACKED_ROWS stacked rows) on CPU; otherwise, and on
@@ -28,11 +28,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-# Stacked shifted slices per chunk: about this many float32 values (≈ 12 MB), the size that ran
-# fastest on the ESC-50 convs (2 cores, L2/L3-sized blocks; 4–30 MB all within 10 %).
-CHUNK_VALUES = 3_000_000
-# Below this many stacked rows (k·k·C_in) the products are too thin to beat XLA's own gradient
-# (3×3 on 3 channels: 27 rows ran at 0.76×; 5×5 on 1 channel, 25 rows, broke even).
+# Column-shifted slices per chunk: about this many float32 values (≈ 6 MB); one ESC-50 image per
+# chunk ran 10–30 % faster than two.
+CHUNK_VALUES = 1_500_000
+# Below this many stacked rows (kw·C_in) the products are too thin to beat XLA's own gradient
+# (3×3 on 3 channels ran at 0.76× of XLA; 5×5 on 1 channel broke even).
 MIN_STACKED_ROWS = 64
 NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -53,7 +53,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
               and feature_group_count == 1 and batch_group_count == 1
               and precision is None and preferred_element_type is None and lhs.ndim == 4
               and _is_nhwc(dimension_numbers, lhs.shape, rhs.shape)
-              and rhs.shape[0] * rhs.shape[1] * rhs.shape[2] >= MIN_STACKED_ROWS)
+              and rhs.shape[1] * rhs.shape[2] >= MIN_STACKED_ROWS)
     if not (simple and fast_kernel_gradient_applies()):
         return plain(lhs, rhs)
     pads = (lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], (1, 1), padding)
@@ -108,28 +108,30 @@ def kernel_gradient(x: jax.Array, dy: jax.Array, kernel_size: Sequence[int],
     _, out_h, out_w, c_out = dy.shape
     x_pad = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
     hp, wp = x_pad.shape[1:3]
-    offsets = [i * wp + j for i in range(kh) for j in range(kw)]
-    span = hp * wp  # one image's flat sequence; dy on the same grid, zero outside (out_h, out_w)
-    per_image = kh * kw * c_in * span
-    images = max(1, min(n, CHUNK_VALUES // per_image))
+    span = hp * wp  # one padded image, flat; dy on the same grid, zero outside (out_h, out_w)
+    rows = out_h * wp  # the flat positions where dy can be non-zero
+    images = max(1, min(n, CHUNK_VALUES // (kw * c_in * span)))
     chunks = -(-n // images)
     extra = chunks * images - n  # zero images so every chunk is full (they add nothing)
     # Image a·chunks + b goes to chunk b: the loop runs over the minor part of the batch, so a
     # batch sharded over devices stays sharded (each device sums its own images, then one
     # all-reduce) instead of being gathered.
-    x_flat = jnp.pad(x_pad.reshape(n, span, c_in), ((0, extra), (0, offsets[-1]), (0, 0)))
-    # (C_in, images, chunks, span + tail): each offset's slice of the last axis is a contiguous run.
+    x_flat = jnp.pad(x_pad.reshape(n, span, c_in), ((0, extra), (0, kw - 1), (0, 0)))
+    # (C_in, images, chunks, span + kw - 1): a shift of the last axis is a contiguous run.
     x_flat = x_flat.reshape(images, chunks, -1, c_in).transpose(3, 0, 1, 2)
-    dy_flat = jnp.pad(dy, ((0, extra), (0, hp - out_h), (0, wp - out_w), (0, 0)))
-    dy_flat = dy_flat.reshape(images, chunks, span, c_out)
+    dy_flat = jnp.pad(dy, ((0, extra), (0, 0), (0, wp - out_w), (0, 0)))
+    dy_flat = dy_flat.reshape(images, chunks, rows, c_out)
 
     def add_chunk(chunk, total):
         images_x = lax.dynamic_index_in_dim(x_flat, chunk, axis=2, keepdims=False)
-        shifted = jnp.concatenate(
-            [lax.slice_in_dim(images_x, o, o + span, axis=2) for o in offsets], axis=0)
-        stacked = shifted.reshape(kh * kw * c_in, images * span)  # rows: (offset, channel)
+        # Column shifts stacked once (kw·C_in rows); a row shift i is then a slice at i·wp.
+        by_column = jnp.concatenate(
+            [lax.slice_in_dim(images_x, j, j + span, axis=2) for j in range(kw)], axis=0)
         images_dy = lax.dynamic_index_in_dim(dy_flat, chunk, axis=1, keepdims=False)
-        return total + stacked @ images_dy.reshape(images * span, c_out)
+        images_dy = images_dy.reshape(images * rows, c_out)
+        per_row = [lax.slice_in_dim(by_column, i * wp, i * wp + rows, axis=2)
+                   .reshape(kw * c_in, images * rows) @ images_dy for i in range(kh)]
+        return total + jnp.stack(per_row)
 
-    total = lax.fori_loop(0, chunks, add_chunk, jnp.zeros((kh * kw * c_in, c_out), dy.dtype))
+    total = lax.fori_loop(0, chunks, add_chunk, jnp.zeros((kh, kw * c_in, c_out), dy.dtype))
     return total.reshape(kh, kw, c_in, c_out).astype(x.dtype)

@@ -44,7 +44,7 @@ def test_kernel_gradient_over_several_chunks_with_a_partial_last_one(monkeypatch
     x = jnp.asarray(rng.standard_normal((5, 6, 6, 4)), jnp.float32)
     dy = jnp.asarray(rng.standard_normal((5, 6, 6, 3)), jnp.float32)
     pads = ((1, 1), (1, 1))
-    per_image = 3 * 3 * 4 * 8 * 8  # stacked values for one padded 8×8 image
+    per_image = 3 * 4 * 8 * 8  # column-shifted values for one padded 8×8 image
     monkeypatch.setattr(conv, "CHUNK_VALUES", 2 * per_image)
     expected = _reference_kernel_gradient(x, dy, (3, 3, 4, 3), pads)
     np.testing.assert_allclose(conv.kernel_gradient(x, dy, (3, 3), pads), expected,
@@ -58,8 +58,8 @@ def _loss(conv_fn, x, kernel, **kwargs):
 
 def test_drop_in_gives_xla_values_and_gradients_and_takes_the_fast_path():
     rng = np.random.default_rng(2)
-    x = jnp.asarray(rng.standard_normal((4, 10, 12, 8)), jnp.float32)
-    kernel = jnp.asarray(rng.standard_normal((5, 5, 8, 16)) * 0.1, jnp.float32)
+    x = jnp.asarray(rng.standard_normal((4, 10, 12, 16)), jnp.float32)  # 5 × 16 stacked rows
+    kernel = jnp.asarray(rng.standard_normal((5, 5, 16, 8)) * 0.1, jnp.float32)
     expected = jax.value_and_grad(lambda x, k: _loss(lax.conv_general_dilated, x, k),
                                   argnums=(0, 1))(x, kernel)
     got = jax.value_and_grad(lambda x, k: _loss(conv.conv_general_dilated, x, k),
@@ -75,7 +75,7 @@ def test_drop_in_gives_xla_values_and_gradients_and_takes_the_fast_path():
 @pytest.mark.parametrize("in_channels,kernel_shape,strides,groups", [
     (8, (3, 3, 4, 8), (1, 1), 2),  # grouped
     (8, (3, 3, 8, 8), (2, 2), 1),  # strided
-    (3, (3, 3, 3, 8), (1, 1), 1),  # 27 stacked rows: XLA's own gradient is faster
+    (3, (3, 3, 3, 8), (1, 1), 1),  # 9 stacked rows: XLA's own gradient is faster
 ])
 def test_cases_it_does_not_speed_up_are_plain_xla(in_channels, kernel_shape, strides, groups):
     x = jnp.linspace(-1, 1, 2 * 8 * 8 * in_channels).reshape(2, 8, 8, in_channels)
