@@ -20,9 +20,10 @@ def _pool_windows(x: jax.Array) -> jax.Array:
 def max_pool_2x2(x: jax.Array) -> jax.Array:
     """2×2 max-pool, stride 2, floor mode (torch `MaxPool2d(2)`), on (B, H, W, C).
 
-    The gradient goes to the first maximum of each window in row-major order, as torch routes it,
-    computed in one elementwise pass: autodiff of a reshape + max (which splits ties) ran 2.7×
-    slower on CPU, and XLA's select-and-scatter slower still (issue 5 probes).
+    Its gradient is autodiff's (the cotangent split equally between tied maxima) written as one
+    elementwise pass over the four window positions: autodiff of the reshape + max made several
+    passes and ran 2.7× slower on CPU (ESC-50 first block, 64 × 64 × 501 × 32), XLA's
+    select-and-scatter slower still (issue 5 probes).
     """
     return _pool_windows(x).max(axis=(2, 4))
 
@@ -35,17 +36,11 @@ def _max_pool_forward(x):
 def _max_pool_backward(residuals, dy):
     x, y = residuals
     windows = _pool_windows(x)
-    taken = jnp.zeros(y.shape, bool)
-    rows = []
-    for i in range(2):
-        row = []
-        for j in range(2):
-            first = (windows[:, :, i, :, j] == y) & ~taken
-            taken = taken | first
-            row.append(jnp.where(first, dy, 0.0))
-        rows.append(jnp.stack(row, axis=3))  # (B, H/2, W/2, 2, C)
+    is_max = [[windows[:, :, i, :, j] == y for j in range(2)] for i in range(2)]
+    share = dy / sum(m.astype(dy.dtype) for row in is_max for m in row)
+    rows = [jnp.stack([jnp.where(m, share, 0.0) for m in row], axis=3) for row in is_max]
     b, h, w, c = x.shape
-    dx = jnp.stack(rows, axis=2).reshape(b, h - h % 2, w - w % 2, c)
+    dx = jnp.stack(rows, axis=2).reshape(b, h - h % 2, w - w % 2, c)  # (B, H/2, 2, W/2, 2, C)
     return (jnp.pad(dx, ((0, 0), (0, h % 2), (0, w % 2), (0, 0))),)
 
 
