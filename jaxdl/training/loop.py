@@ -4,6 +4,7 @@ Metric sums are added on device and fetched by the host once per logging interva
 epoch, never per step, so the step loop never waits for the accelerator.
 """
 
+import collections
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -32,6 +33,19 @@ def to_device(batch: dict, mesh: Mesh) -> dict:
     return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in inputs.items()}
 
 
+def device_batches(batches: Iterable[dict], mesh: Mesh, ahead: int = 2) -> Iterator[dict]:
+    """`to_device` of each batch, `ahead` batches in advance: the next batches' host-to-device
+    copies are issued while the current step runs, so an accelerator never waits for its input.
+    Nothing depends on how far the host iterator is ahead (resume counts the steps done)."""
+    queue = collections.deque()
+    for batch in batches:
+        queue.append(to_device(batch, mesh))
+        if len(queue) > ahead:
+            yield queue.popleft()
+    while queue:
+        yield queue.popleft()
+
+
 def train_epoch(train_step: Callable, state, batches: Iterable[dict], num_batches: int,
                 mesh: Mesh, description: str, first_step: int = 0, sums=None,
                 after_step: Callable[[int, Any, Any, Any], None] | None = None) -> tuple[Any, Any]:
@@ -44,8 +58,8 @@ def train_epoch(train_step: Callable, state, batches: Iterable[dict], num_batche
     The sums stay on device.
     """
     batches = tqdm(batches, total=num_batches, desc=description, leave=False, unit="batch")
-    for step, batch in enumerate(batches, start=first_step + 1):
-        state, step_sums = train_step(state, to_device(batch, mesh))
+    for step, batch in enumerate(device_batches(batches, mesh), start=first_step + 1):
+        state, step_sums = train_step(state, batch)
         sums = step_sums if sums is None else metrics.add_sums(sums, step_sums)
         if after_step is not None:
             after_step(step, state, sums, step_sums)
@@ -58,8 +72,8 @@ def evaluate(eval_step: Callable, state: TrainState, batches: Iterator[dict], me
              description: str) -> dict:
     """Sums of the eval metrics over every (unpadded) example of `batches`."""
     total = None
-    for batch in tqdm(batches, desc=description, leave=False, unit="batch"):
-        sums = eval_step(state, to_device(batch, mesh))
+    for batch in device_batches(tqdm(batches, desc=description, leave=False, unit="batch"), mesh):
+        sums = eval_step(state, batch)
         total = sums if total is None else metrics.add_sums(total, sums)
     return distributed.fetch(total)
 
@@ -68,8 +82,8 @@ def predict(predict_step: Callable, state: TrainState, batches: Iterator[dict],
             mesh: Mesh) -> tuple[dict, np.ndarray]:
     """Eval sums and (N, C) probabilities of the real (unmasked) examples, in source order."""
     total, outputs, masks = None, [], []
-    for batch in tqdm(batches, desc="predict", leave=False, unit="batch"):
-        device_batch = to_device(batch, mesh)
+    for device_batch in device_batches(tqdm(batches, desc="predict", leave=False, unit="batch"),
+                                       mesh):
         sums, probabilities = predict_step(state, device_batch)
         total = sums if total is None else metrics.add_sums(total, sums)
         outputs.append(probabilities)
