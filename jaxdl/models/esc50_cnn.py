@@ -23,7 +23,9 @@ class Esc50CNN(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         in_channels = x.shape[-1]
         for block, width in enumerate(self.channels):
-            x = layers.conv(width, self.kernel_size, in_channels, self.init_scheme, f"conv{block}")(x)
+            conv = layers.conv(width, self.kernel_size, in_channels, self.init_scheme,
+                               f"conv{block}")
+            x = conv(x)
             x = nn.relu(layers.batch_norm(train, name=f"bn{block}")(x))
             if block < len(self.channels) - 1:
                 x = layers.max_pool_2x2(x)

@@ -22,8 +22,8 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
 
     Its gradient is autodiff's (the cotangent split equally between tied maxima) written as one
     elementwise pass over the four window positions: autodiff of the reshape + max made several
-    passes and ran 2.7× slower on CPU (ESC-50 first block, 64 × 64 × 501 × 32), XLA's
-    select-and-scatter slower still (issue 5 probes).
+    passes and ran 2× slower on CPU (ReLU + pool of the ESC-50 first block, 64 × 64 × 501 × 32),
+    XLA's select-and-scatter slower still (issue 5 probes).
     """
     return _pool_windows(x).max(axis=(2, 4))
 
