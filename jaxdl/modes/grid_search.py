@@ -145,8 +145,10 @@ def write_best_config(path: pathlib.Path, best: ml_collections.ConfigDict,
     config = ml_collections.ConfigDict(best.to_dict())
     config.train.epochs = base.train.epochs
     config.train.evaluate_test = base.train.evaluate_test
+    # Every user string (the note holds run names; the config holds paths) is embedded as a
+    # Python literal by repr (pformat does so for the values): loading the file runs no text of theirs.
     body = pprint.pformat(config.to_dict(), indent=1, width=100, sort_dicts=True)
-    files.write_text_atomic(path, f'"""{note}"""\n\nimport ml_collections\n\n\n'
+    files.write_text_atomic(path, f"{note!r}\n\nimport ml_collections\n\n\n"
                                   f"def get_config():\n    return ml_collections.ConfigDict(\n"
                                   f"{body}\n    )\n")
 
