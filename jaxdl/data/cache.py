@@ -2,7 +2,10 @@
 a cached build left out.
 
 A cached folder is built in a temporary sibling and renamed into place in one step, so an
-interrupted build is redone on the next run and never half-used.
+interrupted build is redone on the next run and never half-used. Every entry's name hashes what
+its content depends on (the source files' bytes, annotations, settings), and `build_once` lets
+one process at a time build an entry: two processes asking for the same one both get it, built
+once.
 
 `data.on_corrupt`: "error" stops at a missing or corrupt item with its message and a hint; "skip"
 leaves it out. The messages of the items left out are stored in the cached build
@@ -17,12 +20,13 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import ml_collections
 
 from jaxdl.errors import ConfigError, DataError
+from jaxdl.utils import locks
 from jaxdl.utils.files import write_text_atomic
 
 ON_CORRUPT = ("error", "skip")
@@ -56,6 +60,35 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
+
+
+def build_once(entry: Path, marker: str, build: Callable[[], None], what: str) -> None:
+    """Runs `build` unless `entry`/`marker` exists (`build` writes it last, e.g. by renaming
+    `entry` into place).
+
+    Under a lock on `.<entry name>.lock` beside `entry`, checked again once held: a second
+    process asking for the same entry waits (saying for whom), then finds it built, instead of
+    building it too and failing on the first one's rename. The kernel releases the lock of a
+    killed builder. `what` names the build in the waiting message.
+    """
+    if (entry / marker).exists():
+        return
+    with locks.waiting(entry.parent / f".{entry.name}.lock", what):
+        if not (entry / marker).exists():
+            build()
+
+
+class OneLineBuildLog:
+    """Mixin for a TFDS builder: prints its `build_message` when a build starts, instead of TFDS's
+    "Downloading and preparing dataset Unknown size …" and "… downloaded and prepared" lines."""
+
+    build_message = "building a dataset cache"
+
+    def _log_download_bytes(self) -> None:
+        print(self.build_message, flush=True)
+
+    def _log_download_done(self) -> None:
+        pass
 
 
 def fingerprint(*parts: object) -> str:

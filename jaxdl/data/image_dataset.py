@@ -4,10 +4,11 @@ A task module lists one split (file names, labels, where each encoded image is) 
 `load_image_split`. The first call decodes every image, converts it to RGB, resizes it to
 `data.image_size` and writes uint8 `Tensor` features into a TFDS builder config under
 `<cache>/tfds/image_split/`; later calls only open it. The config's name hashes everything the
-records depend on (file list, file sizes and times, labels, class names, image size,
-`data.on_corrupt`, record layout), so a changed dataset or setting builds a new cache instead of
-reusing a stale one. TFDS writes into a temporary folder and renames it when complete: an
-interrupted build is redone, never half-read.
+records depend on (file list, the SHA-256 of every image file's bytes, labels, class names, image
+size, `data.on_corrupt`, record layout), so a changed dataset or setting builds a new cache
+instead of reusing a stale one: an image replaced by another of the same name, size and time
+too. TFDS writes into a temporary folder and renames it when complete: an interrupted build is
+redone, never half-read; one process at a time builds a given cache (`cache.build_once`).
 
 `data.on_corrupt`: "error" names the missing images before the build and stops the build at the
 first undecodable one, naming it (both before any training); "skip" leaves them out, and every
@@ -29,7 +30,9 @@ import tensorflow_datasets as tfds
 from tqdm import tqdm
 
 from jaxdl.data import image
-from jaxdl.data.cache import SkippedItems, cache_root, fingerprint, on_corrupt, report_skipped
+from jaxdl.data.cache import (OneLineBuildLog, SkippedItems, build_once, cache_root, fingerprint,
+                               on_corrupt, report_skipped)
+from jaxdl.data.content import sha256_file, threaded_map
 from jaxdl.data.split import Split
 from jaxdl.errors import ConfigError, DataError
 
@@ -46,7 +49,7 @@ class EncodedImages(Protocol):
         """The encoded image (a file path or its bytes)."""
 
     def identity(self) -> object:
-        """JSON-able value that changes whenever an image changes (sizes, times, …)."""
+        """JSON-able value that changes whenever an image's bytes change (their SHA-256)."""
 
     def missing(self) -> list[str]:
         """Listed images that do not exist, as paths for messages."""
@@ -68,26 +71,29 @@ class ImageFiles:
         return self._root / self._names[index]
 
     @functools.cached_property
-    def _stats(self) -> list[tuple[int, int]]:
-        """(size, mtime in ns) per file, (-1, -1) for a missing one."""
-        stats = []
-        for name in self._names:
-            try:
-                st = os.stat(self._root / name)
-                stats.append((st.st_size, st.st_mtime_ns))
-            except FileNotFoundError:
-                stats.append((-1, -1))
-        return stats
+    def _digests(self) -> list[str | None]:
+        """SHA-256 of each file's bytes; None for a missing file, the error for an unreadable one
+        (its decode then names it)."""
+        return threaded_map(_file_identity, [self._root / name for name in self._names])
 
-    def identity(self) -> list[tuple[int, int]]:
-        return self._stats
+    def identity(self) -> list[str | None]:
+        return self._digests
 
     def missing(self) -> list[str]:
-        return [str(self._root / name) for name, stat in zip(self._names, self._stats)
-                if stat == (-1, -1)]
+        return [str(self._root / name) for name, digest in zip(self._names, self._digests)
+                if digest is None]
 
     def take(self, indices: Sequence[int]) -> "ImageFiles":
         return ImageFiles(self._root, [self._names[i] for i in indices])
+
+
+def _file_identity(path: Path) -> str | None:
+    try:
+        return sha256_file(path)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        return f"unreadable: {err}"
 
 
 class ImageRecords:
@@ -142,7 +148,8 @@ def load_image_split(config: ml_collections.ConfigDict, *, task: str, split: str
     config_name = f"{task}_{split}_{key}"
     tfds_dir = cache_root(config) / "tfds"
     prepared = tfds_dir / _ImageSplitBuilder.name / config_name / str(_ImageSplitBuilder.VERSION)
-    if not (prepared / "dataset_info.json").is_file():
+
+    def build() -> None:
         builder = _ImageSplitBuilder(
             spec=_BuildSpec(task, split, images, list(filenames), labels, tuple(class_names), size,
                             policy),
@@ -151,6 +158,8 @@ def load_image_split(config: ml_collections.ConfigDict, *, task: str, split: str
         )
         tfds.disable_progress_bar()  # our bar counts images against the total; TFDS's would nest
         builder.download_and_prepare()
+
+    build_once(prepared, "dataset_info.json", build, f"building the {task} {split} image cache")
     # Read through a builder rebuilt from the folder: it pickles (grain workers) without our spec.
     source = tfds.builder_from_directory(prepared).as_data_source(split)
     report_skipped(prepared, f"{task} {split} images", len(source), len(filenames))
@@ -171,7 +180,7 @@ class _BuildSpec:
     on_corrupt: str
 
 
-class _ImageSplitBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class _ImageSplitBuilder(OneLineBuildLog, tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """One split of one image task as a TFDS dataset with a single split of the same name."""
 
     name = "image_split"
@@ -180,6 +189,8 @@ class _ImageSplitBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
 
     def __init__(self, *, spec: _BuildSpec, **builder_kwargs):
         self._spec = spec
+        self.build_message = (f"building the {spec.task} {spec.split} image cache "
+                              f"({len(spec.filenames)} images, {spec.size[0]}x{spec.size[1]})")
         super().__init__(**builder_kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:

@@ -12,11 +12,12 @@ jitter, loudness and background-noise level, so a class cannot be memorised from
 """
 
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from jaxdl.data.cache import atomic_directory
+from jaxdl.data.cache import atomic_directory, build_once, fingerprint
 from jaxdl.errors import ConfigError
 from jaxdl.utils.files import write_csv_atomic
 
@@ -64,8 +65,9 @@ def make_synthetic_esc50(
 ) -> Path:
     """Generates (once) and returns the dataset folder (holding `meta/` and `audio/`) under `root`.
 
-    The folder name encodes the parameters; an existing complete folder is returned at once.
-    The parameters are `config.data.synthetic`; a bad value raises ConfigError naming its key.
+    The folder is named by the parameters (`generated_folder`); an existing complete folder is
+    returned at once. The parameters are `config.data.synthetic`; a bad value raises ConfigError
+    naming its key.
     """
     if not 1 <= num_classes <= len(CATEGORIES):
         raise ConfigError(
@@ -77,14 +79,14 @@ def make_synthetic_esc50(
         )
     if clip_seconds < 0.1:
         raise ConfigError(f"data.synthetic.clip_seconds={clip_seconds}; expected >= 0.1")
-    folder = Path(root) / (
-        f"esc50-v{_LAYOUT_VERSION}-{num_classes}c-{clips_per_class_per_fold}x{NUM_FOLDS}"
-        f"-{clip_seconds:g}s-seed{seed}"
-    )
-    if (folder / COMPLETE_MARKER).is_file():
-        return folder
-    print(f"Generating synthetic ESC-50 in {folder}", flush=True)
-    with atomic_directory(folder) as building:
+    clip_seconds = float(clip_seconds)
+    folder = generated_folder(
+        root, f"esc50-v{_LAYOUT_VERSION}-{num_classes}c-{clips_per_class_per_fold}x{NUM_FOLDS}"
+              f"-{clip_seconds:g}s-seed{seed}",
+        num_classes=num_classes, clips_per_class_per_fold=clips_per_class_per_fold,
+        clip_seconds=clip_seconds, seed=seed)
+
+    def write(building: Path) -> None:
         (building / "audio").mkdir()
         rows = []
         for fold in range(1, NUM_FOLDS + 1):
@@ -101,8 +103,28 @@ def make_synthetic_esc50(
         (building / "meta").mkdir()
         rows.sort(key=lambda row: row["filename"])
         write_csv_atomic(building / "meta" / "esc50.csv", rows, CSV_COLUMNS, every_process=True)
-        (building / COMPLETE_MARKER).touch()
+
+    generate_once(folder, "ESC-50", write)
     return folder
+
+
+def generated_folder(root: Path, readable: str, **settings: object) -> Path:
+    """`root/<readable>-<hash>`: the hash covers every generator setting exactly (the readable
+    part rounds floats), so other settings, another seed included, generate into another folder."""
+    return Path(root) / f"{readable}-{fingerprint(settings)[:8]}"
+
+
+def generate_once(folder: Path, title: str, write: Callable[[Path], None]) -> None:
+    """Unless `folder` is complete: `write(building)` into a temporary sibling renamed to `folder`
+    with a completion marker, one process at a time (a second one waits, then finds it)."""
+
+    def generate() -> None:
+        print(f"Generating synthetic {title} in {folder}", flush=True)
+        with atomic_directory(folder) as building:
+            write(building)
+            (building / COMPLETE_MARKER).touch()
+
+    build_once(folder, COMPLETE_MARKER, generate, f"generating synthetic {title} in {folder}")
 
 
 def _write_wav(path: Path, clip: np.ndarray) -> None:

@@ -1,8 +1,9 @@
 """Generated stand-ins for Tiny ImageNet, CUB-200-2011 and CelebA in their official layouts.
 
 Each generator writes real JPEG files and the official annotation files, once: the folder name
-encodes the parameters, the folder is built in a temporary sibling and renamed when complete
-(`cache.atomic_directory`), and an existing complete folder is returned at once.
+encodes the parameters, the folder is built in a temporary sibling and renamed when complete, by
+one process at a time, and an existing complete folder is returned at once
+(`synthetic.generated_folder`, `synthetic.generate_once`).
 
 The images are learnable by a small CNN with global average pooling, which sees texture and colour
 statistics but not position:
@@ -25,8 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from jaxdl.data.cache import atomic_directory
-from jaxdl.data.synthetic import COMPLETE_MARKER
+from jaxdl.data.synthetic import generate_once, generated_folder
 
 _LAYOUT_VERSION = 1  # part of every folder name: bump when the generated images change
 _JPEG_QUALITY = 90
@@ -64,15 +64,15 @@ def make_synthetic_tiny_imagenet(root: Path, *, num_classes: int = 200, train_pe
     label order) is not the generation order.
     """
     _check_count("num_classes", num_classes, 1, _MAX_CLASSES)
-    name = (f"tiny-imagenet-v{_LAYOUT_VERSION}-{num_classes}c-{train_per_class}x{val_per_class}"
-            f"-seed{seed}")
-    folder = Path(root) / name
-    if (folder / COMPLETE_MARKER).is_file():
-        return folder / "tiny-imagenet-200"
-    print(f"Generating synthetic Tiny ImageNet in {folder}", flush=True)
-    rng = np.random.default_rng([seed, 0])
-    wnids = [f"n{number:08d}" for number in rng.choice(10**8, num_classes, replace=False)]
-    with atomic_directory(folder) as building:
+    folder = generated_folder(
+        root, f"tiny-imagenet-v{_LAYOUT_VERSION}-{num_classes}c-{train_per_class}x{val_per_class}"
+              f"-seed{seed}",
+        num_classes=num_classes, train_per_class=train_per_class, val_per_class=val_per_class,
+        seed=seed)
+
+    def write(building: Path) -> None:
+        rng = np.random.default_rng([seed, 0])
+        wnids = [f"n{number:08d}" for number in rng.choice(10**8, num_classes, replace=False)]
         base = building / "tiny-imagenet-200"
         (base / "val" / "images").mkdir(parents=True)
         _write_lines(base / "wnids.txt", wnids)
@@ -97,7 +97,8 @@ def make_synthetic_tiny_imagenet(root: Path, *, num_classes: int = 200, train_pe
             annotations.append(f"{filename}\t{wnids[c]}\t0\t0\t63\t63")
         _write_lines(base / "val" / "val_annotations.txt", annotations)
         _write_jpegs(jobs, _GREYSCALE_EVERY)
-        (building / COMPLETE_MARKER).touch()
+
+    generate_once(folder, "Tiny ImageNet", write)
     return folder / "tiny-imagenet-200"
 
 
@@ -110,12 +111,13 @@ def make_synthetic_cub200(root: Path, *, num_classes: int = 200, train_per_class
     5 train images for a 20 % stratified validation split to reach every class.
     """
     _check_count("num_classes", num_classes, 1, _MAX_CLASSES)
-    name = f"cub200-v{_LAYOUT_VERSION}-{num_classes}c-{train_per_class}x{test_per_class}-seed{seed}"
-    folder = Path(root) / name
-    if (folder / COMPLETE_MARKER).is_file():
-        return folder / "CUB_200_2011"
-    print(f"Generating synthetic CUB-200-2011 in {folder}", flush=True)
-    with atomic_directory(folder) as building:
+    folder = generated_folder(
+        root, f"cub200-v{_LAYOUT_VERSION}-{num_classes}c-{train_per_class}x{test_per_class}"
+              f"-seed{seed}",
+        num_classes=num_classes, train_per_class=train_per_class, test_per_class=test_per_class,
+        seed=seed)
+
+    def write(building: Path) -> None:
         base = building / "CUB_200_2011"
         classes = [f"{c + 1:03d}.Synthetic_Bird_{c + 1}" for c in range(num_classes)]
         images, labels, is_train, jobs = [], [], [], []
@@ -135,7 +137,8 @@ def make_synthetic_cub200(root: Path, *, num_classes: int = 200, train_per_class
         _write_lines(base / "images.txt", (f"{i} {path}" for i, path in zip(ids, images)))
         _write_lines(base / "image_class_labels.txt", (f"{i} {label}" for i, label in zip(ids, labels)))
         _write_lines(base / "train_test_split.txt", (f"{i} {flag}" for i, flag in zip(ids, is_train)))
-        (building / COMPLETE_MARKER).touch()
+
+    generate_once(folder, "CUB-200-2011", write)
     return folder / "CUB_200_2011"
 
 
@@ -144,16 +147,15 @@ def make_synthetic_celeba(root: Path, *, num_images: int = 600, seed: int = 0) -
     list_attr_celeba.txt (-1/1) and list_eval_partition.txt (contiguous ~80/10/10 train/valid/test,
     as the official partition is contiguous)."""
     _check_count("num_images", num_images, 3, 10**6 - 1)
-    folder = Path(root) / f"celeba-v{_LAYOUT_VERSION}-{num_images}-seed{seed}"
-    if (folder / COMPLETE_MARKER).is_file():
-        return folder / "celeba"
-    print(f"Generating synthetic CelebA in {folder}", flush=True)
-    names = [name for name, _ in CELEBA_ATTRIBUTES]
-    rates = np.array([rate for _, rate in CELEBA_ATTRIBUTES])
-    attributes = np.random.default_rng([seed, 0]).random((num_images, len(names))) < rates
-    n_train, n_valid = round(0.8 * num_images), round(0.1 * num_images)
-    partitions = np.repeat([0, 1, 2], [n_train, n_valid, num_images - n_train - n_valid])
-    with atomic_directory(folder) as building:
+    folder = generated_folder(root, f"celeba-v{_LAYOUT_VERSION}-{num_images}-seed{seed}",
+                              num_images=num_images, seed=seed)
+
+    def write(building: Path) -> None:
+        names = [name for name, _ in CELEBA_ATTRIBUTES]
+        rates = np.array([rate for _, rate in CELEBA_ATTRIBUTES])
+        attributes = np.random.default_rng([seed, 0]).random((num_images, len(names))) < rates
+        n_train, n_valid = round(0.8 * num_images), round(0.1 * num_images)
+        partitions = np.repeat([0, 1, 2], [n_train, n_valid, num_images - n_train - n_valid])
         base = building / "celeba"
         (base / "img_align_celeba").mkdir(parents=True)
         filenames = [f"{i + 1:06d}.jpg" for i in range(num_images)]
@@ -166,7 +168,8 @@ def make_synthetic_celeba(root: Path, *, num_images: int = 600, seed: int = 0) -
         _write_lines(base / "list_attr_celeba.txt", [str(num_images), " ".join(names) + " ", *rows])
         _write_lines(base / "list_eval_partition.txt",
                      (f"{filename} {p}" for filename, p in zip(filenames, partitions)))
-        (building / COMPLETE_MARKER).touch()
+
+    generate_once(folder, "CelebA", write)
     return folder / "celeba"
 
 

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from jaxdl.data.content import sha256_bytes
 from jaxdl.data.locate import DatasetSource, dataset_dir
 from jaxdl.data.image_dataset import EncodedImages, ImageFiles, load_image_split
 from jaxdl.data.split import Split
@@ -228,8 +229,8 @@ def _read_val_annotations(path: Path, label_of: dict[str, int]) -> tuple[list[st
 class ParquetImages:
     """Encoded images from the parquet `image.bytes` field, in listing order."""
 
-    def __init__(self, encoded: pa.Array, files: list[Path]):
-        self._bytes, self._files = encoded, files
+    def __init__(self, encoded: pa.Array, file_digests: list[str]):
+        self._bytes, self._file_digests = encoded, file_digests
 
     def __len__(self) -> int:
         return len(self._bytes)
@@ -238,11 +239,12 @@ class ParquetImages:
         return self._bytes[index].as_py() or b""
 
     def take(self, indices: np.ndarray) -> "ParquetImages":
-        return ParquetImages(self._bytes.take(pa.array(indices, pa.int64())), self._files)
+        return ParquetImages(self._bytes.take(pa.array(indices, pa.int64())), self._file_digests)
 
-    def identity(self) -> list[tuple[str, int, int]]:
-        """(name, size, mtime in ns) of each parquet file the images come from."""
-        return [(path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in self._files]
+    def identity(self) -> list[str]:
+        """SHA-256 of each parquet file the images come from (of the very bytes they were read
+        from)."""
+        return self._file_digests
 
     def missing(self) -> list[str]:
         return []
@@ -289,10 +291,11 @@ def _parquet_class_names(path: Path, root: Path) -> list[str]:
 
 def _parquet_listing(files: list[Path], to_sorted: np.ndarray) -> Listing:
     """All rows of `files` in (label, file name) order; rows without a path are named file:row."""
-    tables, names = [], []
+    tables, names, digests = [], [], []
     for path in files:
         try:
-            table = pq.read_table(path, columns=["image", "label"])
+            data = path.read_bytes()  # hashed and parsed from one read
+            table = pq.read_table(pa.BufferReader(data), columns=["image", "label"])
         except (pa.ArrowInvalid, KeyError, OSError) as err:
             raise DataError(f"{path}: not a readable parquet file with columns image and label "
                             f"({err})") from err
@@ -305,6 +308,7 @@ def _parquet_listing(files: list[Path], to_sorted: np.ndarray) -> Listing:
                  if image_type.get_field_index("path") >= 0 else [None] * len(table))
         names += [Path(p).name if p else f"{path.stem}:{row}" for row, p in enumerate(paths)]
         tables.append(table)
+        digests.append(sha256_bytes(data))
     table = pa.concat_tables(tables)
     raw = table.column("label").to_numpy()
     if raw.size and (raw.min() < 0 or raw.max() >= len(to_sorted)):
@@ -312,7 +316,7 @@ def _parquet_listing(files: list[Path], to_sorted: np.ndarray) -> Listing:
     labels = to_sorted[raw]
     order = sorted(range(len(names)), key=lambda i: (labels[i], names[i]))
     encoded = pc.struct_field(table.column("image").combine_chunks(), "bytes")
-    return Listing(ParquetImages(encoded, files).take(np.asarray(order, np.int64)),
+    return Listing(ParquetImages(encoded, digests).take(np.asarray(order, np.int64)),
                    [names[i] for i in order], labels[order])
 
 
