@@ -21,9 +21,10 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config = common.base_config(task="esc50")
 
     data = config.data
-    # Official ESC-50 archive (github karoldvl/ESC-50, master branch). GitHub archives carry no
-    # published checksum, so `data.sha256` is empty by default and the size and zip integrity are
-    # checked instead; set it to pin a known archive.
+    # Official ESC-50 archive (github karoldvl/ESC-50, master branch). GitHub builds it on request,
+    # so it has no stable checksum or size: `data.sha256` is empty and the unpacked folder is
+    # checked against the documented layout instead (jaxdl/data/esc50_layout.py). Set it to pin
+    # an archive you have checked.
     data.url = "https://github.com/karoldvl/ESC-50/archive/master.zip"
     data.sha256 = ""
     data.train_folds = (1, 2, 3)

@@ -15,6 +15,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
 
     data = config.data
     data.url = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+    # No published SHA-256 (TFDS has no checksum for this archive); its size is checked.
     data.sha256 = ""
     data.format = "auto"  # auto | folder (official tiny-imagenet-200/) | parquet (HF export)
     data.image_size = 64

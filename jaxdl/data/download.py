@@ -1,4 +1,5 @@
-"""Resumable, verified HTTP(S) downloads and all-or-nothing zip extraction for dataset archives."""
+"""Resumable, verified HTTP(S) downloads and all-or-nothing, contained extraction of dataset
+archives: no member lands outside the target folder."""
 
 import hashlib
 import http.client
@@ -9,7 +10,8 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
-from pathlib import Path
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
@@ -23,6 +25,7 @@ DEFAULT_OFFLINE_HINT = (
     "Download it yourself and point --config.data.dir=/path/to/dataset at the unpacked folder, "
     "or run offline on generated data with --config.data.source=synthetic."
 )
+Check = Callable[[Path], None]  # inspects an unpacked folder; raises DataError to reject it
 
 
 def download_file(
@@ -136,10 +139,12 @@ def _reason(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
-def extract_zip(archive: Path, dest_dir: Path) -> Path:
+def extract_zip(archive: Path, dest_dir: Path, check: Check | None = None) -> Path:
     """Unpacks `archive` into `dest_dir` (returned), all at once: a folder already there is reused.
 
-    Raises DataError naming the archive if it is missing or not a valid zip file.
+    `check(folder)` runs on the unpacked files before they are moved into place; if it raises,
+    nothing is kept. Raises DataError naming the archive if it is missing or not a valid zip file,
+    or naming the member if one would unpack outside `dest_dir` (before anything is written).
     """
     archive, dest_dir = Path(archive), Path(dest_dir)
     if dest_dir.is_dir():
@@ -147,8 +152,15 @@ def extract_zip(archive: Path, dest_dir: Path) -> Path:
     if not archive.is_file():
         raise DataError(f"archive {archive} not found")
     try:
-        with zipfile.ZipFile(archive) as zipped, atomic_directory(dest_dir) as unpacking:
-            zipped.extractall(unpacking)
+        with zipfile.ZipFile(archive) as zipped:
+            for name in zipped.namelist():
+                if _escapes(name):
+                    raise DataError(_unsafe_member(archive, "zip", name,
+                                                   f"would unpack outside {dest_dir}"))
+            with atomic_directory(dest_dir) as unpacking:
+                zipped.extractall(unpacking)
+                if check:
+                    check(unpacking)
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:
         raise DataError(
             f"{archive} is not a valid zip archive ({err}); delete it and run again"
@@ -156,25 +168,62 @@ def extract_zip(archive: Path, dest_dir: Path) -> Path:
     return dest_dir
 
 
-def extract_tgz(archive: Path, dest_dir: Path) -> Path:
+def _escapes(name: str) -> bool:
+    """Whether a zip member name is absolute or climbs out (zipfile would silently rename it)."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    return path.is_absolute() or ".." in path.parts
+
+
+def _unsafe_member(archive: Path, kind: str, name: str, why: str) -> str:
+    return (f"{archive} is not a valid {kind} archive: refused its member {name!r}, which {why}; "
+            "nothing was kept. Delete the archive and check where it came from")
+
+
+def extract_tgz(archive: Path, dest_dir: Path, check: Check | None = None) -> Path:
     """Unpacks a .tgz into `dest_dir` (returned), all at once; a folder already there is reused.
 
-    tarfile's "data" filter refuses members that would land outside `dest_dir` (absolute paths,
-    `..`, links out), device files and the like.
+    Members that would land outside `dest_dir` (absolute paths, `..`, symbolic or hard links out),
+    device files and the like are refused: DataError naming the member, and nothing is kept.
+    `check` as in `extract_zip`.
     """
     if dest_dir.is_dir():
         return dest_dir
     try:
         with tarfile.open(archive, "r:gz") as packed, atomic_directory(dest_dir) as unpacking:
-            packed.extractall(unpacking, filter="data")
+            packed.extractall(unpacking, filter=_contained)
+            if check:
+                check(unpacking)
+    except tarfile.FilterError as err:
+        raise DataError(_unsafe_member(archive, ".tgz", err.tarinfo.name,
+                                       _refused_because(err, dest_dir))) from err
     except (tarfile.TarError, zlib.error, EOFError) as err:
-        raise DataError(f"{archive} is not a valid .tgz archive ({err}); delete it and run again") from err
+        raise DataError(
+            f"{archive} is not a valid .tgz archive ({err}); delete it and run again"
+        ) from err
     return dest_dir
 
 
-def extract_archive(archive: Path, dest_dir: Path) -> Path:
-    """Unpacks a .zip, .tgz or .tar.gz archive into `dest_dir` (returned)."""
+def _contained(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo:
+    """tarfile's "data" filter, which also refuses absolute names (it would strip their "/")."""
+    if PurePosixPath(member.name).is_absolute():
+        raise tarfile.AbsolutePathError(member)
+    return tarfile.data_filter(member, dest_path)
+
+
+def _refused_because(err: tarfile.FilterError, dest_dir: Path) -> str:
+    """Why tarfile's "data" filter refused a member, naming `dest_dir` (not the temporary folder)."""
+    if isinstance(err, (tarfile.AbsoluteLinkError, tarfile.LinkOutsideDestinationError)):
+        return f"is a link pointing outside {dest_dir}"
+    if isinstance(err, (tarfile.AbsolutePathError, tarfile.OutsideDestinationError)):
+        return f"would unpack outside {dest_dir}"
+    if isinstance(err, tarfile.SpecialFileError):
+        return "is a device file, FIFO or other special file"
+    return str(err)
+
+
+def extract_archive(archive: Path, dest_dir: Path, check: Check | None = None) -> Path:
+    """Unpacks a .zip, .tgz or .tar.gz archive into `dest_dir` (returned); see `extract_zip`."""
     name = Path(archive).name
     if name.endswith((".tgz", ".tar.gz")):
-        return extract_tgz(archive, dest_dir)
-    return extract_zip(archive, dest_dir)
+        return extract_tgz(archive, dest_dir, check)
+    return extract_zip(archive, dest_dir, check)

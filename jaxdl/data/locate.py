@@ -21,8 +21,11 @@ class DatasetSource:
     archive_folder: str  # the folder the official archive unpacks to, e.g. "ESC-50-master"
     make_synthetic: Callable[..., Path]  # (root, **config.data.synthetic) -> dataset folder
     archive_name: str = ""  # downloaded file name (its suffix picks zip or tgz); "" = no download
-    expected_size: int | None = None  # bytes, checked when no SHA-256 is configured
+    expected_size: int | None = None  # bytes, checked before the SHA-256 (config.data.sha256)
     manual_hint: str = ""  # how to get the files when there is no public archive
+    # Checks a freshly unpacked download (the dataset folder) where no stable checksum exists;
+    # raises DataError. Not run on `data.dir` folders nor generated data.
+    verify: Callable[[Path], None] | None = None
 
 
 def dataset_dir(config: ml_collections.ConfigDict, source: DatasetSource) -> Path:
@@ -49,8 +52,26 @@ def dataset_dir(config: ml_collections.ConfigDict, source: DatasetSource) -> Pat
         archive = download_file(config.data.url, root / "downloads" / source.archive_name,
                                 sha256=config.data.get("sha256", ""),
                                 expected_size=source.expected_size, offline_hint=hint)
-        extract_archive(archive, unpacked)
+        extract_archive(archive, unpacked, _verifier(source, archive, config.data.url))
     return _official_folder(unpacked, source)
+
+
+def _verifier(source: DatasetSource, archive: Path, url: str) -> Callable[[Path], None] | None:
+    """`source.verify` on the unpacked folder; a rejected archive is deleted with the message."""
+    if source.verify is None:
+        return None
+
+    def check(unpacking: Path) -> None:
+        try:
+            source.verify(_official_folder(unpacking, source))
+        except DataError as err:
+            archive.unlink(missing_ok=True)
+            raise DataError(
+                f"{archive} (downloaded from {url}) was rejected: {err}; deleted it and its "
+                "unpacked files. Check data.url, or unpack the official archive yourself and pass "
+                f"--config.data.dir=/path/to/{source.archive_folder}") from err
+
+    return check
 
 
 def _official_folder(folder: Path, source: DatasetSource) -> Path:
