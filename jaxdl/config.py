@@ -4,16 +4,20 @@ Each task's `configs/<task>.py` starts from `base_config` and sets its own keys;
 rejects bad values at start-up with the key and the allowed values, before any compute.
 """
 
+import ast
 import copy
+import difflib
 import importlib.util
+import math
 import pathlib
-from collections.abc import Callable, Mapping
+import re
+import traceback
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import ml_collections
 
 from jaxdl.errors import ConfigError
-from jaxdl.models import MODELS
 
 PRESETS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {}
 
@@ -100,10 +104,49 @@ def load_task_config(task: str, preset: str | None = None) -> ml_collections.Con
     path = CONFIG_DIR / f"{task}.py"
     if not path.is_file():
         raise ConfigError(f"no config file for task {task!r}: expected {path}")
-    spec = importlib.util.spec_from_file_location(f"config_{task}", path)
+    return load_config_file(path, preset)
+
+
+def load_config_file(path: str | pathlib.Path, preset: str | None = None) -> ml_collections.ConfigDict:
+    """`get_config(preset)` of the config file `path`, as `--config PATH[:PRESET]` loads it.
+
+    Every way the file can fail (missing, a folder, a syntax error, no `get_config`, an unknown
+    preset, an exception while it runs) is a ConfigError naming the file, and the line where there
+    is one: config_flags would print a traceback, or defer the error to the first use.
+    """
+    path = pathlib.Path(path)
+    argument = f"--config {path}{f':{preset}' if preset else ''}"
+    if not path.is_file():
+        state = "is a folder" if path.is_dir() else "does not exist"
+        raise ConfigError(f"{argument}: {path} {state}; expected a config file such as "
+                          f"configs/esc50.py (the task configs are in {CONFIG_DIR})")
+    try:
+        source = path.read_text()
+        defines = {node.name for node in ast.parse(source, str(path)).body
+                   if isinstance(node, ast.FunctionDef)}
+    except SyntaxError as err:
+        text = f" in {err.text.strip()!r}" if err.text and err.text.strip() else ""
+        raise ConfigError(f"{argument}: syntax error in {path} line {err.lineno}{text}: {err.msg}; "
+                          "fix the file") from err
+    except (OSError, ValueError) as err:  # unreadable, or not text (UnicodeDecodeError)
+        raise ConfigError(f"{argument}: cannot read {path} as Python source ({err})") from err
+    if "get_config" not in defines:
+        raise ConfigError(f"{argument}: {path} defines no get_config() function; a config file "
+                          "defines get_config(preset=None) returning a ConfigDict, like "
+                          "configs/esc50.py")
+    spec = importlib.util.spec_from_file_location(f"config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(preset)
+    try:
+        spec.loader.exec_module(module)
+        return module.get_config(*([preset] if preset else []))
+    except ConfigError as err:
+        raise ConfigError(f"{argument}: {err}") from err
+    except Exception as err:  # noqa: BLE001 (the file is user code; any mistake in it is theirs)
+        lines = [frame.lineno for frame in traceback.extract_tb(err.__traceback__)
+                 if pathlib.Path(frame.filename).resolve() == path.resolve()]
+        where = f" line {lines[-1]}" if lines else ""
+        raise ConfigError(f"{argument}: running {path}{where} raised {type(err).__name__}: {err}; "
+                          "fix the file") from err
 
 
 def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
@@ -117,11 +160,45 @@ def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _key_paths(tree: Mapping, prefix: str = "") -> Iterable[str]:
+    """Every dotted key of a nested dict, sections included ("train", "train.lr", …)."""
+    for key, value in tree.items():
+        yield f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from _key_paths(value, f"{prefix}{key}.")
+
+
+# Names other frameworks give jaxdl's keys: `--config.train.learning_rate` suggests train.lr.
+_SYNONYMS = {"learning_rate": "lr", "wd": "weight_decay", "num_epochs": "epochs"}
+
+
+def _closest_key(key: str, keys: list[str]) -> str:
+    """"; did you mean K?" for the existing key nearest to a mistyped one, or ""."""
+    *section, last = key.split(".")
+    last = _SYNONYMS.get(last, last)
+    close = difflib.get_close_matches(".".join([*section, last]), keys, n=1, cutoff=0.7)
+    close = close or [k for k in keys if k.rsplit(".", 1)[-1] == last][:3]
+    return f"; did you mean {' or '.join(close)}?" if close else ""
+
+
+def check_override_keys(config: ml_collections.ConfigDict, keys: Iterable[str]) -> None:
+    """Each `--config.KEY` must name a key or section of `config`. ConfigError naming the first
+    unknown one and the closest existing key (config_flags reports only its last part)."""
+    tree = config.to_dict()
+    known = set(_key_paths(tree))
+    for key in keys:
+        if re.sub(r"\[\d+\]", "", key) not in known:  # `a.b[0]` indexes a tuple value a.b
+            raise ConfigError(f"unknown config key {key!r} (--config.{key})"
+                              f"{_closest_key(key, list(flatten(tree)))}")
+
+
 def apply_preset(config: ml_collections.ConfigDict, preset: str | None) -> ml_collections.ConfigDict:
     """Applies a named preset (`configs/<task>.py:NAME`)."""
     if preset:
         if preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}; allowed presets: {sorted(PRESETS)}")
+            raise ConfigError(f"unknown preset {preset!r}; the presets are {sorted(PRESETS)}, "
+                              "given after the file name (configs/<task>.py:synthetic), or none "
+                              "for the task's defaults")
         PRESETS[preset](config)
     return config
 
@@ -148,8 +225,8 @@ def _check_range(config: ml_collections.ConfigDict, key: str, low: float, high: 
     value = _get(config, key)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     above = number and (value >= low if low_inclusive else value > low)
-    bracket = "[" if low_inclusive else "("
-    _check(above and value <= high, key, value, f"a number in {bracket}{low}, {high}]")
+    brackets = ("[" if low_inclusive else "(") + ("]" if math.isfinite(high) else ")")
+    _check(above and value <= high, key, value, f"a number in {brackets[0]}{low}, {high}{brackets[1]}")
 
 
 def _validate_esc50(config: ml_collections.ConfigDict) -> None:
@@ -252,6 +329,9 @@ def _validate_lr_finder(config: ml_collections.ConfigDict) -> None:
 
 
 def _model_hyperparameter_keys(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    from jaxdl.models import MODELS  # here, not at the top: config files and their errors load
+    # without importing Flax and JAX (seconds)
+
     return MODELS[config.model.name][1] if config.model.name in MODELS else ()
 
 
@@ -305,11 +385,57 @@ def _validate_model_values(config: ml_collections.ConfigDict) -> None:
 
 _TASK_VALIDATORS = {"esc50": _validate_esc50, "tiny_imagenet": _validate_tiny_imagenet,
                     "cub200": _validate_cub200, "celeba": _validate_celeba}
+TASK_MODELS = {"esc50": "esc50_cnn", "tiny_imagenet": "tiny_imagenet_inception",
+               "cub200": "cub200_grouped", "celeba": "celeba_cnn"}  # configs/<task>.py's model.name
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    return isinstance(value, (tuple, list)) and any(_non_finite(v) for v in value)
+
+
+def _validate_finite(config: ml_collections.ConfigDict) -> None:
+    """`--config.train.lr=inf` (or nan, 1e400) parses as a float, and no key means anything by it."""
+    for key, value in flatten(config.to_dict()).items():
+        _check(not _non_finite(value), key, value, "a finite number (not inf or nan)")
+
+
+# A run name is a folder name under logs/ and checkpoints/, and ends up in generated files.
+_RUN_NAME = re.compile(r"[A-Za-z0-9_+=,@][A-Za-z0-9._+=,@-]{0,199}")
+
+
+def _validate_run_name(config: ml_collections.ConfigDict) -> None:
+    name = config.run_name
+    _check(name == "" or (isinstance(name, str) and _RUN_NAME.fullmatch(name) is not None),
+           "run_name", name, "at most 200 letters, digits and . _ - + = , @ (no spaces, quotes or "
+           "'/'), not starting with '.' or '-': it names the folders logs/<run_name> and "
+           "checkpoints/<run_name>; or '' for a name derived from the config")
+
+
+def _validate_task_model(config: ml_collections.ConfigDict) -> None:
+    task, model = config.task, TASK_MODELS[config.task]
+    name = config.model.name
+    _check(name == model, "model.name", name,
+           f"{model!r}, the model of task {task!r}: to run another task, pass its config file "
+           "(--config configs/<task>.py) instead of overriding task or model.name")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Rejects bad values at start-up, naming the key and the allowed values."""
     _check_choice(config, "task", tuple(_TASK_VALIDATORS))
+    try:
+        _validate(config)
+    except (AttributeError, KeyError) as err:  # ConfigDict's missing key, e.g. "'image_size'"
+        missing = str(err).strip("'\"")
+        raise ConfigError(f"the config has no key {missing!r} that task {config.task!r} needs: "
+                          f"start from configs/{config.task}.py") from err
+
+
+def _validate(config: ml_collections.ConfigDict) -> None:
+    _validate_task_model(config)
+    _validate_finite(config)
+    _validate_run_name(config)
     _check(isinstance(config.seed, int) and config.seed >= 0, "seed", config.seed,
            "a non-negative integer")
     _check_choice(config, "data.source", ("auto", "synthetic"))

@@ -19,3 +19,7 @@ class DataError(JaxdlError):
 
 class CheckpointError(JaxdlError):
     """A checkpoint is missing or does not match the model it is restored into."""
+
+
+class DependencyError(JaxdlError):
+    """An optional package a mode needs (torch for import_torch) is not installed."""

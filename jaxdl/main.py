@@ -1,12 +1,14 @@
 """Command line: `python -m jaxdl.main --config configs/esc50.py [--mode=MODE] [--config.KEY=VALUE]`.
 
 Parses flags and the config, validates it, dispatches to the mode, and ends by printing one line
-of JSON with the mode's headline figures. User errors print one clear message and exit with 2.
+of JSON with the mode's headline figures. User errors print one line `error: ...` and exit with 2.
 """
 
 import json
 import pathlib
+import re
 import sys
+from typing import NoReturn
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -14,7 +16,6 @@ from ml_collections import config_flags
 from jaxdl import config as config_lib
 from jaxdl.errors import JaxdlError
 from jaxdl.modes import MODES, ModeArgs, run_mode
-from jaxdl.utils import distributed
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file, e.g. configs/esc50.py "
                                           "or configs/esc50.py:synthetic.", lock_config=True)
@@ -26,29 +27,62 @@ _TORCH_CHECKPOINT = flags.DEFINE_string("torch_checkpoint", None,
                                         "import_torch: a PyTorch checkpoint (artifacts/best.ckpt).")
 _RUNS = flags.DEFINE_list("runs", [], "compare: run names, logs/<run> directories or globs.")
 
+# `--config PATH[:PRESET]` and the `--config.KEY=VALUE` overrides, as config_flags finds them.
+_CONFIG_FLAG = re.compile(r"-{1,2}config(?:=(.*))?")
+_OVERRIDE = re.compile(r"-{1,2}(?:no)?config\.([^=]+)")
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _config_argument(argv: list[str]) -> str | None:
+    """The value of the last `--config` (absl keeps the last), `--config=X` or `--config X`."""
+    value = None
+    for index, arg in enumerate(argv[1:], 1):
+        if arg == "--":
+            break
+        if match := _CONFIG_FLAG.fullmatch(arg):
+            following = argv[index + 1] if index + 1 < len(argv) else None
+            value = match.group(1) if match.group(1) is not None else following
+    return value
+
+
+def _check_config(argv: list[str]) -> None:
+    """Loads `--config` and checks the override keys before config_flags does: it answers a missing
+    file, a syntax error, an unknown preset or an unknown key with a traceback."""
+    argument = _config_argument(argv)
+    if argument is None:
+        return  # main() says --config is required
+    path, _, preset = argument.partition(":")
+    config = config_lib.load_config_file(path, preset or None)
+    config_lib.check_override_keys(config, [m.group(1) for arg in argv if (m := _OVERRIDE.match(arg))])
+
 
 def parse_flags(argv: list[str]) -> list[str]:
-    """absl parsing, with an unknown `--config.KEY` reported as a clean error, not a traceback."""
+    """absl parsing, with every mistake in the flags or the config file a one-line error."""
     try:
+        _check_config(argv)
         return flags.FLAGS(argv)
+    except JaxdlError as err:
+        _fail(str(err))
     except flags.Error as err:
-        print(f"error: {err}\nPass --help to list the flags.", file=sys.stderr)
-        sys.exit(2)
-    except (AttributeError, KeyError) as err:
-        overrides = [a.split("=")[0] for a in argv if a.startswith("--config.")]
-        print(f"error: unknown config key among {overrides}: {err}", file=sys.stderr)
-        sys.exit(2)
+        _fail(f"{err}; pass --help to list the flags")
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        _fail(f"unexpected arguments {argv[1:]}: flags are written --name=value, and a value with "
+              "spaces needs quotes")
     if _CONFIG.value is None:
-        raise app.UsageError("--config is required, e.g. --config configs/esc50.py")
+        _fail("--config is required, e.g. --config configs/esc50.py or configs/esc50.py:synthetic")
     logging.set_verbosity(logging.ERROR)  # Orbax and TFDS are chatty at WARNING
+    # Imported here, not at the top: JAX takes seconds to import, and flag errors need none of it.
+    from jaxdl.utils import distributed
+
     distributed.initialize()  # joins the other processes of a SLURM / TPU pod / explicit job
     try:
-        config_lib.validate(_CONFIG.value)
         args = ModeArgs(checkpoint=_CHECKPOINT.value, split=_SPLIT.value,
                         torch_checkpoint=_TORCH_CHECKPOINT.value, runs=tuple(_RUNS.value))
         result = run_mode(_MODE.value, _CONFIG.value, pathlib.Path(_WORKDIR.value), args)

@@ -30,11 +30,11 @@ def _set(config, key: str, value) -> None:
 BAD_VALUES = [
     # Common keys; `--config.train.lr=abc` and `--config.train.epochs=1.5` are refused by the
     # flag parser itself (tests/test_main.py).
-    ("esc50", "train.lr", -0.1, "a number in (0.0, inf]"),
-    ("esc50", "train.lr", 0.0, "a number in (0.0, inf]"),
-    ("esc50", "train.weight_decay", -1e-4, "a number in [0.0, inf]"),
-    ("esc50", "train.batch_size", 0, "a number in [1, inf]"),
-    ("esc50", "train.epochs", 0, "a number in [1, inf]"),
+    ("esc50", "train.lr", -0.1, "a number in (0.0, inf)"),
+    ("esc50", "train.lr", 0.0, "a number in (0.0, inf)"),
+    ("esc50", "train.weight_decay", -1e-4, "a number in [0.0, inf)"),
+    ("esc50", "train.batch_size", 0, "a number in [1, inf)"),
+    ("esc50", "train.epochs", 0, "a number in [1, inf)"),
     ("esc50", "train.momentum", 1.5, "a number in [0.0, 1.0]"),
     ("esc50", "train.optimizer", "sgdm", "one of ['adamw', 'adam_l2', 'sgd']"),
     ("esc50", "train.nan_policy", "ignore", "one of ['stop', 'skip']"),
@@ -42,7 +42,7 @@ BAD_VALUES = [
     ("esc50", "seed", -1, "a non-negative integer"),
     ("esc50", "data.on_corrupt", "ignore", "one of ['error', 'skip']"),
     ("esc50", "data.source", "kaggle", "one of ['auto', 'synthetic']"),
-    ("esc50", "data.workers", -1, "a number in [0, inf]"),
+    ("esc50", "data.workers", -1, "a number in [0, inf)"),
     # ESC-50: `--config.model.channels=32` arrives as (32,).
     ("esc50", "model.channels", (32,), "three positive widths"),
     ("esc50", "model.channels", (32, 64), "three positive widths"),
@@ -59,8 +59,8 @@ BAD_VALUES = [
     ("esc50", "train.best_metric", "micro_f1", "one of ['accuracy', 'macro_f1'"),
     # Tiny ImageNet
     ("tiny_imagenet", "model.branch_channels", (64, 64, 32), "three positive widths summing to 192"),
-    ("tiny_imagenet", "model.num_modules", 0, "a number in [1, inf]"),
-    ("tiny_imagenet", "data.val_per_class", 0, "a number in [1, inf]"),
+    ("tiny_imagenet", "model.num_modules", 0, "a number in [1, inf)"),
+    ("tiny_imagenet", "data.val_per_class", 0, "a number in [1, inf)"),
     ("tiny_imagenet", "data.format", "zip", "one of ['auto', 'folder', 'parquet']"),
     ("tiny_imagenet", "data.image_size", 4, "a side length >= 8 pixels"),
     # CUB-200-2011
@@ -76,25 +76,25 @@ BAD_VALUES = [
     ("celeba", "data.attributes", ("Male", "Male"), "a non-empty list of distinct"),
     ("celeba", "train.best_metric", "accuracy", "one of ['macro_f1', 'micro_f1'"),
     # lr_finder.*
-    ("esc50", "lr_finder.start", 0.0, "a number in (0.0, inf]"),
+    ("esc50", "lr_finder.start", 0.0, "a number in (0.0, inf)"),
     ("esc50", "lr_finder.end", 1e-7, "a learning rate above lr_finder.start (1e-06)"),
-    ("esc50", "lr_finder.steps", 1, "a number in [2, inf]"),
+    ("esc50", "lr_finder.steps", 1, "a number in [2, inf)"),
     ("esc50", "lr_finder.smoothing", 1.0, "an EMA factor in [0, 1)"),
-    ("esc50", "lr_finder.divergence_factor", 1.0, "a number in (1.0, inf]"),
-    ("esc50", "lr_finder.min_steps", -1, "a number in [0, inf]"),
-    ("esc50", "lr_finder.batch_size", -1, "a number in [0, inf]"),
+    ("esc50", "lr_finder.divergence_factor", 1.0, "a number in (1.0, inf)"),
+    ("esc50", "lr_finder.min_steps", -1, "a number in [0, inf)"),
+    ("esc50", "lr_finder.batch_size", -1, "a number in [0, inf)"),
     # grid.* and compare.*
     ("esc50", "grid.lr", (), "a non-empty list of values"),
     ("esc50", "grid.lr", (1e-3, 0.0), "positive learning rates"),
     ("esc50", "grid.weight_decay", (-1e-4,), "non-negative values"),
     ("esc50", "grid.seeds", (), "a non-empty list of values"),
     ("esc50", "grid.seeds", (-1,), "non-negative integer seeds"),
-    ("esc50", "grid.epochs", 0, "a number in [1, inf]"),
+    ("esc50", "grid.epochs", 0, "a number in [1, inf)"),
     ("esc50", "grid.strategy", "pmap", "one of ['auto', 'vmap', 'sequential']"),
     ("esc50", "grid.model.kernel_size", (), "a non-empty list of values"),
     ("esc50", "compare.lr", (-1e-3,), "positive learning rates"),
     ("esc50", "compare.weight_decay", (-1.0,), "non-negative values"),
-    ("esc50", "compare.epochs", -1, "a number in [0, inf]"),
+    ("esc50", "compare.epochs", -1, "a number in [0, inf)"),
 ]
 
 
@@ -144,5 +144,123 @@ def test_every_grid_and_compare_member_is_checked_at_start_up(task, key, values,
 
 
 def test_unknown_preset_lists_the_presets():
-    with pytest.raises(ConfigError, match=r"unknown preset 'tiny'; allowed presets: \['synthetic'\]"):
+    with pytest.raises(ConfigError, match=r"configs/esc50.py:tiny: unknown preset 'tiny'; the "
+                                          r"presets are \['synthetic'\]"):
         load_config("esc50", "tiny")
+
+
+# (task, key, non-finite value): `--config.KEY=inf` parses as a float; every float key refuses it.
+NON_FINITE = [
+    ("esc50", "train.lr", float("inf")),
+    ("esc50", "train.weight_decay", float("nan")),
+    ("esc50", "train.momentum", float("-inf")),
+    ("esc50", "lr_finder.end", float("inf")),
+    ("esc50", "features.amin", float("nan")),
+    ("esc50", "grid.lr", (1e-3, float("inf"))),
+    ("celeba", "model.dropout", float("nan")),
+    ("cub200", "preprocess.mean", (0.5, float("nan"), 0.5)),
+]
+
+
+@pytest.mark.parametrize(("task", "key", "value"), NON_FINITE,
+                         ids=[f"{t}-{k}={v!r}" for t, k, v in NON_FINITE])
+def test_non_finite_floats_are_rejected_naming_the_key(task, key, value):
+    config = load_config(task)
+    _set(config, key, value)
+    with pytest.raises(ConfigError) as raised:
+        config_lib.validate(config)
+    assert str(raised.value) == (f"{key}={value!r} is invalid: expected a finite number (not inf "
+                                 "or nan)")
+
+
+@pytest.mark.parametrize("dropout", [1.5, -0.1])
+def test_dropout_outside_zero_one_is_rejected(dropout):
+    config = load_config("celeba")
+    config.model.dropout = dropout
+    with pytest.raises(ConfigError, match=rf"model.dropout={dropout} is invalid: expected a "
+                                          r"probability in \[0, 1\)"):
+        config_lib.validate(config)
+
+
+@pytest.mark.parametrize("name", ["exp", "lr=0.01,wd=1e-4", "a.b-c_d+e@2", "x" * 200])
+def test_run_names_that_make_safe_folder_names_pass(name):
+    config = load_config("esc50")
+    config.run_name = name
+    config_lib.validate(config)
+
+
+@pytest.mark.parametrize("name", ["a/b", "../x", ".hidden", "-x", "with space", "it's", 'g"""',
+                                  "x" * 201, "é"])
+def test_run_names_that_are_not_plain_folder_names_are_rejected(name):
+    config = load_config("esc50")
+    config.run_name = name
+    with pytest.raises(ConfigError) as raised:
+        config_lib.validate(config)
+    message = str(raised.value)
+    assert message.startswith(f"run_name={name!r} is invalid: expected at most 200 letters, "
+                              "digits and . _ - + = , @ (no spaces, quotes or '/')"), message
+
+
+def test_task_and_model_of_different_tasks_are_refused():
+    """Overriding `task` (or `model.name`) does not turn one task's config into another's."""
+    config = load_config("esc50")
+    config.task = "celeba"
+    with pytest.raises(ConfigError, match=r"model.name='esc50_cnn' is invalid: expected "
+                                          r"'celeba_cnn', the model of task 'celeba': to run "
+                                          r"another task, pass its config file"):
+        config_lib.validate(config)
+    config.model.name = "celeba_cnn"  # both overridden: the celeba keys are missing
+    with pytest.raises(ConfigError, match=r"the config has no key 'image_size' that task 'celeba' "
+                                          r"needs: start from configs/celeba.py"):
+        config_lib.validate(config)
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("train.learning_rate", "unknown config key 'train.learning_rate' "
+                                "(--config.train.learning_rate); did you mean train.lr?"),
+        ("trian.lr", "unknown config key 'trian.lr' (--config.trian.lr); did you mean train.lr?"),
+        ("model.chanels", "unknown config key 'model.chanels' (--config.model.chanels); did you "
+                          "mean model.channels?"),
+        ("lr", "unknown config key 'lr' (--config.lr); did you mean compare.lr or grid.lr or "
+               "train.lr?"),
+        ("nothing.like.it", "unknown config key 'nothing.like.it' (--config.nothing.like.it)"),
+    ],
+)
+def test_unknown_override_key_is_named_with_the_closest_key(key, message):
+    with pytest.raises(ConfigError) as raised:
+        config_lib.check_override_keys(load_config("esc50"), ["train.epochs", key])
+    assert str(raised.value) == message
+
+
+def test_known_override_keys_pass():
+    config_lib.check_override_keys(load_config("esc50"), ["train.lr", "data.synthetic",
+                                                          "data.synthetic.seed", "model.channels",
+                                                          "grid.model.kernel_size"])
+
+
+@pytest.mark.parametrize(
+    ("text", "preset", "message"),
+    [
+        (None, None, r"--config {path}: {path} does not exist; expected a config file such as "
+                     r"configs/esc50.py"),
+        ("def get_config(:\n    pass\n", None, r"--config {path}: syntax error in {path} line 1 in "
+                                                r"'def get_config\(:': invalid syntax; fix the file"),
+        ("import ml_collections\n", None, r"--config {path}: {path} defines no get_config\(\) "
+                                          r"function"),
+        ("def get_config(preset=None):\n    x = 1\n    return undefined_name\n", None,
+         r"--config {path}: running {path} line 3 raised NameError: name 'undefined_name' is not "
+         r"defined; fix the file"),
+        ("def get_config():\n    return 1\n", "synthetic",
+         r"--config {path}:synthetic: running {path} raised TypeError: get_config\(\) takes 0 "
+         r"positional arguments but 1 was given"),
+    ],
+    ids=["missing", "syntax-error", "no-get_config", "exception-in-file", "preset-not-taken"],
+)
+def test_config_file_mistakes_name_the_file_and_line(tmp_path, text, preset, message):
+    path = tmp_path / "my_config.py"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError, match="^" + message.format(path=re.escape(str(path)))):
+        config_lib.load_config_file(path, preset)

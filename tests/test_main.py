@@ -23,7 +23,7 @@ def test_unknown_config_key_is_a_clean_error_naming_the_key():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("--config.train.lr=-0.1", "train.lr=-0.1 is invalid: expected a number in (0.0, inf]"),
+        ("--config.train.lr=-0.1", "train.lr=-0.1 is invalid: expected a number in (0.0, inf)"),
         # A bare number for a tuple key arrives as a 1-tuple, then fails validation.
         ("--config.model.channels=32", "model.channels=(32,) is invalid: expected three positive "
                                        "widths"),

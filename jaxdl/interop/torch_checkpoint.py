@@ -25,7 +25,8 @@ import numpy as np
 from flax import linen as nn
 from flax import traverse_util
 
-from jaxdl.errors import CheckpointError
+from jaxdl.config import TASK_MODELS
+from jaxdl.errors import CheckpointError, DependencyError
 from jaxdl.models import MODELS
 from jaxdl.models.celeba_net import CelebaCNN
 from jaxdl.models.cub200_net import Cub200GroupedCNN
@@ -51,9 +52,12 @@ class TorchCheckpoint:
 
 def read_torch_checkpoint(path: str | Path) -> TorchCheckpoint:
     """Loads `path` without unpickling code; CheckpointError naming the file if it cannot."""
-    import torch
-
     path = Path(path)
+    try:
+        import torch
+    except ImportError as err:
+        raise DependencyError(f"reading the PyTorch checkpoint {path} needs torch, which is not "
+                              f"installed ({err}): pip install 'jaxdl[torch]'") from err
     if not path.is_file():
         raise CheckpointError(f"PyTorch checkpoint {path} does not exist or is not a file; expected "
                               "the file the reference project saved (artifacts/best.ckpt)")
@@ -199,6 +203,7 @@ def imported_config(config: ml_collections.ConfigDict,
     Either way the value must match what the tensor shapes imply (CheckpointError naming the key).
     """
     name = config.model.name
+    _check_layout(config, checkpoint)
     _, keys = MODELS[name]
     saved = checkpoint.config.get("model")
     saved = saved if isinstance(saved, Mapping) else {}
@@ -218,6 +223,33 @@ def imported_config(config: ml_collections.ConfigDict,
                 f"{checkpoint.path}: its tensors ({evidence}) are those of {key}={shown!r}; {fix}")
         merged.model[key] = value
     return merged, sources
+
+
+def _layout(model_name: str, tensors: dict) -> set[str]:
+    """The tensor names of `model_name`'s reference state_dict, sized as `tensors` imply."""
+    module, _ = MODELS[model_name]
+    implied = {key: value for key, (value, _) in INFER[model_name](tensors).items()}
+    layers = LAYERS[module](module(num_classes=1, **implied))
+    return {name for name, _ in _leaf_sources(layers).values()}
+
+
+def _check_layout(config: ml_collections.ConfigDict, checkpoint: TorchCheckpoint) -> None:
+    """CheckpointError when the tensor names are another task's model's (Jaccard index of the names
+    at least 0.5 and above this config's model): said first, since read as this model's they would
+    only give wrong hyper-parameter advice (`pass --config.model.channels=…`)."""
+    names = set(checkpoint.tensors)
+    layouts = {model: _layout(model, checkpoint.tensors) for model in MODELS}
+    similarity = {model: len(names & layout) / len(names | layout)
+                  for model, layout in layouts.items()}
+    found, own = max(similarity, key=similarity.get), config.model.name
+    if found == own or similarity[found] < 0.5 or similarity[found] <= similarity[own]:
+        return
+    task = next(task for task, model in TASK_MODELS.items() if model == found)
+    telling = sorted((names & layouts[found]) - layouts[own]) or sorted(names & layouts[found])
+    raise CheckpointError(
+        f"{checkpoint.path} holds a checkpoint of the {task} task's model {found} (tensors "
+        f"{_listed(telling)}), not of {own}, the model of this config's task {config.task!r}: "
+        f"import it with --config configs/{task}.py")
 
 
 # --- Tensor mapping ---------------------------------------------------------------------------

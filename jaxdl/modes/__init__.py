@@ -6,12 +6,18 @@ checkpoints), so modes never read absl flags themselves and tests call them dire
 
 import dataclasses
 import importlib
+import os
 import pathlib
 
 import ml_collections
 
+from jaxdl import config as config_lib
+from jaxdl.errors import ConfigError
+
 MODES = ("train", "evaluate", "lr_finder", "grid_search", "analyze", "compare", "report", "bench",
          "import_torch")
+WRITES_NOTHING = ("bench",)  # every other mode writes under <workdir>/logs or /checkpoints
+READS_DATA = ("train", "evaluate", "lr_finder", "grid_search", "analyze", "bench", "import_torch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,11 +28,47 @@ class ModeArgs:
     runs: tuple[str, ...] = ()  # compare: run names, log directories or globs
 
 
+def _user() -> str:
+    try:
+        import pwd
+
+        return f"user {pwd.getpwuid(os.geteuid()).pw_name} (uid {os.geteuid()})"
+    except (ImportError, KeyError):  # no passwd entry (containers), or not POSIX
+        return f"uid {os.geteuid()}" if hasattr(os, "geteuid") else "this user"
+
+
+def _require_writable(folder: pathlib.Path, what: str, fix: str) -> None:
+    """ConfigError unless `folder` exists as a writable folder or can be created: a file in its
+    place or an unwritable nearest existing parent fails here, not after minutes of compute."""
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{what}: {existing} is a file, not a folder; {fix}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what}: folder {existing} is not writable by {_user()}; {fix}")
+
+
+def check_folders(mode: str, config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+    """The folders `mode` writes (the workdir's logs/ and checkpoints/, the data cache) must be
+    writable; ConfigError naming the folder otherwise."""
+    if mode not in WRITES_NOTHING:
+        for folder in (workdir / "logs", workdir / "checkpoints"):
+            _require_writable(folder, f"--workdir {workdir}", "pass --workdir=<a folder you can "
+                              "write> (it is created if missing) or change its permissions")
+    if mode in READS_DATA or (mode == "compare" and config.compare.run):
+        from jaxdl.data.cache import cache_root  # imports JAX (seconds): only once flags are read
+
+        root = cache_root(config)
+        _require_writable(root, f"data cache {root} (data.cache_dir, else $JAXDL_CACHE, else "
+                          "~/.cache/jaxdl)", "pass --config.data.cache_dir=<a folder you can write> "
+                          "or change its permissions")
+
+
 def run_mode(mode: str, config: ml_collections.ConfigDict, workdir: pathlib.Path,
              args: ModeArgs) -> dict:
-    """Imports the mode lazily (each pulls in only what it needs) and runs it."""
+    """Validates the config and the folders the mode writes, then imports the mode lazily (each
+    pulls in only what it needs) and runs it."""
     if mode not in MODES:
-        from jaxdl.errors import ConfigError
-
         raise ConfigError(f"unknown mode {mode!r}; allowed: {list(MODES)}")
+    config_lib.validate(config)
+    check_folders(mode, config, pathlib.Path(workdir))
     return importlib.import_module(f"jaxdl.modes.{mode}").run(config, workdir, args)

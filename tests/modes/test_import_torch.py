@@ -289,3 +289,29 @@ def test_import_then_evaluate_predicts_like_pytorch(tmp_path, synthetic_esc50):
     assert [row["predicted_label"] for row in rows] == [split.class_names[p] for p in predicted]
     np.testing.assert_allclose([float(row["probability"]) for row in rows],
                                probabilities.max(-1), atol=2e-6)
+
+
+# (task whose reference model saved the checkpoint, task of the config it is imported under)
+OTHER_TASK = [("celeba", "esc50"), ("esc50", "celeba"), ("cub200", "tiny_imagenet"),
+              ("tiny_imagenet", "cub200")]
+
+
+@pytest.mark.parametrize(("saved_task", "config_task"), OTHER_TASK,
+                         ids=[f"{s}-under-{c}" for s, c in OTHER_TASK])
+def test_another_tasks_checkpoint_is_named_first(tmp_path, saved_task, config_task):
+    """Not "pass --config.model.channels=…" (true of the tensors, useless for another task's
+    model): the first message names the task the checkpoint belongs to and its config file."""
+    hparams = {"celeba": dict(channels_block3=192), "esc50": dict(kernel_size=3),
+               "cub200": dict(num_blocks=3), "tiny_imagenet": dict(num_modules=4)}[saved_task]
+    model_name = load_config(saved_task).model.name
+    path = tmp_path / "best.ckpt"
+    _save_as_reference(saved_task, _reference_model(model_name, 5, hparams), hparams, path)
+    own = load_config(config_task).model.name
+    with pytest.raises(CheckpointError) as raised:
+        torch_checkpoint.imported_config(load_config(config_task),
+                                         torch_checkpoint.read_torch_checkpoint(path))
+    assert str(raised.value).startswith(
+        f"{path} holds a checkpoint of the {saved_task} task's model {model_name} (tensors ")
+    assert str(raised.value).endswith(
+        f"not of {own}, the model of this config's task {config_task!r}: import it with "
+        f"--config configs/{saved_task}.py")
