@@ -3,8 +3,10 @@
 Protocol as the reference (feature-inventory §2.1): official folds (train 1-3, val 4, test 5 by
 default, from `config.data.{split}_folds`), labels 0..C-1 = category names sorted alphabetically
 (the CSV's `target` column is not used). Log-mels are computed once per fold and cached as a TFDS
-array_record dataset whose name hashes everything they depend on, so only the folds a split
-needs are read and computed, and later runs reuse them.
+array_record dataset whose name hashes everything they depend on (each clip's file name,
+category and SHA-256 of its bytes, the feature settings, the label map), so only the folds a
+split needs are read and computed, later runs reuse them, and an edited clip, a copy with other
+samples under the same names or another generated seed gets features of its own.
 
 Before any feature is computed, every clip of the split is checked from its file header: a
 missing, unreadable or empty file, or a clip whose length gives another number of frames than
@@ -22,6 +24,7 @@ import itertools
 import math
 import operator
 import os
+import posixpath
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +36,10 @@ import tensorflow_datasets as tfds
 from tqdm import tqdm
 
 from jaxdl.data.audio import clip_features
-from jaxdl.data.cache import SkippedItems, cache_root, fingerprint, on_corrupt, report_skipped
+from jaxdl.data.cache import (OneLineBuildLog, SkippedItems, build_once, cache_root, fingerprint,
+                               on_corrupt, report_skipped)
+from jaxdl.data.content import sha256_file, threaded_map
+from jaxdl.data.esc50_layout import verify_esc50_layout
 from jaxdl.data.locate import DatasetSource, dataset_dir
 from jaxdl.data.split import Split
 from jaxdl.data.synthetic import make_synthetic_esc50
@@ -107,7 +113,7 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
         )
     names = class_names(records)
     clips = [record for record in records if record.fold in folds]
-    sizes, problems = _inspect_clips(data_dir, clips, config.features)
+    digests, problems = _inspect_clips(data_dir, clips, config.features)
     if problems and policy == "error":
         more = f"; and {len(problems) - _SHOWN} more" if len(problems) > _SHOWN else ""
         raise DataError(f"{len(problems)} of the {len(clips)} clips of {key}={folds} cannot be "
@@ -116,13 +122,14 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
     sources = []
     for fold in folds:
         fold_clips = [record for record in clips if record.fold == fold]
-        sources.append(_fold_source(config, data_dir, fold, fold_clips, sizes, problems, names))
+        sources.append(_fold_source(config, data_dir, fold, fold_clips, digests, problems, names))
     return Split(split, FoldsSource(sources), names)
 
 
 SOURCE = DatasetSource(
     title="ESC-50", marker=str(META_CSV), archive_folder=ARCHIVE_FOLDER,
-    make_synthetic=make_synthetic_esc50, archive_name=f"{ARCHIVE_FOLDER}.zip")
+    make_synthetic=make_synthetic_esc50, archive_name=f"{ARCHIVE_FOLDER}.zip",
+    verify=verify_esc50_layout)  # GitHub's master.zip has no stable checksum
 
 
 def resolve_data_dir(config: ml_collections.ConfigDict) -> Path:
@@ -131,7 +138,10 @@ def resolve_data_dir(config: ml_collections.ConfigDict) -> Path:
 
 
 def read_metadata(data_dir: Path) -> list[ClipRecord]:
-    """Every clip listed in `meta/esc50.csv`, validated (folder, file, columns, folds)."""
+    """Every clip listed in `meta/esc50.csv`, validated (folder, file, columns, folds, names).
+
+    A UTF-8 byte-order mark (spreadsheet exports write one) is accepted.
+    """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(
@@ -145,7 +155,7 @@ def read_metadata(data_dir: Path) -> list[ClipRecord]:
             f"and audio/*.wav, as in the official {ARCHIVE_FOLDER}/)"
         )
     try:
-        with open(csv_path, newline="", encoding="utf-8") as listing:
+        with open(csv_path, newline="", encoding="utf-8-sig") as listing:
             reader = csv.DictReader(listing)
             columns = reader.fieldnames or []
             missing = [column for column in REQUIRED_COLUMNS if column not in columns]
@@ -170,7 +180,14 @@ def _record(row: dict, csv_path: Path, line: int) -> ClipRecord:
         )
     if not row["filename"] or not row["category"]:
         raise DataError(f"{csv_path} line {line}: empty filename or category")
-    return ClipRecord(row["filename"], int(fold), row["category"])
+    name = row["filename"]
+    if posixpath.isabs(name) or posixpath.normpath(name).split("/")[0] == "..":
+        raise DataError(
+            f"{csv_path} line {line}: filename {name!r} points outside "
+            f"{csv_path.parent.parent / AUDIO_DIR}; expected a file name inside {AUDIO_DIR}/ "
+            "such as 1-100032-A-0.wav"
+        )
+    return ClipRecord(name, int(fold), row["category"])
 
 
 def class_names(records: Sequence[ClipRecord]) -> tuple[str, ...]:
@@ -178,27 +195,26 @@ def class_names(records: Sequence[ClipRecord]) -> tuple[str, ...]:
     return tuple(sorted({record.category for record in records}))
 
 
-def _inspect_clips(data_dir: Path, clips: Sequence[ClipRecord],
-                   settings: ml_collections.ConfigDict) -> tuple[dict[str, int], dict[str, str]]:
-    """({file name: byte size (-1: missing)}, {file name: problem}) from the WAV headers alone.
+def _inspect_clips(data_dir: Path, clips: Sequence[ClipRecord], settings: ml_collections.ConfigDict
+                   ) -> tuple[dict[str, str | None], dict[str, str]]:
+    """({file name: SHA-256 of its bytes (None: unreadable)}, {file name: problem}), the
+    problems from the WAV headers alone.
 
     A problem is a missing, unreadable or empty file, or a length that gives another number of
     feature frames than most of `clips` have (a clip that could not be batched with them).
     The frame count follows the features: ceil(samples · sample_rate / file rate) samples after
     resampling, 1 + that // hop_length centred frames.
     """
-    sizes, problems, frames, seconds = {}, {}, {}, {}
-    for clip in clips:
+    digests, problems, frames, seconds = {}, {}, {}, {}
+    examined = threaded_map(_examine, [data_dir / AUDIO_DIR / clip.filename for clip in clips])
+    for clip, (digest, info) in zip(clips, examined):
         path = data_dir / AUDIO_DIR / clip.filename
-        try:
-            sizes[clip.filename] = path.stat().st_size
-            info = soundfile.info(str(path))
-        except FileNotFoundError:
-            sizes[clip.filename] = -1
+        digests[clip.filename] = digest
+        if isinstance(info, FileNotFoundError):
             problems[clip.filename] = f"{path} is listed in {data_dir / META_CSV} but missing"
             continue
-        except (soundfile.SoundFileError, OSError) as err:
-            problems[clip.filename] = f"{path}: cannot read audio ({err})"
+        if isinstance(info, Exception):
+            problems[clip.filename] = f"{path}: cannot read audio ({info})"
             continue
         if info.frames <= 0:
             problems[clip.filename] = f"{path}: the audio file holds no samples"
@@ -216,10 +232,20 @@ def _inspect_clips(data_dir: Path, clips: Sequence[ClipRecord],
                     f"frames), expected {usual:.3f} s ({expected} frames) as {count} of the "
                     f"{len(frames)} readable clips of the split have (truncated or cut to another "
                     "length? clips of different lengths cannot be batched together)")
-    return sizes, problems
+    return digests, problems
 
 
-class Esc50LogMel(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+def _examine(path: Path) -> tuple[str | None, object]:
+    """(SHA-256 of the file's bytes, its audio header), the error in place of what failed."""
+    digest = None
+    try:
+        digest = sha256_file(path)
+        return digest, soundfile.info(str(path))
+    except (soundfile.SoundFileError, OSError) as err:
+        return digest, err
+
+
+class Esc50LogMel(OneLineBuildLog, tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """One fold's log-mel features as a TFDS dataset (array_record) with a single split."""
 
     # Bump when the feature code changes: it names the cache. 1.1.0: torchaudio's sinc resampler
@@ -235,6 +261,7 @@ class Esc50LogMel(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         self._audio_dir, self._fold, self._clips = audio_dir, fold, clips
         self._problems = problems  # clips found unusable from their headers, by file name
         self._settings, self._class_names, self._on_corrupt = settings, class_names, on_corrupt
+        self.build_message = f"building the log-mel cache for fold {fold} ({len(clips)} clips)"
         super().__init__(**builder_kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -279,23 +306,24 @@ class Esc50LogMel(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 
 def _fold_source(config: ml_collections.ConfigDict, data_dir: Path, fold: int,
-                 clips: Sequence[ClipRecord], sizes: dict[str, int], problems: dict[str, str],
-                 names: tuple[str, ...]):
+                 clips: Sequence[ClipRecord], digests: dict[str, str | None],
+                 problems: dict[str, str], names: tuple[str, ...]):
     """The fold's cached features (computed on first use) as a TFDS array_record data source.
 
-    The cache is keyed by the fold's listing and WAV sizes, the clips with a problem, the
-    feature settings, the label map and `data.on_corrupt`: changing any of them computes a new
-    cache entry.
+    The cache is keyed by the fold's listing (file names, categories, the SHA-256 of each WAV),
+    the clips with a problem, the feature settings, the label map and `data.on_corrupt`:
+    changing any of them computes a new cache entry.
     """
     key = fingerprint(
-        [(clip.filename, clip.category, sizes[clip.filename]) for clip in clips],
+        [(clip.filename, clip.category, digests[clip.filename]) for clip in clips],
         sorted(clip.filename for clip in clips if clip.filename in problems),
         config.features.to_dict(), list(names), config.data.on_corrupt,
     )
     config_name = f"fold{fold}_{key}"
     tfds_dir = cache_root(config) / "tfds"
     prepared = tfds_dir / Esc50LogMel.name / config_name / str(Esc50LogMel.VERSION)
-    if not (prepared / "dataset_info.json").is_file():
+
+    def build() -> None:
         builder = Esc50LogMel(
             audio_dir=data_dir / AUDIO_DIR, fold=fold, clips=clips, problems=problems,
             settings=config.features,
@@ -305,6 +333,8 @@ def _fold_source(config: ml_collections.ConfigDict, data_dir: Path, fold: int,
         )
         tfds.disable_progress_bar()  # jaxdl's per-clip bar says it all; TFDS would nest three more
         builder.download_and_prepare()
+
+    build_once(prepared, "dataset_info.json", build, f"building the log-mel cache for fold {fold}")
     # Read through a builder rebuilt from the folder: it pickles (grain workers), ours would not.
     source = tfds.builder_from_directory(prepared).as_data_source(_TFDS_SPLIT)
     report_skipped(prepared, f"ESC-50 fold {fold} clips", len(source), len(clips))

@@ -1,6 +1,7 @@
 """ESC-50 splits on generated data in the official layout: sizes, labels, caching, errors."""
 
 import csv
+import dataclasses
 import pickle
 import re
 import shutil
@@ -12,7 +13,7 @@ import pytest
 import soundfile
 
 from configs.esc50 import get_config
-from jaxdl.data import esc50
+from jaxdl.data import esc50, locate
 from jaxdl.data.cache import SKIPPED_LIST, cache_root
 from jaxdl.data.synthetic import make_synthetic_esc50
 from jaxdl.errors import ConfigError, DataError
@@ -121,11 +122,32 @@ HEADER = "filename,fold,target,category,esc10,src_file,take\n"
          r"line 3: fold '6'"),
         (HEADER + "1-1-A-0.wav,1,0,,True,1,A\n", r"line 2: empty filename or category"),
         (HEADER, r"esc50\.csv lists no clips"),
+        (HEADER + "1-1-A-0.wav,1,0,dog,True,1,A\n../../../x.wav,1,0,dog,True,1,A\n",
+         r"esc50\.csv line 3: filename '\.\./\.\./\.\./x\.wav' points outside "
+         r".*ESC-50-master/audio; expected a file name inside audio/"),
+        (HEADER + "/etc/passwd,1,0,dog,True,1,A\n", r"line 2: filename '/etc/passwd' points outside"),
+        (HEADER + "sub/../../meta/esc50.csv,1,0,dog,True,1,A\n",
+         r"line 2: filename 'sub/\.\./\.\./meta/esc50\.csv' points outside"),
     ],
 )
 def test_bad_metadata_is_named(tmp_path, csv_text, message):
     with pytest.raises(DataError, match=message):
         esc50.read_metadata(_write_csv(tmp_path / "ESC-50-master", csv_text))
+
+
+def test_metadata_with_a_byte_order_mark_and_subfolders(layout, tmp_path):
+    """A spreadsheet's UTF-8 export starts with a BOM; a name may go down into audio/ and back."""
+    folder = tmp_path / "ESC-50-master"
+    shutil.copytree(layout, folder)
+    (folder / "audio" / "sub").mkdir()
+    text = (folder / esc50.META_CSV).read_text()
+    first = text.splitlines()[1].split(",")[0]
+    (folder / esc50.META_CSV).write_text("\ufeff" + text.replace(first, f"sub/../{first}", 1),
+                                         encoding="utf-8")
+    records = esc50.read_metadata(folder)
+    assert len(records) == 200 and records[0].filename == f"sub/../{first}"
+    config = _config(dir=str(folder), cache_dir=str(tmp_path / "cache"))
+    assert len(esc50.load_split(config, "train").source) == 120
 
 
 def test_missing_folder_csv_and_wav_are_named(tmp_path):
@@ -246,11 +268,13 @@ def test_auto_source_downloads_and_extracts_once(layout, tmp_path, capsys):
         for path in [layout / esc50.META_CSV, *(layout / "audio").glob("5-*.wav")]:
             zipped.write(path, f"ESC-50-master/{path.relative_to(layout)}")
     config = _config(url=archive.as_uri(), cache_dir=str(tmp_path / "cache"))
-    folder = esc50.resolve_data_dir(config)
+    # A 200-clip archive: without the check of an official download (test_download.py).
+    unchecked = dataclasses.replace(esc50.SOURCE, verify=None)
+    folder = locate.dataset_dir(config, unchecked)
     assert folder == tmp_path / "cache" / "ESC-50" / "ESC-50-master"
     assert str(tmp_path / "cache") in capsys.readouterr().out
     (tmp_path / "cache" / "downloads" / "ESC-50-master.zip").unlink()
-    assert esc50.resolve_data_dir(config) == folder  # no second download
+    assert esc50.resolve_data_dir(config) == folder  # no second download (nor check)
     assert len(esc50.load_split(config, "test").source) == 40
 
 
