@@ -114,8 +114,10 @@ def load_config_file(path: str | pathlib.Path, preset: str | None = None) -> ml_
     preset, an exception while it runs) is a ConfigError naming the file, and the line where there
     is one: config_flags would print a traceback, or defer the error to the first use.
     """
-    path = pathlib.Path(path)
     argument = f"--config {path}{f':{preset}' if preset else ''}"
+    if not str(path):
+        raise ConfigError("--config is empty; expected a config file such as configs/esc50.py")
+    path = pathlib.Path(path)
     if not path.is_file():
         state = "is a folder" if path.is_dir() else "does not exist"
         raise ConfigError(f"{argument}: {path} {state}; expected a config file such as "
@@ -138,7 +140,7 @@ def load_config_file(path: str | pathlib.Path, preset: str | None = None) -> ml_
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-        return module.get_config(*([preset] if preset else []))
+        config = module.get_config(*([preset] if preset else []))
     except ConfigError as err:
         raise ConfigError(f"{argument}: {err}") from err
     except Exception as err:  # noqa: BLE001 (the file is user code; any mistake in it is theirs)
@@ -147,6 +149,10 @@ def load_config_file(path: str | pathlib.Path, preset: str | None = None) -> ml_
         where = f" line {lines[-1]}" if lines else ""
         raise ConfigError(f"{argument}: running {path}{where} raised {type(err).__name__}: {err}; "
                           "fix the file") from err
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(f"{argument}: get_config() in {path} returned {type(config).__name__}, "
+                          "not a ml_collections.ConfigDict (a missing return statement?)")
+    return config
 
 
 def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
@@ -220,11 +226,14 @@ def _get(config: ml_collections.ConfigDict, key: str):
     return value
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _check_range(config: ml_collections.ConfigDict, key: str, low: float, high: float = float("inf"),
                  low_inclusive: bool = True) -> None:
     value = _get(config, key)
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    above = number and (value >= low if low_inclusive else value > low)
+    above = _is_number(value) and (value >= low if low_inclusive else value > low)
     brackets = ("[" if low_inclusive else "(") + ("]" if math.isfinite(high) else ")")
     _check(above and value <= high, key, value, f"a number in {brackets[0]}{low}, {high}{brackets[1]}")
 
@@ -270,7 +279,8 @@ def _validate_image(config: ml_collections.ConfigDict) -> None:
            "a side length >= 8 pixels (or (height, width))")
     for key in ("mean", "std"):
         values = tuple(config.preprocess[key])
-        _check(len(values) == 3, f"preprocess.{key}", values, "three per-channel values (RGB)")
+        _check(len(values) == 3 and all(_is_number(v) for v in values), f"preprocess.{key}",
+               values, "three per-channel numbers (RGB)")
     _check(all(v > 0 for v in config.preprocess.std), "preprocess.std", config.preprocess.std,
            "positive values")
     for key in ("flip_p",):
@@ -311,8 +321,9 @@ def _validate_celeba(config: ml_collections.ConfigDict) -> None:
     _check(0.0 <= config.model.dropout < 1.0, "model.dropout", config.model.dropout,
            "a probability in [0, 1)")
     attributes = tuple(config.data.attributes)
-    _check(bool(attributes) and len(set(attributes)) == len(attributes), "data.attributes",
-           attributes, "a non-empty list of distinct CelebA attribute names")
+    _check(bool(attributes) and len(set(attributes)) == len(attributes)
+           and all(isinstance(a, str) for a in attributes), "data.attributes", attributes,
+           "a non-empty list of distinct CelebA attribute names")
     _check_choice(config, "train.best_metric", MULTILABEL_METRICS)
 
 

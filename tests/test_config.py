@@ -68,12 +68,14 @@ BAD_VALUES = [
     ("cub200", "model.groups", 128, "1, 2, 4, 8, 16, 32 or 64"),
     ("cub200", "data.val_fraction", 0.0, "a number in (0.0, 1.0]"),
     ("cub200", "preprocess.std", (0.2, 0.2, 0.0), "positive values"),
-    ("cub200", "preprocess.mean", (0.5, 0.5), "three per-channel values (RGB)"),
+    ("cub200", "preprocess.mean", (0.5, 0.5), "three per-channel numbers (RGB)"),
+    ("cub200", "preprocess.std", (0.2, 0.2, "x"), "three per-channel numbers (RGB)"),
     ("cub200", "augment.hue", 0.6, "a number in [0.0, 0.5]"),
     # CelebA
     ("celeba", "model.dropout", 1.0, "a probability in [0, 1)"),
     ("celeba", "data.attributes", (), "a non-empty list of distinct CelebA attribute names"),
     ("celeba", "data.attributes", ("Male", "Male"), "a non-empty list of distinct"),
+    ("celeba", "data.attributes", (1, 2), "a non-empty list of distinct CelebA attribute names"),
     ("celeba", "train.best_metric", "accuracy", "one of ['macro_f1', 'micro_f1'"),
     # lr_finder.*
     ("esc50", "lr_finder.start", 0.0, "a number in (0.0, inf)"),
@@ -255,8 +257,12 @@ def test_known_override_keys_pass():
         ("def get_config():\n    return 1\n", "synthetic",
          r"--config {path}:synthetic: running {path} raised TypeError: get_config\(\) takes 0 "
          r"positional arguments but 1 was given"),
+        ("def get_config(preset=None):\n    pass\n", None,
+         r"--config {path}: get_config\(\) in {path} returned NoneType, not a "
+         r"ml_collections.ConfigDict \(a missing return statement\?\)"),
     ],
-    ids=["missing", "syntax-error", "no-get_config", "exception-in-file", "preset-not-taken"],
+    ids=["missing", "syntax-error", "no-get_config", "exception-in-file", "preset-not-taken",
+         "returns-none"],
 )
 def test_config_file_mistakes_name_the_file_and_line(tmp_path, text, preset, message):
     path = tmp_path / "my_config.py"
