@@ -107,7 +107,8 @@ def load_task_config(task: str, preset: str | None = None) -> ml_collections.Con
     return load_config_file(path, preset)
 
 
-def load_config_file(path: str | pathlib.Path, preset: str | None = None) -> ml_collections.ConfigDict:
+def load_config_file(path: str | pathlib.Path,
+                     preset: str | None = None) -> ml_collections.ConfigDict:
     """`get_config(preset)` of the config file `path`, as `--config PATH[:PRESET]` loads it.
 
     Every way the file can fail (missing, a folder, a syntax error, no `get_config`, an unknown
@@ -234,8 +235,8 @@ def _check_range(config: ml_collections.ConfigDict, key: str, low: float, high: 
                  low_inclusive: bool = True) -> None:
     value = _get(config, key)
     above = _is_number(value) and (value >= low if low_inclusive else value > low)
-    brackets = ("[" if low_inclusive else "(") + ("]" if math.isfinite(high) else ")")
-    _check(above and value <= high, key, value, f"a number in {brackets[0]}{low}, {high}{brackets[1]}")
+    opening, closing = "[" if low_inclusive else "(", "]" if math.isfinite(high) else ")"
+    _check(above and value <= high, key, value, f"a number in {opening}{low}, {high}{closing}")
 
 
 def _validate_esc50(config: ml_collections.ConfigDict) -> None:
@@ -340,8 +341,8 @@ def _validate_lr_finder(config: ml_collections.ConfigDict) -> None:
 
 
 def _model_hyperparameter_keys(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-    from jaxdl.models import MODELS  # here, not at the top: config files and their errors load
-    # without importing Flax and JAX (seconds)
+    # Imported here: config files (and their mistakes) then load without Flax and JAX (seconds).
+    from jaxdl.models import MODELS
 
     return MODELS[config.model.name][1] if config.model.name in MODELS else ()
 
@@ -407,7 +408,7 @@ def _non_finite(value: Any) -> bool:
 
 
 def _validate_finite(config: ml_collections.ConfigDict) -> None:
-    """`--config.train.lr=inf` (or nan, 1e400) parses as a float, and no key means anything by it."""
+    """`--config.train.lr=inf` (or nan, 1e400) parses as a float; no key means anything by it."""
     for key, value in flatten(config.to_dict()).items():
         _check(not _non_finite(value), key, value, "a finite number (not inf or nan)")
 

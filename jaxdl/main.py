@@ -57,7 +57,8 @@ def _check_config(argv: list[str]) -> None:
         return  # main() says --config is required
     path, _, preset = argument.partition(":")
     config = config_lib.load_config_file(path, preset or None)
-    config_lib.check_override_keys(config, [m.group(1) for arg in argv if (m := _OVERRIDE.match(arg))])
+    overrides = [match.group(1) for arg in argv if (match := _OVERRIDE.match(arg))]
+    config_lib.check_override_keys(config, overrides)
 
 
 def parse_flags(argv: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ import dataclasses
 import importlib
 import os
 import pathlib
+import pwd
 
 import ml_collections
 
@@ -29,12 +30,11 @@ class ModeArgs:
 
 
 def _user() -> str:
+    uid = os.geteuid()
     try:
-        import pwd
-
-        return f"user {pwd.getpwuid(os.geteuid()).pw_name} (uid {os.geteuid()})"
-    except (ImportError, KeyError):  # no passwd entry (containers), or not POSIX
-        return f"uid {os.geteuid()}" if hasattr(os, "geteuid") else "this user"
+        return f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:  # no passwd entry, as in some containers
+        return f"uid {uid}"
 
 
 def _require_writable(folder: pathlib.Path, what: str, fix: str) -> None:
@@ -59,8 +59,8 @@ def check_folders(mode: str, config: ml_collections.ConfigDict, workdir: pathlib
 
         root = cache_root(config)
         _require_writable(root, f"data cache {root} (data.cache_dir, else $JAXDL_CACHE, else "
-                          "~/.cache/jaxdl)", "pass --config.data.cache_dir=<a folder you can write> "
-                          "or change its permissions")
+                          "~/.cache/jaxdl)", "pass --config.data.cache_dir=<a folder you can "
+                          "write> or change its permissions")
 
 
 def run_mode(mode: str, config: ml_collections.ConfigDict, workdir: pathlib.Path,
