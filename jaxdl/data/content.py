@@ -31,6 +31,15 @@ def sha256_file(path: Path) -> str:
 
 
 def threaded_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-    """[fn(item) for item in items], on a few threads (for I/O and hashing, which drop the GIL)."""
-    with ThreadPoolExecutor(max_workers=min(_MAX_THREADS, os.cpu_count() or 1)) as pool:
-        return list(pool.map(fn, items))
+    """[fn(item) for item in items], on a few threads (for I/O and hashing, which drop the GIL).
+
+    Each thread takes one contiguous share: a task per item would cost more than hashing a
+    small file (~20 µs for a 7 KB JPEG).
+    """
+    items = list(items)
+    threads = max(1, min(_MAX_THREADS, os.cpu_count() or 1, len(items)))
+    share = -(-len(items) // threads)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        shares = pool.map(lambda start: [fn(item) for item in items[start : start + share]],
+                          range(0, len(items), share or 1))
+        return [result for results in shares for result in results]
