@@ -177,16 +177,3 @@ def test_import_torch_without_torch_says_how_to_install_it(tmp_path):
                            "not installed (")
     assert line.endswith("): pip install 'jaxdl[torch]'")
 
-
-def test_import_torch_of_another_tasks_checkpoint_names_that_task_first(tmp_path):
-    torch = pytest.importorskip("torch")
-    from jaxdl.interop import torch_models
-
-    checkpoint = tmp_path / "best.ckpt"
-    torch.save(torch_models.TORCH_MODELS["celeba_cnn"](num_classes=5).state_dict(), checkpoint)
-    result = _jaxdl(*SYNTHETIC, f"--config.data.cache_dir={tmp_path}", "--workdir",
-                    str(tmp_path), "--mode=import_torch", f"--torch_checkpoint={checkpoint}")
-    assert _error_line(result) == (
-        f"{checkpoint} holds a checkpoint of the celeba task's model celeba_cnn (tensors "
-        "head.1.bias, head.1.weight), not of esc50_cnn, the model of this config's task 'esc50': "
-        "import it with --config configs/celeba.py")
