@@ -125,7 +125,8 @@ HEADER = "filename,fold,target,category,esc10,src_file,take\n"
         (HEADER + "1-1-A-0.wav,1,0,dog,True,1,A\n../../../x.wav,1,0,dog,True,1,A\n",
          r"esc50\.csv line 3: filename '\.\./\.\./\.\./x\.wav' points outside "
          r".*ESC-50-master/audio; expected a file name inside audio/"),
-        (HEADER + "/etc/passwd,1,0,dog,True,1,A\n", r"line 2: filename '/etc/passwd' points outside"),
+        (HEADER + "/etc/passwd,1,0,dog,True,1,A\n",
+         r"line 2: filename '/etc/passwd' points outside"),
         (HEADER + "sub/../../meta/esc50.csv,1,0,dog,True,1,A\n",
          r"line 2: filename 'sub/\.\./\.\./meta/esc50\.csv' points outside"),
     ],
