@@ -57,7 +57,7 @@ def _read_rows(csv_path: Path) -> tuple[list[dict] | None, list[str]]:
         return None, [f"{META_CSV} is missing"]
     rows = []
     try:
-        with open(csv_path, newline="", encoding="utf-8") as listing:
+        with open(csv_path, newline="", encoding="utf-8-sig") as listing:  # BOM accepted
             reader = csv.reader(listing)
             header = next(reader, [])
             if tuple(header) != CSV_COLUMNS:

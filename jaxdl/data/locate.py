@@ -9,7 +9,7 @@ from pathlib import Path
 
 import ml_collections
 
-from jaxdl.data.cache import cache_root
+from jaxdl.data.cache import build_once, cache_root
 from jaxdl.data.download import download_file, extract_archive
 from jaxdl.errors import ConfigError, DataError
 
@@ -45,7 +45,8 @@ def dataset_dir(config: ml_collections.ConfigDict, source: DatasetSource) -> Pat
     print(f"{source.title}: no data.dir given, using the cache folder {root} (set data.cache_dir "
           "or $JAXDL_CACHE to move it)", flush=True)
     unpacked = root / source.title.replace(" ", "-")
-    if not unpacked.is_dir():
+
+    def download_and_unpack() -> None:
         hint = (f"Download {config.data.url} yourself, unpack it and pass "
                 f"--config.data.dir=/path/to/{source.archive_folder}, or run offline on generated "
                 "data with --config.data.source=synthetic.")
@@ -53,6 +54,9 @@ def dataset_dir(config: ml_collections.ConfigDict, source: DatasetSource) -> Pat
                                 sha256=config.data.get("sha256", ""),
                                 expected_size=source.expected_size, offline_hint=hint)
         extract_archive(archive, unpacked, _verifier(source, archive, config.data.url))
+
+    # One process downloads; another asking at the same time waits and uses its folder.
+    build_once(unpacked, ".", download_and_unpack, f"downloading {source.title}")
     return _official_folder(unpacked, source)
 
 
