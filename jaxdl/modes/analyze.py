@@ -125,11 +125,10 @@ def analyze(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     """Runs every analysis, writes the outputs; returns summary.json's content."""
     started = time.perf_counter()
     task = task_data(config)
+    raw = census.census(config)  # before the run folder: a missing dataset leaves no empty run
     out = files.unique_dir(workdir / "logs", runs.run_name(config, "analyze"))
     files.write_json_atomic(out / FILES["config"], config.to_dict())
     print(f"analyze {out.name}: outputs in {out}", flush=True)
-
-    raw = census.census(config)
     files.write_csv_atomic(out / FILES["census_problems_csv"], raw["problems"],
                            ["group", "file", "problem", "detail"])
     print(f"census: {raw['all']['files']:,} raw files, {raw['all']['missing']} missing, "

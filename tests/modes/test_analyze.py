@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from jaxdl.data import celeba, cub200, synthetic
+from jaxdl.errors import DataError
 from jaxdl.modes import ModeArgs, analyze
 from tests.helpers import load_config, tiny_esc50_config
 
@@ -236,3 +237,11 @@ def test_cub200_census_flags_injected_files_and_the_splits_skip_them(tmp_path):
     assert summary["batch"]["x_shape"] == [8, 16, 16, 3] and summary["batch"]["logits_shape"] == [8, 4]
     width, height = _png_size(out / "examples.png")  # 2 examples x 3 panels
     assert 800 <= width <= 1000 and 400 <= height <= 600
+
+
+def test_missing_dataset_is_named_and_leaves_no_run_folder(tmp_path):
+    config = load_config("esc50")
+    config.data.dir = str(tmp_path / "nowhere")
+    with pytest.raises(DataError, match=f"ESC-50 folder {tmp_path / 'nowhere'} does not exist"):
+        analyze.run(config, tmp_path, ModeArgs())
+    assert not (tmp_path / "logs").exists()
