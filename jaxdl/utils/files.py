@@ -25,6 +25,21 @@ from jaxdl.errors import JaxdlError
 from jaxdl.utils import distributed
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# Libraries that wrap the OS error in their own (TensorStore, under Orbax) keep its text.
+_DISK_FULL_TEXT = tuple(os.strerror(code) for code in _DISK_FULL)
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether `err`, or an exception it was raised from, says "no space left" / "quota exceeded"."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _DISK_FULL:
+            return True
+        if any(text in str(err) for text in _DISK_FULL_TEXT):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 @contextlib.contextmanager
@@ -33,7 +48,7 @@ def _disk_full_is_an_error(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as err:
-        if err.errno not in _DISK_FULL:
+        if not is_disk_full(err):
             raise
         kept = " (its previous content is kept)" if path.exists() else ""
         raise JaxdlError(f"cannot write {path}: the disk is full ({err.strerror}){kept}; "

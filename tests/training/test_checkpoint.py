@@ -1,4 +1,8 @@
-"""Checkpoints: best/latest preservation, and clear errors for what cannot be restored."""
+"""Checkpoints: best/latest preservation (the best first, ties), and clear errors for what cannot
+be restored or saved: another architecture, a truncated or partial step, a full disk."""
+
+import shutil
+import subprocess
 
 import jax
 import ml_collections
@@ -6,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaxdl.errors import CheckpointError
-from jaxdl.modes import evaluate
+from jaxdl.modes import ModeArgs, evaluate
 from jaxdl.models.esc50_cnn import Esc50CNN
 from jaxdl.training import checkpoint, optim
 from jaxdl.training.state import create_train_state
@@ -71,3 +75,96 @@ def test_evaluating_a_checkpoint_of_another_task_is_refused(tmp_path):
         ckpts.save(1, _state(), _meta("celeba"), {"macro_f1": 0.5})
     with pytest.raises(CheckpointError, match="trained for task 'celeba'.*'esc50'"):
         evaluate.evaluate_checkpoint(load_config("esc50"), tmp_path / "ck", "test", tmp_path / "o")
+
+
+def _save_epochs(directory, accuracies, state=None):
+    """Epoch-end saves 1..N with these val accuracies; returns (steps kept, best step)."""
+    state = state or _state()
+    with checkpoint.Checkpoints(directory, "accuracy", "max") as ckpts:
+        for epoch, accuracy in enumerate(accuracies, start=1):
+            ckpts.save(epoch, state, {**_meta(), "epoch": epoch}, {"accuracy": accuracy})
+        ckpts.wait()
+        return ckpts.all_steps(), ckpts.best_step()
+
+
+def test_the_best_first_epoch_outlives_the_latest_two(tmp_path):
+    """'Keep the latest 2' alone would have dropped epoch 1 at epoch 3."""
+    assert _save_epochs(tmp_path / "ck", (0.9, 0.2, 0.3, 0.4, 0.5)) == ([1, 4, 5], 1)
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir() if p.name.isdigit()) == ["1", "4", "5"]
+    found, step, meta = checkpoint.open_for_evaluation(tmp_path / "ck")  # reopened from disk
+    with found:
+        assert step == 1 and meta["epoch"] == 1
+
+
+def test_an_equal_best_later_replaces_the_earlier_one(tmp_path):
+    """Ties go to the later epoch (as `compare` and the README say); the earlier one is deleted."""
+    assert _save_epochs(tmp_path / "ck", (0.9, 0.2, 0.9, 0.3, 0.4)) == ([3, 4, 5], 3)
+    found, step, _ = checkpoint.open_for_evaluation(tmp_path / "ck")
+    with found:
+        assert step == 3
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _largest_file(directory):
+    return max((p for p in directory.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+
+
+@pytest.mark.parametrize("broken", ["meta/metadata", "state data", "metrics/metrics", "state"])
+def test_a_truncated_or_partial_step_is_named_when_evaluated(tmp_path, broken):
+    _save_epochs(tmp_path / "ck", (0.2, 0.6))
+    step_dir = tmp_path / "ck" / "2"
+    if broken == "state":  # partly deleted
+        shutil.rmtree(step_dir / "state")
+    else:
+        _truncate(_largest_file(step_dir / "state") if broken == "state data" else step_dir / broken)
+    with pytest.raises(checkpoint.UnreadableCheckpoint) as raised:
+        found, step, _ = checkpoint.open_for_evaluation(tmp_path / "ck")
+        with found:
+            found.restore_state(step, _state())
+    assert str(raised.value).startswith(f"checkpoint {step_dir} is unreadable (truncated, partly "
+                                        "written or corrupt: ")
+    assert isinstance(raised.value, CheckpointError)
+
+
+def test_a_failed_evaluate_leaves_no_output_folder(tmp_path):
+    _save_epochs(tmp_path / "ck", (0.2, 0.6))
+    _truncate(tmp_path / "ck" / "2" / "meta" / "metadata")
+    workdir = tmp_path / "work"
+    with pytest.raises(CheckpointError, match=f"checkpoint {tmp_path / 'ck' / '2'} is unreadable"):
+        evaluate.run(load_config("esc50"), workdir, ModeArgs(checkpoint=str(tmp_path / "ck")))
+    assert not workdir.exists()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 600 KiB tmpfs: two checkpoints of `_state((16, 32, 64))` (~200 KiB each) fit, a third
+    does not. Needs root (CI runs as root); skipped where mounting is impossible."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_during_a_save_is_one_clear_error_and_keeps_the_complete_steps(small_disk,
+                                                                                     capfd):
+    directory = small_disk / "ck"
+    state = _state((16, 32, 64))
+    with pytest.raises(CheckpointError) as raised:
+        _save_epochs(directory, (0.1, 0.2, 0.3, 0.4, 0.5), state)
+    assert str(raised.value) == (
+        f"cannot save a checkpoint in {directory}: the disk is full; the complete checkpoints are "
+        f"kept (latest: {directory / '2'}). Free some space and rerun the same command to resume")
+    assert "Traceback" not in capfd.readouterr().err  # Orbax's own logged tracebacks are muted
+    assert sorted(p.name for p in directory.iterdir()) == ["1", "2"]  # the partial step removed
+    with checkpoint.Checkpoints(directory, "accuracy", "max", read_only=True) as kept:
+        assert kept.read_meta(2)["epoch"] == 2
+        restored = kept.restore_state(2, _state((16, 32, 64)))
+    for a, b in zip(jax.tree.leaves(restored.params), jax.tree.leaves(state.params)):
+        np.testing.assert_array_equal(a, b)
