@@ -1,28 +1,48 @@
-"""SIGTERM, the usual pre-emption signal of batch schedulers, as a flag the training loop polls.
+"""SIGTERM (the usual pre-emption signal of batch schedulers) and Ctrl-C (SIGINT) as a flag the
+training loop polls.
 
 The handler only sets a flag: the loop finishes the current step, saves a checkpoint and stops,
-so nothing is written from inside a signal handler. With several processes (multi-host) they
+so nothing is written from inside a signal handler. A second Ctrl-C aborts at once, without
+saving (the checkpoints already complete are kept). With several processes (multi-host) they
 must all save at the same step, so jax's preemption sync point decides instead: the SIGTERM
 that any process receives (caught by jax since `jax.distributed.initialize`) is shared, and
 every process stops at the same step.
 """
 
 import contextlib
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
 import jax
 from jax.experimental import multihost_utils
 
+_WATCHED = (signal.SIGTERM, signal.SIGINT)
+
 
 class SigtermWatcher:
     def __init__(self):
-        self.requested = False
+        self.received: signal.Signals | None = None  # the first stop signal, once one came
+
+    @property
+    def requested(self) -> bool:
+        return self.received is not None
 
     def _handle(self, signum, frame) -> None:
-        del signum, frame
-        self.requested = True
+        del frame
+        if self.received == signal.SIGINT and signum == signal.SIGINT:
+            print("\nsecond Ctrl-C: stopping now without saving (the complete checkpoints are "
+                  "kept)", file=sys.stderr, flush=True)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)  # dies by SIGINT: the shell sees 130
+            return
+        if self.received is None:
+            self.received = signal.Signals(signum)
+            if signum == signal.SIGINT:
+                print("\nCtrl-C: saving a checkpoint after this step (Ctrl-C again to abort "
+                      "at once)", file=sys.stderr, flush=True)
 
     def stop_at(self, step: int) -> bool:
         """Whether to save and stop after `step` (called after every step, on every process)."""
@@ -33,7 +53,8 @@ class SigtermWatcher:
 
 @contextlib.contextmanager
 def watch_sigterm() -> Iterator[SigtermWatcher]:
-    """Within the block SIGTERM sets `watcher.requested`; the previous handler is restored after.
+    """Within the block SIGTERM and SIGINT set `watcher.received`; the previous handlers are
+    restored after.
 
     Signals can only be handled on the main thread; elsewhere the watcher never fires. With
     several processes jax's own handler stays in place (see the module docstring).
@@ -42,8 +63,9 @@ def watch_sigterm() -> Iterator[SigtermWatcher]:
     if threading.current_thread() is not threading.main_thread() or jax.process_count() > 1:
         yield watcher
         return
-    previous = signal.signal(signal.SIGTERM, watcher._handle)
+    previous = {sig: signal.signal(sig, watcher._handle) for sig in _WATCHED}
     try:
         yield watcher
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
