@@ -17,6 +17,7 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
 
@@ -24,7 +25,8 @@ from jaxdl import config as config_lib
 from jaxdl.analysis import markdown
 from jaxdl.errors import ConfigError, DataError
 from jaxdl.modes import grid_search
-from jaxdl.training import group
+from jaxdl.modes import train as train_mode
+from jaxdl.training import fit, group
 from jaxdl.utils import events, files, plots, runs
 
 # Keys that do not change what a run learns (paths, logging, other modes' settings): never labels.
@@ -165,15 +167,22 @@ def one_factor_variants(config: ml_collections.ConfigDict) -> list[ml_collection
 
 def _train_and_compare(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     """`compare.run=True`: trains the one-factor variants (grid machinery: variants sharing an
-    architecture train together), then compares them; resumable like a grid."""
+    architecture train together), then compares them; resumable and locked like a grid."""
     variants = one_factor_variants(config)
-    log_dir, resumed = runs.open_run(workdir / "logs", config, "compare")
+    data = train_mode.training_data(config, jax.device_count())
+    with runs.open_run(workdir / "logs", config, "compare") as (log_dir, resumed):
+        return _compare_variants(config, workdir, variants, data, log_dir, resumed)
+
+
+def _compare_variants(config: ml_collections.ConfigDict, workdir: pathlib.Path,
+                      variants: list[ml_collections.ConfigDict], data: fit.Data,
+                      log_dir: pathlib.Path, resumed: bool) -> dict:
     files.write_json_atomic(log_dir / "config.json", config.to_dict())
     print(f"compare {log_dir.name}{' (resumed)' if resumed else ''}: baseline + "
           f"{len(variants) - 1} one-factor variants x {variants[0].train.epochs} epochs")
     results = grid_search.train_members(config, variants, log_dir,
                                         workdir / "checkpoints" / log_dir.name,
-                                        group.resolve_strategy(config.grid.strategy))
+                                        group.resolve_strategy(config.grid.strategy), data)
     trained = [r.member.log_dir for r in results if r.history]
     result = compare_runs(trained, config.train.best_metric, log_dir, config.train.best_mode)
     runs.write_status(log_dir, config, "finished")

@@ -6,12 +6,14 @@ per-attribute CSV. Only the evaluated split is read, so a dataset folder that
 holds just the test fold is enough. Model and features come from the checkpoint's own config.
 """
 
+import dataclasses
 import pathlib
 
 import ml_collections
 import numpy as np
 
 from jaxdl.data import pipeline
+from jaxdl.data.split import Split
 from jaxdl.data.tasks import task_data
 from jaxdl.errors import CheckpointError, DataError
 from jaxdl.training import checkpoint, components, loop, metrics
@@ -71,9 +73,24 @@ def _multilabel_outputs(split, probabilities: np.ndarray, sums: dict, results: d
                            ["attribute", "positives", "accuracy", "precision", "recall", "f1"])
 
 
-def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str | pathlib.Path,
-                        split: str, out_dir: pathlib.Path) -> dict:
-    """Scores the best checkpoint of `checkpoint_dir` on `split`; writes outputs into `out_dir`."""
+@dataclasses.dataclass(frozen=True)
+class Scores:
+    """One split scored by one checkpoint, before anything is written."""
+
+    config: ml_collections.ConfigDict
+    checkpoint: pathlib.Path
+    epoch: int
+    split: Split
+    names: tuple[str, ...]
+    kind: str  # the objective's: multiclass | multilabel
+    sums: dict
+    probabilities: np.ndarray
+    results: dict
+
+
+def score_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str | pathlib.Path,
+                     split: str) -> Scores:
+    """Scores the best checkpoint of `checkpoint_dir` on `split` (writes nothing)."""
     checkpoints, step, meta = checkpoint.open_for_evaluation(checkpoint_dir)
     with checkpoints:
         config = evaluation_config(config, meta["config"])
@@ -89,23 +106,37 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str |
     sums, probabilities = loop.predict(
         parts.steps.predict, state,
         pipeline.eval_batches(data.source, parts.task, config, batch_size), parts.mesh)
-    results = parts.objective.summary(sums)
+    return Scores(config, checkpoints.directory, int(meta.get("epoch", step)), data, names,
+                  parts.objective.kind, sums, probabilities, parts.objective.summary(sums))
 
+
+def write_outputs(scores: Scores, out_dir: pathlib.Path) -> dict:
+    """Writes the outputs of `scores` into `out_dir`; returns the mode's figures."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    if parts.objective.kind == "multiclass":
-        _multiclass_outputs(data, probabilities, sums, names, out_dir)
+    if scores.kind == "multiclass":
+        _multiclass_outputs(scores.split, scores.probabilities, scores.sums, scores.names, out_dir)
     else:
-        _multilabel_outputs(data, probabilities, sums, results, names, out_dir)
-    with RunLogger(out_dir, config.to_dict()) as logger:
-        logger.scalars(int(meta.get("epoch", step)), {f"{split}/{k}": v for k, v in results.items()})
-    return {"split": split, "checkpoint": str(checkpoints.directory), "epoch": meta.get("epoch", step),
-            "examples": len(probabilities), **results, "outputs": str(out_dir)}
+        _multilabel_outputs(scores.split, scores.probabilities, scores.sums, scores.results,
+                            scores.names, out_dir)
+    split = scores.split.name
+    with RunLogger(out_dir, scores.config.to_dict()) as logger:
+        logger.scalars(scores.epoch, {f"{split}/{k}": v for k, v in scores.results.items()})
+    return {"split": split, "checkpoint": str(scores.checkpoint), "epoch": scores.epoch,
+            "examples": len(scores.probabilities), **scores.results, "outputs": str(out_dir)}
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str | pathlib.Path,
+                        split: str, out_dir: pathlib.Path) -> dict:
+    """Scores the best checkpoint of `checkpoint_dir` on `split`; writes outputs into `out_dir`."""
+    return write_outputs(score_checkpoint(config, checkpoint_dir, split), out_dir)
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
-    """`--checkpoint=checkpoints/<run> [--split=test]`; outputs go to a new `logs/` directory."""
+    """`--checkpoint=checkpoints/<run> [--split=test]`; outputs go to a new `logs/` directory,
+    made only once the split is scored (a failed evaluate leaves nothing behind)."""
     if not args.checkpoint:
         raise CheckpointError("--mode=evaluate needs --checkpoint=checkpoints/<run>")
+    scores = score_checkpoint(config, args.checkpoint, args.split)
     run_name = pathlib.Path(args.checkpoint).name
     out_dir = files.unique_dir(workdir / "logs", f"{run_name}_evaluate_{args.split}")
-    return {"mode": "evaluate", **evaluate_checkpoint(config, args.checkpoint, args.split, out_dir)}
+    return {"mode": "evaluate", **write_outputs(scores, out_dir)}

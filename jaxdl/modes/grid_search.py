@@ -93,10 +93,12 @@ def hyperparameters(config: ml_collections.ConfigDict) -> dict:
 
 
 def train_members(base: ml_collections.ConfigDict, members: list[ml_collections.ConfigDict],
-                  log_dir: pathlib.Path, checkpoint_dir: pathlib.Path,
-                  strategy: str) -> list[fit.Result]:
-    """Trains `members` group by group (one per architecture) on `base`'s data and data order."""
-    data = train_mode.training_data(base, jax.device_count())
+                  log_dir: pathlib.Path, checkpoint_dir: pathlib.Path, strategy: str,
+                  data: fit.Data | None = None) -> list[fit.Result]:
+    """Trains `members` group by group (one per architecture) on `base`'s data and data order
+    (`data`, loaded here unless given)."""
+    if data is None:
+        data = train_mode.training_data(base, jax.device_count())
     results = []
     groups: dict[tuple, list] = {}
     for member in members:
@@ -167,16 +169,24 @@ def _log_hparams(results: list[fit.Result], config: ml_collections.ConfigDict) -
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
+    """Loads and checks the data, then trains the grid in its run directory, locked meanwhile."""
     del args
     members = expand(config)
-    log_dir, resumed = runs.open_run(workdir / "logs", config, "grid_search")
+    data = train_mode.training_data(config, jax.device_count())
+    with runs.open_run(workdir / "logs", config, "grid_search") as (log_dir, resumed):
+        return _run_grid(config, workdir, members, data, log_dir, resumed)
+
+
+def _run_grid(config: ml_collections.ConfigDict, workdir: pathlib.Path,
+              members: list[ml_collections.ConfigDict], data: fit.Data, log_dir: pathlib.Path,
+              resumed: bool) -> dict:
     checkpoint_dir = workdir / "checkpoints" / log_dir.name
     files.write_json_atomic(log_dir / "config.json", config.to_dict())  # the grid's own config
     strategy = group.resolve_strategy(config.grid.strategy)
     print(f"grid {log_dir.name}{' (resumed)' if resumed else ''}: {len(members)} members x "
           f"{config.grid.epochs} epochs, strategy {strategy}\n  logs: {log_dir}")
     started = time.perf_counter()
-    results = train_members(config, members, log_dir, checkpoint_dir, strategy)
+    results = train_members(config, members, log_dir, checkpoint_dir, strategy, data)
     seconds = time.perf_counter() - started
     _log_hparams(results, config)
 

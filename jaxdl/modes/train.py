@@ -45,18 +45,29 @@ def training_data(config: ml_collections.ConfigDict, devices: int) -> fit.Data:
             raise DataError(f"train and val splits have different classes: {len(names)} vs "
                             f"{len(val_split.class_names)}")
         train_source, val_source = train_split.source, val_split.source
-    return fit.Data(config, task, train_source, val_source, names, batch_size,
+    data = fit.Data(config, task, train_source, val_source, names, batch_size,
                     config.train.eval_batch_size or batch_size,
                     augment=config.augment.enabled and not overfit)
+    fit.batches_per_epoch(data)  # a split smaller than a batch: refused before any run exists
+    return data
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
-    """Runs the whole training (or resumes it); returns the headline figures (the JSON line)."""
-    overfit = config.train.overfit_n > 0
-    mode = "overfit" if overfit else "train"
+    """Runs the whole training (or resumes it); returns the headline figures (the JSON line).
+
+    The data is loaded and checked before the run directory exists, and the run is locked
+    while it trains (`runs.open_run`).
+    """
+    mode = "overfit" if config.train.overfit_n > 0 else "train"
     data = training_data(config, jax.device_count())
     trainer = group.build([config], data.names, "sequential")
-    log_dir, resumed = runs.open_run(workdir / "logs", config, mode)
+    with runs.open_run(workdir / "logs", config, mode) as (log_dir, resumed):
+        return _train_run(config, workdir, data, trainer, mode, log_dir, resumed)
+
+
+def _train_run(config: ml_collections.ConfigDict, workdir: pathlib.Path, data: fit.Data,
+               trainer: group.Group, mode: str, log_dir: pathlib.Path, resumed: bool) -> dict:
+    overfit = mode == "overfit"
     checkpoint_dir = workdir / "checkpoints" / log_dir.name
     print(f"run {log_dir.name}{' (resumed)' if resumed else ''}: {len(data.train)} train / "
           f"{len(data.val)} val examples, {len(data.names)} classes, batch {data.batch_size}, "

@@ -4,13 +4,19 @@ on shared batches, each validated every epoch, logged and checkpointed on its ow
 Resume: every checkpoint holds the whole state plus the data position (epoch, batches done in
 it), the partial epoch's metric sums and the history, so a run restarted from its latest
 checkpoint ends with the same numbers, bit for bit on CPU, as one never interrupted. SIGTERM
-(pre-emption) saves a checkpoint at the current step and stops with `Preempted`.
+(pre-emption) and Ctrl-C save a checkpoint at the current step and stop with `Preempted`.
+
+A checkpoint is resumed only if it was written by this very configuration (its meta holds the
+config; `runs.config_differences` says which keys may differ), so a run never adopts the stale
+checkpoints of another one that had the same name. A step that cannot be read back is set aside
+and the latest intact one before it is used, said on the console.
 """
 
 import contextlib
 import dataclasses
 import json
 import pathlib
+import signal
 import time
 from typing import Any
 
@@ -22,16 +28,20 @@ from jaxdl.data.tasks import TaskData
 from jaxdl.errors import CheckpointError, DataError, JaxdlError
 from jaxdl.training import checkpoint, loop, metrics
 from jaxdl.training.group import Group
-from jaxdl.utils import distributed, files, preemption
+from jaxdl.utils import distributed, files, preemption, runs
 from jaxdl.utils.logging import RunLogger
 
 _HEALTH = ("nonfinite_steps", metrics.FIRST_NONFINITE)
 
 
 class Preempted(JaxdlError):
-    """Stopped by SIGTERM after saving a checkpoint; rerunning the command resumes."""
+    """Stopped by SIGTERM or Ctrl-C after saving a checkpoint; rerunning the command resumes."""
 
-    exit_code = 143  # 128 + SIGTERM, what batch schedulers expect from a pre-empted job
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        # 128 + the signal, as a shell reports it: 143 (SIGTERM) is what batch schedulers
+        # expect from a pre-empted job, 130 what Ctrl-C gives.
+        self.exit_code = 128 + signal_number
 
 
 class NonFiniteLoss(JaxdlError):
@@ -96,21 +106,69 @@ class _Position:
     diverged: list[str | None]
 
 
-def _restore(group: Group, checkpoints: list[checkpoint.Checkpoints],
+def batches_per_epoch(data: Data) -> int:
+    """Train steps per epoch; a train split smaller than one batch is refused. The modes call it
+    before they create a run directory, so such a run leaves nothing behind."""
+    num_batches = pipeline.num_train_batches(data.train, data.batch_size)
+    if num_batches == 0:
+        raise DataError(f"the training split has {len(data.train)} examples, fewer than one "
+                        f"batch of train.batch_size={data.batch_size}; lower train.batch_size")
+    return num_batches
+
+
+def _open_checkpoints(member: Member) -> checkpoint.Checkpoints:
+    """The member's checkpoint directory; a step whose metrics Orbax cannot read is set aside."""
+    train = member.config.train
+    while True:
+        try:
+            return checkpoint.Checkpoints(member.checkpoint_dir, train.best_metric, train.best_mode)
+        except checkpoint.UnreadableCheckpoint as err:
+            target = checkpoint.set_aside(err.directory, err.step)
+            print(f"{err}; set aside as {target.name}, resuming from an earlier step")
+
+
+def _check_same_config(c: checkpoint.Checkpoints, meta: dict, member: Member) -> None:
+    """Refuses the checkpoints of another configuration (a run of the same name whose logs were
+    removed), naming each key that differs."""
+    differences = runs.config_differences(meta["config"], member.config.to_dict())
+    if differences:
+        shown = "; ".join(differences[:10]) + ("; …" if len(differences) > 10 else "")
+        raise CheckpointError(f"{c.directory} holds the checkpoints of another configuration, not "
+                              f"this run's ({shown}); delete that directory to train this "
+                              "configuration afresh, or choose another --config.run_name")
+
+
+def _restore(members: list[Member], group: Group, checkpoints: list[checkpoint.Checkpoints],
              num_batches: int) -> _Position | None:
-    """The members' common latest position, or None for a fresh start."""
-    latest = [c.latest_step() for c in checkpoints]
-    if any(step is None for step in latest):
-        return None
-    step = min(latest)  # members save one after another: one may be a save ahead
-    templates = group.member_states(group.states)
-    metas, states = [], []
-    for c, template in zip(checkpoints, templates):
-        if step not in c.all_steps():
-            raise CheckpointError(f"{c.directory} lacks step {step}, where the other members of "
-                                  f"its group stopped; delete the group's checkpoints to restart")
-        metas.append(c.read_meta(step))
-        states.append(c.restore_state(step, template))
+    """The members' latest common intact position, or None for a fresh start.
+
+    An unreadable step is set aside (renamed, kept for inspection) and the previous one tried.
+    """
+    while True:
+        steps = [set(c.all_steps()) for c in checkpoints]
+        if not all(steps):
+            return None
+        common = set.intersection(*steps)
+        if not common:
+            raise CheckpointError(f"the members of the group in {checkpoints[0].directory.parent} "
+                                  "hold no checkpoint step in common; delete the group's "
+                                  "checkpoints to restart")
+        step = max(common)  # members save one after another: one may be a save ahead
+        try:
+            return _read_position(members, group, checkpoints, step, num_batches)
+        except checkpoint.UnreadableCheckpoint as err:
+            broken = next(c for c in checkpoints if c.directory == err.directory)
+            target = broken.set_aside(err.step)
+            print(f"{err}; set aside as {target.name}, resuming from an earlier step")
+
+
+def _read_position(members: list[Member], group: Group, checkpoints: list[checkpoint.Checkpoints],
+                   step: int, num_batches: int) -> _Position:
+    metas = [c.read_meta(step) for c in checkpoints]
+    for c, meta, member in zip(checkpoints, metas, members):
+        _check_same_config(c, meta, member)
+    states = [c.restore_state(step, template)
+              for c, template in zip(checkpoints, group.member_states(group.states))]
     if metas[0]["num_batches"] != num_batches:
         raise DataError(f"cannot resume from {checkpoints[0].directory}/{step}: it was trained with "
                         f"{metas[0]['num_batches']} batches per epoch, the data now gives "
@@ -126,10 +184,10 @@ class _Run:
     """Per-member bookkeeping of one `fit` call: loggers, checkpoints, histories, divergence."""
 
     def __init__(self, members: list[Member], data: Data, group: Group, num_batches: int,
-                 checkpoints: list[checkpoint.Checkpoints], loggers: list[RunLogger],
-                 position: _Position | None):
+                 checkpoints: list[checkpoint.Checkpoints], position: _Position | None):
         self.members, self.data, self.group, self.num_batches = members, data, group, num_batches
-        self.checkpoints, self.loggers = checkpoints, loggers
+        self.checkpoints = checkpoints
+        self.loggers: list[RunLogger] = []  # opened by `fit` when there is an epoch to train
         self.histories = position.histories if position else [[] for _ in members]
         self.diverged = position.diverged if position else [None] * len(members)
         self.interval_sums = None
@@ -196,14 +254,19 @@ class _Run:
             if watcher.stop_at(step):
                 if not saved:
                     self.save(step, epoch, step - epoch_start, states, epoch_sums)
-                for c in self.checkpoints:
-                    c.wait()
-                where = (self.checkpoints[0].directory if len(self.checkpoints) == 1
-                         else self.checkpoints[0].directory.parent)
-                raise Preempted(f"SIGTERM at step {step} (epoch {epoch}): checkpoint saved in "
-                                f"{where}; rerun the same command to resume")
+                self.stop(step, epoch, watcher)
 
         return hook
+
+    def stop(self, step: int, epoch: int, watcher: preemption.SigtermWatcher) -> None:
+        """Raises `Preempted` once the checkpoint saved at `step` is complete."""
+        for c in self.checkpoints:
+            c.wait()
+        where = (self.checkpoints[0].directory if len(self.checkpoints) == 1
+                 else self.checkpoints[0].directory.parent)
+        received = watcher.received or signal.SIGTERM  # several processes: jax's SIGTERM
+        raise Preempted(f"{received.name} at step {step} (epoch {epoch}): checkpoint saved in "
+                        f"{where}; rerun the same command to resume", received.value)
 
     def end_epoch(self, epoch: int, step: int, states, train_sums, val_sums, seconds: float) -> None:
         train_members = self.group.member_sums(train_sums)
@@ -225,10 +288,12 @@ class _Run:
             self.histories[i].append(record)
             metric = self.config.train.best_metric
             label = f"{self.members[i].name}  " if len(self.members) > 1 else ""
+            note = (f"  {skipped} of {self.num_batches} steps skipped (non-finite loss or "
+                    "gradients)" if skipped else "")
             print(f"{label}epoch {epoch:3d}  train loss {train_metrics['loss']:.4f} "
                   f"{metric} {train_metrics.get(metric, float('nan')):.4f}  |  val loss "
                   f"{val_metrics[i]['loss']:.4f} {metric} {val_metrics[i][metric]:.4f}  "
-                  f"({seconds:.1f} s)")
+                  f"({seconds:.1f} s){note}")
         self.save(step, epoch, self.num_batches, states, None, val_metrics)
 
     def results(self) -> list[Result]:
@@ -243,39 +308,47 @@ class _Run:
 
 
 def _rewrite_jsonl(log_dir: pathlib.Path, history: list[dict]) -> None:
-    """On resume, metrics.jsonl holds exactly the checkpointed epochs (drops a killed epoch's)."""
-    files.write_text_atomic(log_dir / "metrics.jsonl",
-                            "".join(json.dumps(record) + "\n" for record in history))
+    """metrics.jsonl holds exactly the checkpointed epochs: a killed epoch's line is dropped on
+    resume, and a file that already holds them is left as it is."""
+    path = log_dir / "metrics.jsonl"
+    text = "".join(json.dumps(record) + "\n" for record in history)
+    if not (path.is_file() and path.read_text() == text):
+        log_dir.mkdir(parents=True, exist_ok=True)
+        files.write_text_atomic(path, text)
+
+
+def _start(position: _Position | None, group: Group) -> tuple:
+    """(states, epoch sums, first epoch, batches of it already done, step) to continue from."""
+    if position is None:
+        return group.states, None, 1, 0, 0
+    if position.epoch_sums is None:  # saved at an epoch end, validated and logged
+        return group.join_states(position.states), None, position.epoch + 1, 0, position.step
+    # Saved within the epoch, or after its last step before validation (a signal there): the
+    # rest of the epoch runs from here, validation and logging included.
+    return (group.join_states(position.states), group.join_sums(position.epoch_sums),
+            position.epoch, position.batches_done, position.step)
 
 
 def fit(members: list[Member], data: Data, group: Group) -> list[Result]:
     """Trains `group` (one state per member) for `train.epochs`, resuming where it stopped."""
     config = members[0].config
-    num_batches = pipeline.num_train_batches(data.train, data.batch_size)
-    if num_batches == 0:
-        raise DataError(f"the training split has {len(data.train)} examples, fewer than one "
-                        f"batch of train.batch_size={data.batch_size}")
+    num_batches = batches_per_epoch(data)
     distributed.check_batch_size("train.batch_size", data.batch_size, group.mesh)
     distributed.check_batch_size("train.eval_batch_size", data.eval_batch_size, group.mesh)
     with contextlib.ExitStack() as stack:
-        checkpoints = [stack.enter_context(checkpoint.Checkpoints(
-            m.checkpoint_dir, config.train.best_metric, config.train.best_mode)) for m in members]
-        position = _restore(group, checkpoints, num_batches)
-        states, epoch_sums = group.states, None
-        start_epoch, skip, step = 1, 0, 0
+        checkpoints = [stack.enter_context(_open_checkpoints(m)) for m in members]
+        position = _restore(members, group, checkpoints, num_batches)
+        run = _Run(members, data, group, num_batches, checkpoints, position)
+        for member, history in zip(members, run.histories):
+            _rewrite_jsonl(member.log_dir, history)
+        states, epoch_sums, start_epoch, skip, step = _start(position, group)
         if position is not None:
-            states, step = group.join_states(position.states), position.step
-            start_epoch, skip = position.epoch, position.batches_done
-            if position.epoch_sums is not None:
-                epoch_sums = group.join_sums(position.epoch_sums)
-            if skip == num_batches:
-                start_epoch, skip = position.epoch + 1, 0
-            for member, history in zip(members, position.histories):
-                _rewrite_jsonl(member.log_dir, history)
             print(f"resuming from step {step} (epoch {start_epoch}, batch {skip} of {num_batches})")
-        loggers = [stack.enter_context(RunLogger(m.log_dir, m.config.to_dict())) for m in members]
+        if start_epoch > config.train.epochs:  # finished before: nothing to train, nothing logged
+            return run.results()
+        run.loggers = [stack.enter_context(RunLogger(m.log_dir, m.config.to_dict()))
+                       for m in members]
         watcher = stack.enter_context(preemption.watch_sigterm())
-        run = _Run(members, data, group, num_batches, checkpoints, loggers, position)
         for epoch in range(start_epoch, config.train.epochs + 1):
             started = time.perf_counter()
             epoch_start = (epoch - 1) * num_batches
@@ -289,6 +362,8 @@ def fit(members: list[Member], data: Data, group: Group) -> list[Result]:
             val_sums = loop.evaluate(group.eval, states, pipeline.eval_batches(
                 data.val, data.task, data.config, data.eval_batch_size), group.mesh, "val")
             run.end_epoch(epoch, step, states, train_sums, val_sums, time.perf_counter() - started)
+            if watcher.requested:  # the signal came during validation: the epoch's save holds it
+                run.stop(step, epoch, watcher)
         return run.results()
 
 

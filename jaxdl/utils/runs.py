@@ -1,14 +1,19 @@
-"""Run directories: explicit unique names (task, mode, key hyper-parameters, timestamp), and the
-status file that lets the same command find and resume its unfinished run."""
+"""Run directories: explicit unique names (task, mode, key hyper-parameters, timestamp), the
+status file that lets the same command find and resume its unfinished run, and the OS lock that
+keeps a second process off a run in progress."""
 
+import contextlib
 import datetime
 import hashlib
 import json
 import pathlib
+from collections.abc import Iterator
+from typing import Any
 
 import ml_collections
 
-from jaxdl.utils import distributed, files
+from jaxdl import config as config_lib
+from jaxdl.utils import distributed, files, locks
 
 _SKIPPED_MODEL_KEYS = ("name", "init")
 
@@ -37,12 +42,35 @@ def run_name(config: ml_collections.ConfigDict, mode: str) -> str:
 
 
 STATUS_FILE = "run_status.json"
+LOCK_FILE = "run.lock"  # held (fcntl.flock) by the process training the run; holds its host/PID
+
+# Keys that cannot change a run's numbers: where outputs go, how often it logs and saves, what
+# happens after training, and other modes' settings (a grid member's config carries its grid's).
+# A checkpoint whose config differs from the run's in these only is still the run's.
+_NOT_TRAINING_KEYS = ("run_name", "data.cache_dir", "train.log_every_steps",
+                      "train.checkpoint_every_steps", "train.evaluate_test", "train.resume")
+_OTHER_MODES = ("lr_finder", "grid", "compare", "analyze", "bench")
 
 
 def fingerprint(config: ml_collections.ConfigDict) -> str:
     """Identifies "the same command": a hash of the whole resolved config."""
     text = json.dumps(config.to_dict(), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """`key: checkpoint A, this run B` for each key that changes training and differs (a checkpoint
+    was written under `saved`; `current` is the run's). Everything else must match, `train.epochs`
+    included: a finished run is not extended, a longer run is a new run."""
+    saved, current = config_lib.flatten(saved), config_lib.flatten(current)
+    differing = []
+    for key in sorted(set(saved) | set(current)):
+        if key in _NOT_TRAINING_KEYS or key.split(".")[0] in _OTHER_MODES:
+            continue
+        old, new = saved.get(key, "(absent)"), current.get(key, "(absent)")
+        if json.dumps(old) != json.dumps(new):  # tuples and their JSON lists compare equal
+            differing.append(f"{key}: checkpoint {_format(old)}, this run {_format(new)}")
+    return differing
 
 
 def write_status(log_dir: pathlib.Path, config: ml_collections.ConfigDict, status: str) -> None:
@@ -63,19 +91,48 @@ def _unfinished_with(parent: pathlib.Path, print_: str) -> list[pathlib.Path]:
     return sorted(found, key=lambda d: (d / STATUS_FILE).stat().st_mtime)
 
 
-def open_run(parent: pathlib.Path, config: ml_collections.ConfigDict,
-             mode: str) -> tuple[pathlib.Path, bool]:
-    """The run directory: the latest unfinished run of the same config (resume), else a new one.
+def _lock(stack: contextlib.ExitStack, log_dir: pathlib.Path) -> None:
+    """Holds the run's lock until `stack` closes, or raises LockedError naming its holder.
 
-    Returns (directory, resumed). `train.resume=False` always starts a new run.
+    In a multi-host run the primary process holds it (the others share its verdict), as one
+    process per host would otherwise refuse its own job's other processes.
+    """
+    def attempt() -> str:
+        try:
+            stack.enter_context(locks.exclusive(log_dir / LOCK_FILE, f"run {log_dir}"))
+        except locks.LockedError as err:
+            return str(err)
+        return ""
+
+    refusal = distributed.from_primary(attempt)
+    if refusal:
+        raise locks.LockedError(refusal)
+
+
+@contextlib.contextmanager
+def open_run(parent: pathlib.Path, config: ml_collections.ConfigDict,
+             mode: str) -> Iterator[tuple[pathlib.Path, bool]]:
+    """The run directory, locked for the block: the latest unfinished run of the same config
+    (resume), else a new one. Yields (directory, resumed).
+
+    A second process that finds this run in progress (the same command started again) is refused
+    with LockedError naming the host and PID that hold it, before it writes anything. A new
+    directory is locked before its status says "running", so no other process resumes it
+    meanwhile. The kernel releases the lock when the holder exits, however it exits.
+    `train.resume=False` always starts a new run.
     """
     parent = pathlib.Path(parent)
-    if config.train.resume:
-        # One choice for every process of a multi-host run: the primary's.
-        unfinished = distributed.from_primary(
-            lambda: [str(d) for d in _unfinished_with(parent, fingerprint(config))])
-        if unfinished:
-            return pathlib.Path(unfinished[-1]), True
-    log_dir = files.unique_dir(parent, run_name(config, mode))
-    write_status(log_dir, config, "running")
-    return log_dir, False
+    with contextlib.ExitStack() as stack:
+        if config.train.resume:
+            # One choice for every process of a multi-host run: the primary's.
+            unfinished = distributed.from_primary(
+                lambda: [str(d) for d in _unfinished_with(parent, fingerprint(config))])
+            if unfinished:
+                log_dir = pathlib.Path(unfinished[-1])
+                _lock(stack, log_dir)
+                yield log_dir, True
+                return
+        log_dir = files.unique_dir(parent, run_name(config, mode))
+        _lock(stack, log_dir)
+        write_status(log_dir, config, "running")
+        yield log_dir, False
