@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxdl import config as config_lib
-from jaxdl.errors import ConfigError
+from jaxdl.errors import ConfigError, DataError
 from jaxdl.modes import ModeArgs, grid_search, train
 from jaxdl.training import fit, group
 from jaxdl.utils import events
@@ -126,16 +126,40 @@ def test_vmapped_members_match_the_sequential_ones(tmp_path):
     assert curves["sequential"][0]["train/loss"] != curves["sequential"][1]["train/loss"]
 
 
-def test_rerunning_a_finished_grid_command_starts_a_new_run_and_an_unfinished_one_resumes(grid):
+def _untouched_state(workdir, grid_run) -> dict:
+    """Per member: checkpoint steps and each checkpoint file's mtime; metrics.jsonl and its mtime."""
+    checkpoints, logs = workdir / "checkpoints" / grid_run, workdir / "logs" / grid_run
+    state = {}
+    for member in sorted(p.name for p in checkpoints.iterdir()):
+        files = sorted(p for p in (checkpoints / member).rglob("*") if p.is_file())
+        jsonl = logs / member / "metrics.jsonl"
+        state[member] = ({p.parts[len(checkpoints.parts) + 1] for p in files},
+                         {str(p): p.stat().st_mtime_ns for p in files},
+                         jsonl.read_text(), jsonl.stat().st_mtime_ns)
+    return state
+
+
+def test_rerunning_an_unfinished_grid_retrains_no_finished_member(grid):
     config, workdir, summary = grid
     log_dir = workdir / "logs" / summary["run"]
     status = json.loads((log_dir / "run_status.json").read_text())
     assert status["status"] == "finished"
+    before = _untouched_state(workdir, summary["run"])
+    assert len(before) == 4 and all(steps == {"7", "14"} for steps, *_ in before.values())
     (log_dir / "run_status.json").write_text(json.dumps({**status, "status": "running"}))
     again = grid_search.run(config, workdir, ModeArgs())  # every member is already complete
     assert again["run"] == summary["run"]
     assert again["best_run"] == summary["best_run"]
     assert again["best_val_accuracy"] == summary["best_val_accuracy"]
+    assert _untouched_state(workdir, summary["run"]) == before  # no step saved, no line logged
+
+
+def test_a_batch_larger_than_the_training_split_leaves_no_grid_behind(tmp_path):
+    config = _grid_config(tmp_path)
+    config.train.batch_size = 512
+    with pytest.raises(DataError, match="fewer than one batch of train.batch_size=512"):
+        grid_search.run(config, tmp_path, ModeArgs())
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_grid_value_that_makes_no_valid_model_is_named():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxdl.modes import evaluate, train
+from jaxdl.modes import ModeArgs, evaluate, train
 from jaxdl.utils import events
 from tests.helpers import tiny_esc50_config
 
@@ -46,7 +46,23 @@ def test_run_directory_holds_config_metrics_and_event_tags(trained):
     assert summary["best_epoch"] == best["epoch"]
 
 
-def test_evaluate_restores_the_best_checkpoint_bit_for_bit(trained, tmp_path):
+def test_evaluate_scores_the_best_epoch_logged_with_its_logged_val_metrics(trained, tmp_path):
+    """The epoch evaluate restores is the argmax of val accuracy in metrics.jsonl (a tie: the
+    later), and `--split=val` reproduces that epoch's logged val metrics."""
+    config, workdir, summary = trained
+    log_dir = workdir / "logs" / summary["run"]
+    records = [json.loads(line) for line in (log_dir / "metrics.jsonl").read_text().splitlines()]
+    best = max(reversed(records), key=lambda r: r["val/accuracy"])
+    assert best["epoch"] < records[-1]["epoch"]  # else "keep the latest" would pass as well
+    result = evaluate.run(config, tmp_path, ModeArgs(checkpoint=summary["checkpoint"], split="val"))
+    assert result["epoch"] == best["epoch"] == summary["best_epoch"]
+    for key in ("accuracy", "macro_f1", "top5_accuracy"):  # counts: equal exactly
+        assert result[key] == best[f"val/{key}"], key
+    assert result["loss"] == pytest.approx(best["val/loss"], rel=1e-6)
+    assert result["examples"] == 40 and pathlib.Path(result["outputs"]).parent == tmp_path / "logs"
+
+
+def test_evaluate_writes_predictions_per_class_and_confusion_outputs(trained, tmp_path):
     config, workdir, summary = trained
     again = evaluate.evaluate_checkpoint(config, summary["checkpoint"], "test", tmp_path / "eval")
     for key in ("loss", "accuracy", "macro_f1", "top5_accuracy"):

@@ -1,20 +1,24 @@
-"""Interrupted runs resume exactly: SIGTERM saves and stops, SIGKILL loses nothing checkpointed,
-and the rerun of the same command ends with the numbers of a run never interrupted (bitwise)."""
+"""Interrupted runs resume exactly: SIGTERM and Ctrl-C save and stop, SIGKILL loses nothing
+checkpointed, and the rerun of the same command ends with the numbers of a run never interrupted
+(bitwise). A second command started while a run trains is refused and writes nothing."""
 
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import jax
 import numpy as np
+import pytest
 
 from jaxdl.training import checkpoint
-from tests.helpers import REPO
+from tests.helpers import REPO, SESSION_CACHE
 
 # A tiny synthetic ESC-50: 120 train clips in batches of 16 = 7 steps per epoch, 2 epochs.
 _OVERRIDES = ("--config.data.source=synthetic", "--config.data.synthetic.num_classes=10",
@@ -41,22 +45,33 @@ def _steps(workdir: pathlib.Path, checkpoint_glob: str = "*") -> list[int]:
     return sorted(int(p.name) for run in runs for p in run.iterdir() if p.name.isdigit())
 
 
+def _start_past(workdir, cache, after_step: int, *extra: str,
+                checkpoint_glob: str = "*") -> subprocess.Popen:
+    """Starts the command and returns once it has saved a checkpoint past `after_step`."""
+    process = subprocess.Popen(_command(workdir, cache, *extra), cwd=REPO, env=_env(), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 600
+    while time.time() < deadline and process.poll() is None:
+        if any(step > after_step for step in _steps(workdir, checkpoint_glob)):
+            break
+        time.sleep(0.05)
+    return process
+
+
+def _finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    stdout, stderr = process.communicate(timeout=600)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 def start_and_signal(workdir, cache, sig: int, after_step: int, *extra: str,
                      checkpoint_glob: str = "*") -> subprocess.CompletedProcess:
     """Starts the command, waits until a checkpoint past `after_step` exists, sends `sig`.
 
     A grid's members checkpoint under `checkpoints/<grid>/<member>/`: `checkpoint_glob="*/*"`.
     """
-    process = subprocess.Popen(_command(workdir, cache, *extra), cwd=REPO, env=_env(), text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 600
-    while time.time() < deadline and process.poll() is None:
-        if any(step > after_step for step in _steps(workdir, checkpoint_glob)):
-            process.send_signal(sig)
-            break
-        time.sleep(0.05)
-    stdout, stderr = process.communicate(timeout=600)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    process = _start_past(workdir, cache, after_step, *extra, checkpoint_glob=checkpoint_glob)
+    process.send_signal(sig)
+    return _finish(process)
 
 
 def run_command(workdir, cache, *extra: str) -> subprocess.CompletedProcess:
@@ -79,11 +94,26 @@ def _final_params(workdir: pathlib.Path):
     return step, meta, jax.tree.leaves(restored["state"]["params"])
 
 
-def test_sigterm_then_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path):
-    cache = tmp_path / "cache"
-    reference = run_command(tmp_path / "reference", cache)
-    assert reference.returncode == 0, reference.stderr[-2000:]
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> pathlib.Path:
+    """The workdir of the command run once, never interrupted."""
+    workdir = tmp_path_factory.mktemp("reference")
+    result = run_command(workdir, SESSION_CACHE)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return workdir
 
+
+def _assert_same_as(workdir: pathlib.Path, reference: pathlib.Path) -> None:
+    assert _records(workdir) == _records(reference)
+    step, meta, params = _final_params(workdir)
+    ref_step, ref_meta, ref_params = _final_params(reference)
+    assert step == ref_step == 14 and meta["epoch"] == ref_meta["epoch"] == 2
+    for a, b in zip(params, ref_params):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sigterm_then_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path, reference):
+    cache = SESSION_CACHE
     workdir = tmp_path / "interrupted"
     # SIGTERM in epoch 1: a checkpoint at the current step, exit code 143, a resume hint.
     stopped = start_and_signal(workdir, cache, signal.SIGTERM, after_step=2)
@@ -106,12 +136,43 @@ def test_sigterm_then_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming from step {latest}" in resumed.stdout
     assert len(list((workdir / "logs").iterdir())) == 1  # the same run, not a new one
-
-    assert _records(workdir) == _records(tmp_path / "reference")
-    step, meta, params = _final_params(workdir)
-    ref_step, ref_meta, ref_params = _final_params(tmp_path / "reference")
-    assert step == ref_step == 14 and meta["epoch"] == ref_meta["epoch"] == 2
-    for a, b in zip(params, ref_params):
-        np.testing.assert_array_equal(a, b)
+    _assert_same_as(workdir, reference)
     status = json.loads(next((workdir / "logs").iterdir()).joinpath("run_status.json").read_text())
     assert status["status"] == "finished"
+
+
+def _tree(directory: pathlib.Path) -> dict:
+    """Every file under `directory` with its content and modification time."""
+    return {str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_a_second_command_is_refused_while_the_run_trains_then_ctrl_c_saves(tmp_path, reference):
+    workdir = tmp_path / "run"
+    first = _start_past(workdir, SESSION_CACHE, after_step=2)
+    first.send_signal(signal.SIGSTOP)  # held mid-training, its lock held
+    try:
+        (log_dir,) = (workdir / "logs").iterdir()
+        before = _tree(workdir)
+        second = run_command(workdir, SESSION_CACHE)  # the same command
+        assert second.returncode == 2, second.stderr[-2000:]
+        assert second.stderr.splitlines()[-1] == (
+            f"error: run {log_dir} is in use by host {socket.gethostname()} pid {first.pid} "
+            f"(lock {log_dir / 'run.lock'}); wait for it to finish or stop it, then run again")
+        assert "Traceback" not in second.stderr
+        assert _tree(workdir) == before  # no metrics line, no checkpoint, nothing
+    finally:
+        first.send_signal(signal.SIGCONT)
+
+    first.send_signal(signal.SIGINT)  # Ctrl-C: save at the current step and stop
+    stopped = _finish(first)
+    assert stopped.returncode == 130, stopped.stderr[-2000:]
+    step = int(re.search(r"SIGINT at step (\d+) \(epoch \d\): checkpoint saved in "
+                         rf"{workdir / 'checkpoints' / log_dir.name}; rerun the same command to "
+                         "resume", stopped.stderr).group(1))
+    assert max(_steps(workdir)) == step and "Traceback" not in stopped.stderr
+
+    resumed = run_command(workdir, SESSION_CACHE)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming from step {step} " in resumed.stdout
+    _assert_same_as(workdir, reference)
