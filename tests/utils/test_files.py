@@ -146,3 +146,21 @@ def test_unique_dir_on_a_full_disk_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(files.Path, "mkdir", _fail_with(errno.ENOSPC))
     with pytest.raises(JaxdlError, match=f"cannot write {tmp_path / 'logs' / 'run'}: the disk is full"):
         unique_dir(tmp_path / "logs", "run")
+
+
+def test_a_full_disk_is_recognised_through_the_errors_libraries_wrap_it_in():
+    """TensorStore (under Orbax) raises ValueError("RESOURCE_EXHAUSTED: ... No space left on
+    device ..."); an out-of-memory RESOURCE_EXHAUSTED is not a full disk."""
+    tensorstore = ValueError('RESOURCE_EXHAUSTED: Error writing local file "ck/3/state": Failed '
+                             "to write 6651 bytes to file 4: No space left on device "
+                             "[os_error_code='28']")
+    assert files.is_disk_full(tensorstore)
+    assert not files.is_disk_full(ValueError("RESOURCE_EXHAUSTED: Out of memory allocating 4 GiB"))
+    try:
+        try:
+            raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+        except OSError as quota:
+            raise RuntimeError("save failed") from quota
+    except RuntimeError as wrapped:
+        assert files.is_disk_full(wrapped)
+    assert not files.is_disk_full(OSError(errno.EIO, os.strerror(errno.EIO)))
