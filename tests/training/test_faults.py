@@ -1,15 +1,17 @@
 """A run never continues from what is not its own or not intact: the checkpoints of another
 configuration are refused by key, an unreadable latest step falls back to the previous one, a
-split smaller than a batch is refused before a run directory exists, skipped steps are shown."""
+split smaller than a batch is refused before a run directory exists, skipped steps are shown,
+and a run in progress is locked against a second process."""
 
 import json
+import os
 import shutil
 
 import pytest
 
 from jaxdl.errors import CheckpointError, DataError
 from jaxdl.modes import train
-from jaxdl.utils import runs
+from jaxdl.utils import locks, runs
 from tests.helpers import tiny_esc50_config
 
 
@@ -104,3 +106,20 @@ def test_skipped_steps_are_counted_on_the_console(tmp_path, capsys):
     summary = train.train_and_evaluate(config, tmp_path)
     assert "6 of 7 steps skipped (non-finite loss or gradients)" in capsys.readouterr().out
     assert _records(tmp_path / "logs" / summary["run"])[0]["train/skipped_steps"] == 6
+
+
+def test_a_run_in_progress_is_refused_to_a_second_opener_but_another_name_is_free(tmp_path):
+    config = tiny_esc50_config(tmp_path)
+    config.run_name = "exp"
+    with runs.open_run(tmp_path, config, "train") as (log_dir, resumed):
+        assert not resumed
+        with pytest.raises(locks.LockedError) as raised, runs.open_run(tmp_path, config, "train"):
+            pass
+        assert str(raised.value).startswith(f"run {log_dir} is in use by host ")
+        assert f" pid {os.getpid()} (lock {log_dir / runs.LOCK_FILE})" in str(raised.value)
+        other = tiny_esc50_config(tmp_path)
+        other.run_name = "other"
+        with runs.open_run(tmp_path, other, "train") as (other_dir, resumed):
+            assert other_dir == tmp_path / "other" and not resumed
+    with runs.open_run(tmp_path, config, "train") as (again, resumed):  # released: resumable
+        assert again == log_dir and resumed
