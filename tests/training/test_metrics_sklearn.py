@@ -45,10 +45,10 @@ def _batches(x: np.ndarray, y: np.ndarray, pad_x: np.ndarray, pad_y: np.ndarray
     """Batches of BATCH rows in order, the last padded with (pad_x, pad_y) rows of mask 0."""
     for start in range(0, len(x), BATCH):
         rows = slice(start, start + BATCH)
-        missing = BATCH - len(x[rows])
+        real, missing = len(x[rows]), BATCH - len(x[rows])
         yield {"x": np.concatenate([x[rows], np.repeat(pad_x[None], missing, 0)]),
                "y": np.concatenate([y[rows], np.repeat(pad_y[None], missing, 0)]),
-               "mask": np.concatenate([np.ones(len(x[rows])), np.zeros(missing)]).astype(np.float32)}
+               "mask": np.concatenate([np.ones(real), np.zeros(missing)]).astype(np.float32)}
 
 
 def _evaluate(kind: str, names: list[str], x: np.ndarray, y: np.ndarray, pad_x: np.ndarray,
@@ -92,8 +92,8 @@ def multiclass():
 
 
 def test_multiclass_metrics_through_the_eval_loop_match_sklearn(multiclass):
-    summary, labels, predicted = multiclass["summary"], multiclass["labels"], multiclass["predicted"]
-    logits = multiclass["logits"]
+    summary, logits = multiclass["summary"], multiclass["logits"]
+    labels, predicted = multiclass["labels"], multiclass["predicted"]
     all_classes = np.arange(CLASSES)
     assert int(multiclass["sums"]["count"]) == EXAMPLES
     assert summary["accuracy"] == pytest.approx(skm.accuracy_score(labels, predicted), abs=1e-12)
