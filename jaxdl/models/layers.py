@@ -52,9 +52,32 @@ def global_average_pool(x: jax.Array) -> jax.Array:
     return x.mean(axis=(1, 2))
 
 
+class TorchBatchNorm(nn.BatchNorm):
+    """Flax's BatchNorm with torch's running variance: torch folds the *unbiased* batch variance
+    (n/(n-1) times the biased one that normalises the batch) into the running average.
+
+    Same variables as nn.BatchNorm, so checkpoints and imported PyTorch statistics are unchanged.
+    """
+
+    @nn.compact
+    def __call__(self, x, use_running_average: bool | None = None, *, mask=None):
+        training = not nn.merge_param("use_running_average", self.use_running_average,
+                                      use_running_average)
+        before = self.get_variable("batch_stats", "var")
+        y = super().__call__(x, use_running_average, mask=mask)
+        if training and not self.is_initializing():
+            # Flax stored m·before + (1-m)·biased; torch wants m·before + (1-m)·biased·n/(n-1).
+            after = self.get_variable("batch_stats", "var")
+            n = x.size // x.shape[-1]
+            self.put_variable("batch_stats", "var",
+                              after + (after - self.momentum * before) / max(n - 1, 1))
+        return y
+
+
 def batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
-    """BatchNorm matching torch's defaults: torch momentum 0.1 is Flax momentum 0.9, eps 1e-5."""
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
+    """BatchNorm matching torch's: torch momentum 0.1 is Flax momentum 0.9, eps 1e-5, and the
+    running variance from the unbiased batch variance."""
+    return TorchBatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
 
 
 def torch_kernel_init(key, shape, dtype=jnp.float32):
