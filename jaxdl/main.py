@@ -86,10 +86,16 @@ def main(argv: list[str]) -> None:
     try:
         args = ModeArgs(checkpoint=_CHECKPOINT.value, split=_SPLIT.value,
                         torch_checkpoint=_TORCH_CHECKPOINT.value, runs=tuple(_RUNS.value))
-        result = run_mode(_MODE.value, _CONFIG.value, pathlib.Path(_WORKDIR.value), args)
+        workdir = pathlib.Path(_WORKDIR.value).expanduser()  # `--workdir=~/x` is not expanded
+        result = run_mode(_MODE.value, _CONFIG.value, workdir, args)
     except JaxdlError as err:
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(getattr(err, "exit_code", 2))  # 2: bad input; 143: pre-empted, resumable
+        # 2: bad input; 128 + signal (143 SIGTERM, 130 Ctrl-C): stopped after saving, resumable
+        sys.exit(getattr(err, "exit_code", 2))
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop (which saves and stops itself)
+        print("error: interrupted (Ctrl-C); files and checkpoints already complete are kept, "
+              "rerun the same command to go on", file=sys.stderr)
+        sys.exit(130)
     print(json.dumps(result, default=str))
 
 

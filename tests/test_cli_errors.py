@@ -4,6 +4,7 @@ exit status 2 and no traceback, before any compute (each was once a Python trace
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -177,3 +178,27 @@ def test_import_torch_without_torch_says_how_to_install_it(tmp_path):
                            "not installed (")
     assert line.endswith("): pip install 'jaxdl[torch]'")
 
+
+
+# --- Ctrl-C -----------------------------------------------------------------------------------
+
+def test_ctrl_c_while_building_the_cache_exits_130_keeping_no_partial_cache(tmp_path):
+    """Outside the training loop (which saves and stops itself) Ctrl-C is one line and rc 130;
+    the cache build it interrupted leaves nothing a later run would take for complete."""
+    args = ["--config", "configs/esc50.py:synthetic", "--config.data.synthetic.num_classes=10",
+            "--config.data.synthetic.clips_per_class_per_fold=8",
+            f"--config.data.cache_dir={tmp_path / 'cache'}", "--workdir", str(tmp_path)]
+    child = subprocess.Popen([sys.executable, "-u", "-m", "jaxdl.main", *args], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in child.stdout:
+        if line.startswith("building the log-mel cache"):
+            child.send_signal(signal.SIGINT)
+            break
+    stdout, stderr = child.communicate(timeout=120)
+    assert child.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "error: interrupted (Ctrl-C); files and checkpoints already complete are kept, rerun the "
+        "same command to go on")
+    built = list((tmp_path / "cache").rglob("dataset_info.json"))
+    assert built == []  # the interrupted fold's features were not renamed into place
