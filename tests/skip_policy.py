@@ -3,9 +3,9 @@
 A skipped test is a check that did not run, and a green run hides it: a broken optional install
 once turned ~40 parity tests into skips with CI still green. So every skip must match a line of the
 list (a node id or fnmatch pattern, when it may skip, why), and any other skip fails the run (exit
-status 1) with its node id and reason in the summary. Lines marked `without torch` hold only while
-torch is not importable and `JAXDL_EXPECT_TORCH` is not `1` (CI sets it once torch installed), so
-torch tests that skip although torch is expected fail the run too.
+status 1) with its node id and reason in the summary. `when` is `always`, `without torch` (holds
+only while torch is not importable and `JAXDL_EXPECT_TORCH` is not `1`, which CI sets once torch
+installed) or `without root` (holds only for a non-root user; CI runs as root).
 
 `tests/conftest.py` imports the hooks; `JAXDL_ALLOWED_SKIPS` names another list (the policy's own
 test uses it).
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 DEFAULT_LIST = Path(__file__).with_name("allowed_skips.txt")
-WHEN = ("always", "without torch")
+WHEN = ("always", "without torch", "without root")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,17 +59,25 @@ def torch_expected() -> bool:
             or importlib.util.find_spec("torch") is not None)
 
 
+def holding() -> set[str]:
+    """The `when` values that hold in this run."""
+    return ({"always"} | (set() if torch_expected() else {"without torch"})
+            | (set() if os.geteuid() == 0 else {"without root"}))
+
+
 def matching(nodeid: str, entries: list[AllowedSkip]) -> list[AllowedSkip]:
     return [entry for entry in entries if fnmatch.fnmatchcase(nodeid, entry.pattern)]
 
 
-def is_allowed(nodeid: str, entries: list[AllowedSkip], with_torch: bool) -> bool:
-    return any(entry.when == "always" or not with_torch for entry in matching(nodeid, entries))
+def is_allowed(nodeid: str, entries: list[AllowedSkip], holds: set[str]) -> bool:
+    return any(entry.when in holds for entry in matching(nodeid, entries))
 
 
 def _described(nodeid: str, reason: str) -> str:
-    if matching(nodeid, _entries):  # listed, but only for runs without torch
-        return f"{nodeid} ({reason}; listed 'without torch', but torch is expected in this run)"
+    listed = sorted({entry.when for entry in matching(nodeid, _entries)})
+    if listed:  # listed, but only for runs in which its condition holds
+        return f"{nodeid} ({reason}; listed {' / '.join(map(repr, listed))}, which does not hold " \
+               "in this run)"
     return f"{nodeid} ({reason})"
 
 
@@ -92,9 +100,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    with_torch = torch_expected()
+    holds = holding()
     _refused[:] = [_described(nodeid, reason) for nodeid, reason in _skipped.items()
-                   if not is_allowed(nodeid, _entries, with_torch)]
+                   if not is_allowed(nodeid, _entries, holds)]
     if _refused and session.exitstatus in (pytest.ExitCode.OK,
                                            pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

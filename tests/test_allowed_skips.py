@@ -74,7 +74,7 @@ def test_torch_skips_are_refused_when_torch_is_expected(tmp_path):
     assert result.returncode == 1
     assert "error: 2 skipped test(s)" in result.stdout
     assert ("test_sample.py::test_needs_torch (Skipped: could not import 'torch': import of torch "
-            "halted; None in sys.modules; listed 'without torch', but torch is expected in this "
+            "halted; None in sys.modules; listed 'without torch', which does not hold in this "
             "run)") in result.stdout
 
 
@@ -108,12 +108,18 @@ def test_every_listed_file_exists():
         assert (REPO / path).is_file(), f"{entry.pattern}: no file {path}"
 
 
-def test_the_repository_list_refuses_torch_skips_when_torch_is_expected():
+def test_the_repository_list_holds_torch_and_root_skips_to_their_conditions():
     entries = skip_policy.read_allowed_skips(skip_policy.DEFAULT_LIST)
-    twins = "tests/test_torch_twins.py"
-    assert skip_policy.is_allowed(twins, entries, with_torch=False)
-    assert not skip_policy.is_allowed(twins, entries, with_torch=True)
+    ci, laptop = {"always"}, {"always", "without torch", "without root"}
+    for torch_test in ("tests/test_torch_twins.py", "tests/test_training_parity.py",
+                       "tests/training/test_optim.py::test_five_steps_match_torch[adamw]"):
+        assert skip_policy.is_allowed(torch_test, entries, laptop), torch_test
+        assert not skip_policy.is_allowed(torch_test, entries, ci), torch_test
+    full_disk = "tests/training/test_checkpoint.py::test_a_full_disk_during_a_save_is_one_clear_" \
+                "error_and_keeps_the_complete_steps"
+    assert skip_policy.is_allowed(full_disk, entries, laptop)
+    assert not skip_policy.is_allowed(full_disk, entries, ci)
     soak = "tests/training/test_soak.py::test_a_grid_killed_in_its_second_group_resumes_to_the_" \
            "same_summary"
-    assert skip_policy.is_allowed(soak, entries, with_torch=True)
-    assert not skip_policy.is_allowed("tests/test_main.py::test_anything", entries, False)
+    assert skip_policy.is_allowed(soak, entries, ci)
+    assert not skip_policy.is_allowed("tests/test_main.py::test_anything", entries, laptop)
