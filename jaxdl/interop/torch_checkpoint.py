@@ -196,6 +196,10 @@ def _flag(value: Any) -> str:
     return f"'{value}'" if isinstance(value, tuple) else str(value)
 
 
+# The ESC-50 reference pads `1 if k == 3 else 2`: "same" padding, as jaxdl's, for these only.
+_ESC50_REFERENCE_KERNELS = (3, 5)
+
+
 def imported_config(config: ml_collections.ConfigDict,
                     checkpoint: TorchCheckpoint) -> tuple[ml_collections.ConfigDict, dict[str, str]]:
     """A copy of `config` with the model hyper-parameters the checkpoint was trained with, and
@@ -222,6 +226,12 @@ def imported_config(config: ml_collections.ConfigDict,
                 f"model.{key}={value!r} (from the {sources[key]}) does not match "
                 f"{checkpoint.path}: its tensors ({evidence}) are those of {key}={shown!r}; {fix}")
         merged.model[key] = value
+    if name == "esc50_cnn" and merged.model.kernel_size not in _ESC50_REFERENCE_KERNELS:
+        raise CheckpointError(
+            f"{checkpoint.path} has model.kernel_size={merged.model.kernel_size}: the reference "
+            "project pads 1 for kernel 3 and 2 for any other, so only kernel sizes "
+            f"{_ESC50_REFERENCE_KERNELS} give the feature maps of jaxdl's 'same' padding; its "
+            "logits would be silently wrong")
     return merged, sources
 
 

@@ -186,6 +186,16 @@ def test_config_disagreeing_with_the_tensors_names_the_key(tmp_path):
         _import("cub200", path, {"num_blocks": 3, "groups": 2}, (32, 32))
 
 
+def test_esc50_kernel_the_reference_pads_otherwise_is_refused(tmp_path):
+    """k = 7 with the reference's padding 2 is not 'same': importing it would change the logits."""
+    hparams = dict(channels=(8, 16, 32), kernel_size=7)
+    path = tmp_path / "best.ckpt"
+    _save_as_reference("esc50", _reference_model("esc50_cnn", 50, hparams), hparams, path)
+    with pytest.raises(CheckpointError, match=r"best.ckpt has model.kernel_size=7: the reference "
+                                              r"project pads 1 for kernel 3 and 2 for any other"):
+        _import_esc50(path, **hparams)
+
+
 def test_saved_config_contradicting_its_weights_is_refused(tmp_path, esc50_reference):
     path = _esc50_checkpoint(tmp_path / "best.ckpt", esc50_reference,
                              config={"model": {"channels": [32, 64, 128], "kernel_size": 5}})

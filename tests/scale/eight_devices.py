@@ -15,7 +15,9 @@ line, one JSON object of the paired numbers; the test compares them.
 
 import os
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+# Appended: the last device-count flag wins, and the test run's other XLA flags are kept.
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                           + " --xla_force_host_platform_device_count=8")
 
 import csv  # noqa: E402
 import json  # noqa: E402
@@ -32,9 +34,6 @@ from jaxdl.modes import grid_search, train  # noqa: E402
 from jaxdl.training import checkpoint, components, fit, group, loop  # noqa: E402
 from jaxdl.utils import distributed, events  # noqa: E402
 from tests.helpers import tiny_esc50_config  # noqa: E402
-
-# As in tests/conftest.py: the stream's partitioned form only costs compilation time here.
-jax.config.update("jax_threefry_partitionable", False)
 
 CURVE_KEYS = ("train/loss", "val/loss", "val/accuracy")
 

@@ -12,7 +12,8 @@ object of what it saw.
 
 import os
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                           + " --xla_force_host_platform_device_count=2")  # last one wins
 
 import json  # noqa: E402
 import pathlib  # noqa: E402

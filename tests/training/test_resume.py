@@ -35,7 +35,7 @@ def _command(workdir: pathlib.Path, cache: pathlib.Path, *extra: str) -> list[st
 
 def _env() -> dict:
     env = dict(os.environ)
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
+    env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=1"
     return env
 
 
