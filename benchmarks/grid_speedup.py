@@ -15,7 +15,7 @@ The data cache is built before anything is timed. Tables and raw numbers go to
 
 `--quick` is a smoke run (10 classes, a narrow model, groups of 1 and 2), not a measurement.
 On a 2-core CPU the full run takes tens of minutes, mostly (b)'s vmapped groups: XLA:CPU turns
-per-member convolutions into slow grouped ones (DESIGN.md, traps).
+per-member convolutions into slow grouped ones (docs/xla-cpu-traps.md).
 """
 
 import argparse

@@ -1,9 +1,10 @@
 """CelebA, 5 binary attributes (multi-label): a 3-block CNN with a sigmoid head.
 
-Defaults reproduce the reference final configuration (feature-inventory §2.4): channels_block3 256,
-dropout 0, batch 64, 20 epochs, lr 5e-3, weight decay 1e-5. The reference kept the checkpoint with
-the lowest validation loss and called micro-F1 "F1"; jaxdl reports micro- and macro-F1 and
-per-attribute metrics, and keeps the best validation macro-F1 (`train.best_metric`).
+Defaults reproduce the reference final configuration (docs/reference-projects.md#celeba):
+channels_block3 256, dropout 0, batch 64, 20 epochs, lr 5e-3, weight decay 1e-5. The reference
+kept the checkpoint with the lowest validation loss and called micro-F1 "F1"; jaxdl reports
+micro- and macro-F1 and per-attribute metrics, and keeps the best validation macro-F1
+(`train.best_metric`).
 """
 
 import ml_collections
@@ -37,8 +38,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     train.weight_decay = 1e-5
     train.best_metric = "macro_f1"
 
-    # Reference (feature-inventory §2.4): LR finder 1e-7 -> 1, 100 steps, raw loss, batch 64;
-    # grid lr {1e-3, 5e-3} x wd {1e-5, 1e-4} x channels_block3 x dropout, 3 epochs.
+    # Reference (docs/reference-projects.md#celeba): LR finder 1e-7 -> 1, 100 steps, raw loss,
+    # batch 64; grid lr {1e-3, 5e-3} x wd {1e-5, 1e-4} x channels_block3 x dropout, 3 epochs.
     config.lr_finder.update(dict(start=1e-7, end=1.0, steps=100, smoothing=0.0))
     config.grid.update(dict(lr=(1e-3, 5e-3), weight_decay=(1e-5, 1e-4), epochs=3))
     config.grid.model = ml_collections.ConfigDict(

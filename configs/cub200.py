@@ -1,8 +1,9 @@
 """CUB-200-2011 (200 bird species, images of varying size resized to 224×224): a 3-stage CNN with
 grouped convolutions.
 
-Defaults reproduce the reference's last iteration (feature-inventory §2.3): N=3 blocks per stage,
-G=4 groups, batch 32, 20 epochs, lr 5e-4, weight decay 0 (the reference's train.py hard-coded 0).
+Defaults reproduce the reference's last iteration (docs/reference-projects.md#cub-200-2011):
+N=3 blocks per stage, G=4 groups, batch 32, 20 epochs, lr 5e-4, weight decay 0 (the reference's
+train.py hard-coded 0).
 """
 
 import ml_collections
@@ -41,8 +42,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     train.weight_decay = 0.0
     train.best_metric = "accuracy"
 
-    # Reference (feature-inventory §2.3): LR finder 1e-7 -> 1e-1, 100 steps, EMA-smoothed loss
-    # (beta 0.98), batch 32; grid lr {5e-4, 1e-3, 2e-3} x wd {0, 1e-4} x blocks x groups, 3 epochs.
+    # Reference (docs/reference-projects.md#cub-200-2011): LR finder 1e-7 -> 1e-1, 100 steps,
+    # EMA-smoothed loss (beta 0.98), batch 32; grid lr {5e-4, 1e-3, 2e-3} x wd {0, 1e-4} x blocks
+    # x groups, 3 epochs.
     config.lr_finder.update(dict(start=1e-7, end=1e-1, steps=100, smoothing=0.98))
     config.grid.update(dict(lr=(5e-4, 1e-3, 2e-3), weight_decay=(0.0, 1e-4), epochs=3))
     config.grid.model = ml_collections.ConfigDict(dict(num_blocks=(2, 3), groups=(2, 4)))

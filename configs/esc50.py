@@ -1,12 +1,12 @@
 """ESC-50 sound classification: a 3-block 2D CNN on librosa log-mel spectrograms.
 
-Defaults reproduce the reference project's final configuration (feature-inventory §2.1):
+Defaults reproduce the reference project's final configuration (docs/reference-projects.md#esc-50):
 channels (32, 64, 128), kernel 5, batch 64, 15 epochs, lr 0.02, weight decay 1e-5, seed 42,
 no scheduler, best checkpoint on validation accuracy.
 
 The reference trained with torch `Adam(weight_decay=...)`, i.e. coupled L2; jaxdl's default
-optimizer is decoupled `adamw` (DESIGN.md). `--config.train.optimizer=adam_l2` reproduces the
-reference exactly; at weight decay 1e-5 the two differ by far less than seed noise.
+optimizer is decoupled `adamw`. `--config.train.optimizer=adam_l2` reproduces the reference
+exactly; at weight decay 1e-5 the two differ by far less than seed noise.
 
 Presets: `configs/esc50.py:synthetic` = `--config.data.source=synthetic` (offline, generated data
 in the official layout).
@@ -76,8 +76,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     train.best_metric = "accuracy"
     train.best_mode = "max"
 
-    # Reference (feature-inventory §2.1): LR finder 1e-6 -> 1, 200 steps, raw loss, batch 64;
-    # grid lr {5e-3, 1e-2, 2e-2} x wd {1e-5, 1e-4} x channels x kernel, 3 epochs, seed 42.
+    # Reference (docs/reference-projects.md#esc-50): LR finder 1e-6 -> 1, 200 steps, raw loss,
+    # batch 64; grid lr {5e-3, 1e-2, 2e-2} x wd {1e-5, 1e-4} x channels x kernel, 3 epochs, seed 42.
     config.lr_finder.update(dict(start=1e-6, end=1.0, steps=200, smoothing=0.0))
     config.grid.update(dict(lr=(5e-3, 1e-2, 2e-2), weight_decay=(1e-5, 1e-4), epochs=3))
     config.grid.model = ml_collections.ConfigDict(

@@ -1,6 +1,6 @@
 """Log-mel features of an audio clip, defined exactly as the reference's torchaudio pipeline.
 
-Reference (feature-inventory §2.1): mono mix, resample to 16 kHz with
+Reference (docs/reference-projects.md#esc-50): mono mix, resample to 16 kHz with
 `torchaudio.functional.resample` (ported in `resample`), `MelSpectrogram(n_fft=400,
 win_length=400, hop_length=160, n_mels=64, power=2)` with torchaudio's defaults (periodic Hann
 window, centred frames with reflect padding, f_min 0, f_max 8 kHz, HTK mel scale, no filter

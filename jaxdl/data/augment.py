@@ -1,7 +1,7 @@
 """SpecAugment-style training augmentation of one log-mel spectrogram, as the reference applies it.
 
-Per example, in this order (feature-inventory §2.1): a circular time shift, one frequency mask,
-one time mask, each with its own probability. Masks are filled with 0, the band mean after
+Per example, in this order (docs/reference-projects.md#esc-50): a circular time shift, one frequency
+mask, one time mask, each with its own probability. Masks are filled with 0, the band mean after
 standardisation. Mask widths and starts follow torchaudio's `mask_along_axis`.
 """
 

@@ -1,6 +1,6 @@
 """CelebA aligned faces (178x218), multi-label: where the data is, its annotations, the splits.
 
-Protocol as the reference (feature-inventory §2.4): the official partitions of
+Protocol as the reference (docs/reference-projects.md#celeba): the official partitions of
 list_eval_partition.txt (0 train 162,770 / 1 valid 19,867 / 2 test 19,962 on the real data);
 targets = the `data.attributes` columns of list_attr_celeba.txt (default Smiling, Wearing_Hat,
 Male, Young, Eyeglasses) with -1 -> 0, as float32 (L,) 0/1; class_names = those attribute names.

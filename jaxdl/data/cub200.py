@@ -1,10 +1,11 @@
 """CUB-200-2011 (200 bird species, RGB of varying size): where the data is, its annotations, the splits.
 
-Protocol as the reference (feature-inventory §2.3): the official train images (5,994) are split
-80/20 stratified by class with seed 42, as Hugging Face `train_test_split(test_size=0.2,
-stratify_by_column="label", seed=42)` does (see `stratified_split`): train 4,795 / val 1,199;
-test = the official test images (5,794). Labels 0..199 = classes.txt ids 1..200 minus one.
-Images are resized to `data.image_size` (224x224, aspect not kept, no crop) once, when cached.
+Protocol as the reference (docs/reference-projects.md#cub-200-2011): the official train images
+(5,994) are split 80/20 stratified by class with seed 42, as Hugging Face
+`train_test_split(test_size=0.2, stratify_by_column="label", seed=42)` does (see
+`stratified_split`): train 4,795 / val 1,199; test = the official test images (5,794). Labels 0..199
+= classes.txt ids 1..200 minus one. Images are resized to `data.image_size` (224x224, aspect not
+kept, no crop) once, when cached.
 """
 
 import dataclasses

@@ -1,10 +1,10 @@
 """ESC-50: where the data is, its metadata, cached log-mel features, and the fold splits.
 
-Protocol as the reference (feature-inventory §2.1): official folds (train 1-3, val 4, test 5 by
-default, from `config.data.{split}_folds`), labels 0..C-1 = category names sorted alphabetically
-(the CSV's `target` column is not used). Log-mels are computed once per fold and cached as a TFDS
-array_record dataset whose name hashes everything they depend on (each clip's file name,
-category and SHA-256 of its bytes, the feature settings, the label map), so only the folds a
+Protocol as the reference (docs/reference-projects.md#esc-50): official folds (train 1-3, val 4,
+test 5 by default, from `config.data.{split}_folds`), labels 0..C-1 = category names sorted
+alphabetically (the CSV's `target` column is not used). Log-mels are computed once per fold and
+cached as a TFDS array_record dataset whose name hashes everything they depend on (each clip's file
+name, category and SHA-256 of its bytes, the feature settings, the label map), so only the folds a
 split needs are read and computed, later runs reuse them, and an edited clip, a copy with other
 samples under the same names or another generated seed gets features of its own.
 

@@ -37,7 +37,7 @@ _GREYSCALE_EVERY = 50  # one image in 50 is stored greyscale, as a few real ones
 _MAX_CLASSES = _HUES * len(_ORIENTATIONS_DEG) * len(_CYCLES_PER_IMAGE)  # 200 distinct textures
 
 # CelebA's 40 attributes in list_attr_celeba.txt order, with approximate real positive rates (the
-# five default attributes at their train-split rates, feature-inventory §2.4).
+# five default attributes at their train-split rates, docs/reference-projects.md#celeba).
 CELEBA_ATTRIBUTES = (
     ("5_o_Clock_Shadow", 0.111), ("Arched_Eyebrows", 0.267), ("Attractive", 0.513),
     ("Bags_Under_Eyes", 0.205), ("Bald", 0.022), ("Bangs", 0.152), ("Big_Lips", 0.241),

@@ -1,8 +1,8 @@
 """Tiny ImageNet (200 classes, 64x64 RGB): where the data is, its two on-disk formats, and the splits.
 
-Protocol as the reference (feature-inventory §2.2): train = the official train split (500 per
-class); the official validation split (50 per class) is split per class with a seeded shuffle:
-the first `data.test_per_class` (10) images of each class go to test, the next
+Protocol as the reference (docs/reference-projects.md#tiny-imagenet): train = the official train
+split (500 per class); the official validation split (50 per class) is split per class with a seeded
+shuffle: the first `data.test_per_class` (10) images of each class go to test, the next
 `data.val_per_class` (40) to val. Labels 0..199 = the wnids sorted alphabetically, for both formats.
 
 Formats (`data.format`, "auto" detects them):

@@ -126,7 +126,7 @@ class GroupedConv(nn.Module):
     kernel (kh, kw, C_in/G, features) and bias (features,), so checkpoints and torch imports carry
     over. It runs as G dense convs on channel slices, concatenated (output group g comes from input
     slice g and kernel[..., g·F/G:(g+1)·F/G]), because XLA:CPU's native grouped conv has a 10–40×
-    slower gradient (DESIGN.md, known traps) while the dense form runs at dense-conv speed.
+    slower gradient (docs/xla-cpu-traps.md) while the dense form runs at dense-conv speed.
     """
 
     features: int

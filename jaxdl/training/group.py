@@ -35,7 +35,7 @@ STRATEGIES = ("sequential", "vmap")
 
 
 def resolve_strategy(strategy: str) -> str:
-    """`auto`: sequential on CPU (DESIGN.md traps), vmap on GPU/TPU."""
+    """`auto`: sequential on CPU (docs/xla-cpu-traps.md), vmap on GPU/TPU."""
     if strategy == "auto":
         return "sequential" if jax.default_backend() == "cpu" else "vmap"
     if strategy not in STRATEGIES:

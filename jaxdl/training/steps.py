@@ -104,7 +104,7 @@ def compile_vmapped_steps(objective: Objective, mesh: Mesh,
     """Steps over members stacked on a leading axis (sharded over `config`), one shared batch.
 
     The accelerator path of grid search: one program for every member. On XLA:CPU per-member
-    conv weights make it a grouped convolution, which is slow (DESIGN.md, traps).
+    conv weights make it a grouped convolution, which is slow (docs/xla-cpu-traps.md).
     """
     members, data = distributed.config_sharded(mesh), distributed.data_sharded(mesh)
     train = jax.vmap(lambda s, b: train_step(s, b, objective, skip_nonfinite), in_axes=(0, None))

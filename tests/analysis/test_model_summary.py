@@ -7,7 +7,7 @@ from jaxdl.data.tasks import task_data
 from jaxdl.models import build_model
 from tests.helpers import load_config
 
-# feature-inventory §5 (reference projects, real class counts)
+# docs/reference-projects.md#parameter-counts (reference projects, real class counts)
 REFERENCE = {
     "esc50": {((32, 64, 128), 3): 99_570, ((32, 64, 128), 5): 263_922,
               ((48, 96, 192), 3): 218_450, ((48, 96, 192), 5): 587_858},

@@ -45,7 +45,8 @@ def _yaml_model_section(hparams: dict) -> dict:
 
 
 def _save_as_reference(task: str, model, hparams: dict, path, prefix: str = "") -> None:
-    """torch.save exactly as each project's train.py (feature-inventory §3)."""
+    """torch.save exactly as each project's train.py (docs/reference-projects.md, checkpoint
+    layouts)."""
     weights = {prefix + k: v for k, v in model.state_dict().items()}
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     if task == "esc50":  # hannahadd: config + epoch + best_val_acc
