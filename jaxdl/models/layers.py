@@ -52,7 +52,7 @@ def global_average_pool(x: jax.Array) -> jax.Array:
     return x.mean(axis=(1, 2))
 
 
-class TorchBatchNorm(nn.BatchNorm):
+class BatchNorm(nn.BatchNorm):
     """Flax's BatchNorm with torch's running variance: torch folds the *unbiased* batch variance
     (n/(n-1) times the biased one that normalises the batch) into the running average.
 
@@ -77,7 +77,7 @@ class TorchBatchNorm(nn.BatchNorm):
 def batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
     """BatchNorm matching torch's: torch momentum 0.1 is Flax momentum 0.9, eps 1e-5, and the
     running variance from the unbiased batch variance."""
-    return TorchBatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
+    return BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
 
 
 def torch_kernel_init(key, shape, dtype=jnp.float32):
