@@ -18,6 +18,7 @@ from tests.helpers import REPO, load_config
 torch = pytest.importorskip("torch")
 from jaxdl.interop import torch_checkpoint  # noqa: E402
 from jaxdl.interop import torch_models as reference  # noqa: E402
+from tests.torch_reference import with_random_batch_norms  # noqa: E402
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import torch_models as twins  # noqa: E402
@@ -134,15 +135,7 @@ def test_esc50_logits_equal_jaxdl_at_the_reference_input_size():
     """At 64 × 501 (odd time axis: torch's pools drop the last frame) the twin, weights and BN
     statistics random, gives jaxdl's eval-mode logits once its tensors are mapped onto Flax."""
     torch.manual_seed(0)
-    twin = reference.ESC50CNN2D()
-    with torch.no_grad():
-        for module in twin.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0.0, 0.2)
-                module.running_mean.normal_(0.0, 0.3)
-                module.running_var.uniform_(0.5, 2.0)
-    twin.eval()
+    twin = with_random_batch_norms(reference.ESC50CNN2D())
     config = load_config("esc50")
     model = build_model(config, 50)
     x = np.random.default_rng(0).standard_normal((2, 64, 501, 1)).astype(np.float32)

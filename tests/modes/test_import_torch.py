@@ -17,6 +17,7 @@ from tests.helpers import load_config, tiny_esc50_config
 
 torch = pytest.importorskip("torch")
 from jaxdl.interop import torch_checkpoint, torch_models  # noqa: E402
+from tests.torch_reference import with_random_batch_norms  # noqa: E402
 
 
 class TrainingNotes:
@@ -27,16 +28,8 @@ def _reference_model(model_name: str, num_classes: int, hparams: dict, seed: int
     """The reference architecture with random weights and random BatchNorm statistics, in eval
     mode (BN γ, β, running mean and variance all away from their init values)."""
     torch.manual_seed(seed)
-    model = torch_models.TORCH_MODELS[model_name](num_classes=num_classes, **hparams)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0.0, 0.2)
-                module.running_mean.normal_(0.0, 0.3)
-                module.running_var.uniform_(0.5, 2.0)
-                module.num_batches_tracked.fill_(1000)
-    return model.eval()
+    return with_random_batch_norms(
+        torch_models.TORCH_MODELS[model_name](num_classes=num_classes, **hparams))
 
 
 def _yaml_model_section(hparams: dict) -> dict:
