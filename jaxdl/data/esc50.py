@@ -39,14 +39,12 @@ from jaxdl.data.audio import clip_features
 from jaxdl.data.cache import (OneLineBuildLog, SkippedItems, build_once, cache_root, fingerprint,
                                on_corrupt, report_skipped)
 from jaxdl.data.content import sha256_file, threaded_map
-from jaxdl.data.esc50_layout import verify_esc50_layout
+from jaxdl.data.esc50_layout import AUDIO_DIR, META_CSV, verify_esc50_layout
 from jaxdl.data.locate import DatasetSource, dataset_dir
 from jaxdl.data.split import Split
 from jaxdl.data.synthetic import make_synthetic_esc50
 from jaxdl.errors import ConfigError, DataError
 
-META_CSV = Path("meta") / "esc50.csv"
-AUDIO_DIR = "audio"
 ARCHIVE_FOLDER = "ESC-50-master"  # what the official archive unpacks to
 REQUIRED_COLUMNS = ("filename", "fold", "category")
 FOLDS = (1, 2, 3, 4, 5)
