@@ -17,6 +17,7 @@ from typing import Any
 
 import ml_collections
 
+from jaxdl.checks import check, check_choice, check_range, is_number
 from jaxdl.errors import ConfigError
 
 PRESETS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {}
@@ -210,63 +211,34 @@ def apply_preset(config: ml_collections.ConfigDict, preset: str | None) -> ml_co
     return config
 
 
-def _check(ok: bool, key: str, value, expected: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={value!r} is invalid: expected {expected}")
-
-
-def _check_choice(config: ml_collections.ConfigDict, key: str, allowed: tuple) -> None:
-    value = _get(config, key)
-    _check(value in allowed, key, value, f"one of {list(allowed)}")
-
-
-def _get(config: ml_collections.ConfigDict, key: str):
-    value = config
-    for part in key.split("."):
-        value = value[part]
-    return value
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_range(config: ml_collections.ConfigDict, key: str, low: float, high: float = float("inf"),
-                 low_inclusive: bool = True) -> None:
-    value = _get(config, key)
-    above = _is_number(value) and (value >= low if low_inclusive else value > low)
-    opening, closing = "[" if low_inclusive else "(", "]" if math.isfinite(high) else ")"
-    _check(above and value <= high, key, value, f"a number in {opening}{low}, {high}{closing}")
-
-
 def _validate_esc50(config: ml_collections.ConfigDict) -> None:
     folds = {split: tuple(config.data[f"{split}_folds"]) for split in ("train", "val", "test")}
     for split, values in folds.items():
-        _check(all(isinstance(f, int) and 1 <= f <= 5 for f in values), f"data.{split}_folds",
+        check(all(isinstance(f, int) and 1 <= f <= 5 for f in values), f"data.{split}_folds",
                values, "fold numbers from 1 to 5 (ESC-50's folds)")
-    _check(bool(folds["train"]), "data.train_folds", folds["train"], "at least one fold")
+    check(bool(folds["train"]), "data.train_folds", folds["train"], "at least one fold")
     for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
         shared = set(folds[a]) & set(folds[b])
-        _check(not shared, f"data.{a}_folds", folds[a],
+        check(not shared, f"data.{a}_folds", folds[a],
                f"no fold shared with data.{b}_folds={folds[b]} (shared: {sorted(shared)})")
     channels = tuple(config.model.channels)
-    _check(len(channels) == 3 and all(isinstance(c, int) and c > 0 for c in channels),
+    check(len(channels) == 3 and all(isinstance(c, int) and c > 0 for c in channels),
            "model.channels", channels, "three positive widths, e.g. (32, 64, 128) or (48, 96, 192)")
-    _check(config.model.kernel_size in (1, 3, 5, 7), "model.kernel_size", config.model.kernel_size,
+    check(config.model.kernel_size in (1, 3, 5, 7), "model.kernel_size", config.model.kernel_size,
            "an odd size in [1, 3, 5, 7] (the reference grid uses 3 and 5)")
-    _check_choice(config, "model.init", ("flax", "torch"))
+    check_choice(config, "model.init", ("flax", "torch"))
     for key in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels"):
-        _check_range(config, f"features.{key}", 0, low_inclusive=False)
-    _check(config.features.win_length <= config.features.n_fft, "features.win_length",
+        check_range(config, f"features.{key}", 0, low_inclusive=False)
+    check(config.features.win_length <= config.features.n_fft, "features.win_length",
            config.features.win_length, f"<= features.n_fft ({config.features.n_fft})")
-    _check(0 <= config.features.f_min < config.features.f_max <= config.features.sample_rate / 2,
+    check(0 <= config.features.f_min < config.features.f_max <= config.features.sample_rate / 2,
            "features.f_max", config.features.f_max,
            f"f_min < f_max <= sample_rate/2 ({config.features.sample_rate / 2})")
     for key in ("time_shift_p", "freq_mask_p", "time_mask_p", "time_shift_max_fraction"):
-        _check_range(config, f"augment.{key}", 0.0, 1.0)
-    _check_range(config, "augment.freq_mask_param", 1)
-    _check_range(config, "augment.time_mask_param", 1)
-    _check_choice(config, "train.best_metric", MULTICLASS_METRICS)
+        check_range(config, f"augment.{key}", 0.0, 1.0)
+    check_range(config, "augment.freq_mask_param", 1)
+    check_range(config, "augment.time_mask_param", 1)
+    check_choice(config, "train.best_metric", MULTICLASS_METRICS)
 
 
 MULTICLASS_METRICS = ("accuracy", "macro_f1", "top5_accuracy", "loss")
@@ -276,68 +248,68 @@ MULTILABEL_METRICS = ("macro_f1", "micro_f1", "mean_accuracy", "loss")
 def _validate_image(config: ml_collections.ConfigDict) -> None:
     size = config.data.image_size
     sizes = size if isinstance(size, (tuple, list)) else (size,)
-    _check(all(isinstance(v, int) and v >= 8 for v in sizes), "data.image_size", size,
+    check(all(isinstance(v, int) and v >= 8 for v in sizes), "data.image_size", size,
            "a side length >= 8 pixels (or (height, width))")
     for key in ("mean", "std"):
         values = tuple(config.preprocess[key])
-        _check(len(values) == 3 and all(_is_number(v) for v in values), f"preprocess.{key}",
+        check(len(values) == 3 and all(is_number(v) for v in values), f"preprocess.{key}",
                values, "three per-channel numbers (RGB)")
-    _check(all(v > 0 for v in config.preprocess.std), "preprocess.std", config.preprocess.std,
+    check(all(v > 0 for v in config.preprocess.std), "preprocess.std", config.preprocess.std,
            "positive values")
     for key in ("flip_p",):
-        _check_range(config, f"augment.{key}", 0.0, 1.0)
+        check_range(config, f"augment.{key}", 0.0, 1.0)
     for key in ("brightness", "contrast", "saturation", "crop_padding", "rotation_degrees"):
-        _check_range(config, f"augment.{key}", 0.0)
-    _check_range(config, "augment.hue", 0.0, 0.5)
-    _check_choice(config, "model.init", ("flax", "torch"))
+        check_range(config, f"augment.{key}", 0.0)
+    check_range(config, "augment.hue", 0.0, 0.5)
+    check_choice(config, "model.init", ("flax", "torch"))
 
 
 def _validate_tiny_imagenet(config: ml_collections.ConfigDict) -> None:
     _validate_image(config)
-    _check_choice(config, "data.format", ("auto", "folder", "parquet"))
-    _check_range(config, "model.num_modules", 1)
+    check_choice(config, "data.format", ("auto", "folder", "parquet"))
+    check_range(config, "model.num_modules", 1)
     branches = tuple(config.model.branch_channels)
-    _check(len(branches) == 3 and all(isinstance(c, int) and c > 0 for c in branches)
+    check(len(branches) == 3 and all(isinstance(c, int) and c > 0 for c in branches)
            and sum(branches) == 192, "model.branch_channels", branches,
            "three positive widths summing to 192, e.g. (64, 64, 64) or (48, 72, 72)")
-    _check_range(config, "data.test_per_class", 1)
-    _check_range(config, "data.val_per_class", 1)
-    _check_choice(config, "train.best_metric", MULTICLASS_METRICS)
+    check_range(config, "data.test_per_class", 1)
+    check_range(config, "data.val_per_class", 1)
+    check_choice(config, "train.best_metric", MULTICLASS_METRICS)
 
 
 def _validate_cub200(config: ml_collections.ConfigDict) -> None:
     _validate_image(config)
-    _check_range(config, "model.num_blocks", 1)
+    check_range(config, "model.num_blocks", 1)
     groups = config.model.groups
-    _check(isinstance(groups, int) and groups >= 1 and all(w % groups == 0 for w in (64, 128, 256)),
+    check(isinstance(groups, int) and groups >= 1 and all(w % groups == 0 for w in (64, 128, 256)),
            "model.groups", groups, "a number of groups dividing every stage width (64, 128, 256): "
            "1, 2, 4, 8, 16, 32 or 64")
-    _check_range(config, "data.val_fraction", 0.0, 1.0, low_inclusive=False)
-    _check_choice(config, "train.best_metric", MULTICLASS_METRICS)
+    check_range(config, "data.val_fraction", 0.0, 1.0, low_inclusive=False)
+    check_choice(config, "train.best_metric", MULTICLASS_METRICS)
 
 
 def _validate_celeba(config: ml_collections.ConfigDict) -> None:
     _validate_image(config)
-    _check_range(config, "model.channels_block3", 1)
-    _check(0.0 <= config.model.dropout < 1.0, "model.dropout", config.model.dropout,
+    check_range(config, "model.channels_block3", 1)
+    check(0.0 <= config.model.dropout < 1.0, "model.dropout", config.model.dropout,
            "a probability in [0, 1)")
     attributes = tuple(config.data.attributes)
-    _check(bool(attributes) and len(set(attributes)) == len(attributes)
+    check(bool(attributes) and len(set(attributes)) == len(attributes)
            and all(isinstance(a, str) for a in attributes), "data.attributes", attributes,
            "a non-empty list of distinct CelebA attribute names")
-    _check_choice(config, "train.best_metric", MULTILABEL_METRICS)
+    check_choice(config, "train.best_metric", MULTILABEL_METRICS)
 
 
 def _validate_lr_finder(config: ml_collections.ConfigDict) -> None:
-    _check_range(config, "lr_finder.start", 0.0, low_inclusive=False)
-    _check(config.lr_finder.end > config.lr_finder.start, "lr_finder.end", config.lr_finder.end,
+    check_range(config, "lr_finder.start", 0.0, low_inclusive=False)
+    check(config.lr_finder.end > config.lr_finder.start, "lr_finder.end", config.lr_finder.end,
            f"a learning rate above lr_finder.start ({config.lr_finder.start})")
-    _check_range(config, "lr_finder.steps", 2)
-    _check(0.0 <= config.lr_finder.smoothing < 1.0, "lr_finder.smoothing",
+    check_range(config, "lr_finder.steps", 2)
+    check(0.0 <= config.lr_finder.smoothing < 1.0, "lr_finder.smoothing",
            config.lr_finder.smoothing, "an EMA factor in [0, 1) (0: raw loss)")
-    _check_range(config, "lr_finder.divergence_factor", 1.0, low_inclusive=False)
-    _check_range(config, "lr_finder.min_steps", 0)
-    _check_range(config, "lr_finder.batch_size", 0)
+    check_range(config, "lr_finder.divergence_factor", 1.0, low_inclusive=False)
+    check_range(config, "lr_finder.min_steps", 0)
+    check_range(config, "lr_finder.batch_size", 0)
 
 
 def _model_hyperparameter_keys(config: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -351,26 +323,26 @@ def _validate_grid(config: ml_collections.ConfigDict) -> None:
     """Value lists of grid/compare; each member is validated again as a whole config when built."""
     grid = config.grid
     for key in ("lr", "weight_decay", "seeds"):
-        _check(len(tuple(grid[key])) > 0, f"grid.{key}", grid[key], "a non-empty list of values")
-    _check(all(isinstance(v, (int, float)) and v > 0 for v in grid.lr), "grid.lr", grid.lr,
+        check(len(tuple(grid[key])) > 0, f"grid.{key}", grid[key], "a non-empty list of values")
+    check(all(isinstance(v, (int, float)) and v > 0 for v in grid.lr), "grid.lr", grid.lr,
            "positive learning rates")
     for section in ("grid", "compare"):
-        _check(all(isinstance(v, (int, float)) and v >= 0 for v in config[section].weight_decay),
+        check(all(isinstance(v, (int, float)) and v >= 0 for v in config[section].weight_decay),
                f"{section}.weight_decay", config[section].weight_decay, "non-negative values")
-    _check(all(isinstance(v, (int, float)) and v > 0 for v in config.compare.lr), "compare.lr",
+    check(all(isinstance(v, (int, float)) and v > 0 for v in config.compare.lr), "compare.lr",
            config.compare.lr, "positive learning rates")
-    _check(all(isinstance(s, int) and s >= 0 for s in grid.seeds), "grid.seeds", grid.seeds,
+    check(all(isinstance(s, int) and s >= 0 for s in grid.seeds), "grid.seeds", grid.seeds,
            "non-negative integer seeds")
-    _check_range(config, "grid.epochs", 1)
-    _check_range(config, "compare.epochs", 0)
-    _check_choice(config, "grid.strategy", ("auto", "vmap", "sequential"))
+    check_range(config, "grid.epochs", 1)
+    check_range(config, "compare.epochs", 0)
+    check_choice(config, "grid.strategy", ("auto", "vmap", "sequential"))
     allowed = _model_hyperparameter_keys(config)
     for section in ("grid", "compare"):
         for key in config[section].model:
-            _check(key in allowed, f"{section}.model.{key}", config[section].model[key],
+            check(key in allowed, f"{section}.model.{key}", config[section].model[key],
                    f"a list for one of the model's hyper-parameters {list(allowed)}")
     for key in grid.model:
-        _check(len(tuple(grid.model[key])) > 0, f"grid.model.{key}", grid.model[key],
+        check(len(tuple(grid.model[key])) > 0, f"grid.model.{key}", grid.model[key],
                "a non-empty list of values")
     _validate_model_values(config)
 
@@ -410,7 +382,7 @@ def _non_finite(value: Any) -> bool:
 def _validate_finite(config: ml_collections.ConfigDict) -> None:
     """`--config.train.lr=inf` (or nan, 1e400) parses as a float; no key means anything by it."""
     for key, value in flatten(config.to_dict()).items():
-        _check(not _non_finite(value), key, value, "a finite number (not inf or nan)")
+        check(not _non_finite(value), key, value, "a finite number (not inf or nan)")
 
 
 # A run name is a folder name under logs/ and checkpoints/, and ends up in generated files.
@@ -419,7 +391,7 @@ _RUN_NAME = re.compile(r"[A-Za-z0-9_+=,@][A-Za-z0-9._+=,@-]{0,199}")
 
 def _validate_run_name(config: ml_collections.ConfigDict) -> None:
     name = config.run_name
-    _check(name == "" or (isinstance(name, str) and _RUN_NAME.fullmatch(name) is not None),
+    check(name == "" or (isinstance(name, str) and _RUN_NAME.fullmatch(name) is not None),
            "run_name", name, "at most 200 letters, digits and . _ - + = , @ (no spaces, quotes or "
            "'/'), not starting with '.' or '-': it names the folders logs/<run_name> and "
            "checkpoints/<run_name>; or '' for a name derived from the config")
@@ -428,14 +400,14 @@ def _validate_run_name(config: ml_collections.ConfigDict) -> None:
 def _validate_task_model(config: ml_collections.ConfigDict) -> None:
     task, model = config.task, TASK_MODELS[config.task]
     name = config.model.name
-    _check(name == model, "model.name", name,
+    check(name == model, "model.name", name,
            f"{model!r}, the model of task {task!r}: to run another task, pass its config file "
            "(--config configs/<task>.py) instead of overriding task or model.name")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Rejects bad values at start-up, naming the key and the allowed values."""
-    _check_choice(config, "task", tuple(_TASK_VALIDATORS))
+    check_choice(config, "task", tuple(_TASK_VALIDATORS))
     try:
         _validate(config)
     except (AttributeError, KeyError) as err:  # ConfigDict's missing key, e.g. "'image_size'"
@@ -448,26 +420,26 @@ def _validate(config: ml_collections.ConfigDict) -> None:
     _validate_task_model(config)
     _validate_finite(config)
     _validate_run_name(config)
-    _check(isinstance(config.seed, int) and config.seed >= 0, "seed", config.seed,
+    check(isinstance(config.seed, int) and config.seed >= 0, "seed", config.seed,
            "a non-negative integer")
-    _check_choice(config, "data.source", ("auto", "synthetic"))
-    _check_choice(config, "data.on_corrupt", ("error", "skip"))
-    _check_range(config, "data.workers", 0)
-    _check_choice(config, "train.optimizer", ("adamw", "adam_l2", "sgd"))
-    _check_choice(config, "train.best_mode", ("max", "min"))
-    _check_range(config, "train.lr", 0.0, low_inclusive=False)
-    _check_range(config, "train.weight_decay", 0.0)
-    _check_range(config, "train.momentum", 0.0, 1.0)
-    _check_range(config, "train.batch_size", 1)
-    _check_range(config, "train.eval_batch_size", 0)
-    _check_range(config, "train.epochs", 1)
-    _check_range(config, "train.overfit_n", 0)
-    _check_range(config, "train.log_every_steps", 0)
-    _check_choice(config, "train.nan_policy", ("stop", "skip"))
-    _check_range(config, "train.checkpoint_every_steps", 0)
-    _check_range(config, "analyze.examples", 1)
-    _check_range(config, "bench.warmup", 1)
-    _check_range(config, "bench.steps", 1)
+    check_choice(config, "data.source", ("auto", "synthetic"))
+    check_choice(config, "data.on_corrupt", ("error", "skip"))
+    check_range(config, "data.workers", 0)
+    check_choice(config, "train.optimizer", ("adamw", "adam_l2", "sgd"))
+    check_choice(config, "train.best_mode", ("max", "min"))
+    check_range(config, "train.lr", 0.0, low_inclusive=False)
+    check_range(config, "train.weight_decay", 0.0)
+    check_range(config, "train.momentum", 0.0, 1.0)
+    check_range(config, "train.batch_size", 1)
+    check_range(config, "train.eval_batch_size", 0)
+    check_range(config, "train.epochs", 1)
+    check_range(config, "train.overfit_n", 0)
+    check_range(config, "train.log_every_steps", 0)
+    check_choice(config, "train.nan_policy", ("stop", "skip"))
+    check_range(config, "train.checkpoint_every_steps", 0)
+    check_range(config, "analyze.examples", 1)
+    check_range(config, "bench.warmup", 1)
+    check_range(config, "bench.steps", 1)
     _TASK_VALIDATORS[config.task](config)
     _validate_lr_finder(config)
     _validate_grid(config)  # after the task's keys: it validates each grid member's model
