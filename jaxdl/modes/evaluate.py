@@ -119,8 +119,10 @@ def write_outputs(scores: Scores, out_dir: pathlib.Path) -> dict:
         _multilabel_outputs(scores.split, scores.probabilities, scores.sums, scores.results,
                             scores.names, out_dir)
     split = scores.split.name
+    scalars = {f"{split}/{k}": v for k, v in scores.results.items()}
     with RunLogger(out_dir, scores.config.to_dict()) as logger:
-        logger.scalars(scores.epoch, {f"{split}/{k}": v for k, v in scores.results.items()})
+        logger.scalars(scores.epoch, scalars)
+        logger.log_epoch({"epoch": scores.epoch, **scalars})  # what report reads back
     return {"split": split, "checkpoint": str(scores.checkpoint), "epoch": scores.epoch,
             "examples": len(scores.probabilities), **scores.results, "outputs": str(out_dir)}
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from jaxdl.models import MODELS
 from jaxdl.report import commands, discover
 from jaxdl.report.figures import Figures
-from jaxdl.utils import events
+from jaxdl.utils import run_metrics
 
 TODO = "**TODO (author):**"
 SUGGESTED_OVERFIT_N = 32  # the course's usual M3 subset size
@@ -106,21 +106,19 @@ def value(v) -> str:
 
 def records(run: discover.Run) -> list[dict]:
     """The run's metrics.jsonl: one dict per epoch."""
-    lines = (run.path / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    return run_metrics.read_history(run.path)
 
 
 def scores(directory: pathlib.Path, split: str) -> tuple[int, dict[str, float]] | None:
-    """(epoch of the scored checkpoint, {metric: value}) from the `<split>/*` scalars that
-    evaluate wrote under `directory`, or None when there are none."""
-    if not directory.is_dir():
+    """(epoch of the scored checkpoint, {metric: value}) from the `<split>/*` record that
+    evaluate wrote to `directory`'s metrics.jsonl, or None when there is none."""
+    if not (directory / run_metrics.METRICS_FILE).is_file():
         return None
-    scalars = {tag: points for tag, points in events.read_scalars(directory).items()
-               if tag.startswith(f"{split}/")}
-    if not scalars:
-        return None
-    epoch = next(iter(scalars.values()))[-1][0]
-    return epoch, {tag.split("/", 1)[1]: points[-1][1] for tag, points in scalars.items()}
+    for record in reversed(run_metrics.read_history(directory)):
+        found = {key.split("/", 1)[1]: v for key, v in record.items() if key.startswith(f"{split}/")}
+        if found:
+            return record["epoch"], found
+    return None
 
 
 def grid_rows(grid: discover.Run) -> list[dict]:

@@ -8,8 +8,6 @@ import csv
 import json
 import pathlib
 
-import numpy as np
-
 from jaxdl.analysis.markdown import table
 from jaxdl.report import discover
 from jaxdl.report.context import (Context, Section, grid_rows, model_keys, not_run, records,
@@ -257,10 +255,8 @@ def test(ctx: Context) -> Section:
     record = next(r for r in records(run) if r["epoch"] == epoch)
     main = run.config["train"]["best_metric"]
     names = sorted((m for m in metrics if "/" not in m), key=lambda m: (m != main, m))
-    # Event-file scalars are float32: the gap is taken in float32 so equal values give 0.
     rows = [(m, record.get(f"val/{m}"), metrics[m],
-             float(np.float32(metrics[m]) - np.float32(record[f"val/{m}"]))
-             if f"val/{m}" in record else None) for m in names]
+             metrics[m] - record[f"val/{m}"] if f"val/{m}" in record else None) for m in names]
     lines = [f"- **Checkpoint evaluated**: `{ctx.checkpoint_dir(run)}`, epoch {epoch} (best val "
              f"{main}); outputs in `{ctx.logs_name(directory)}`",
              f"- **Main metric** ({main}): test {metrics[main]:.4f}, validation "

@@ -7,7 +7,7 @@ import pathlib
 import shutil
 from collections.abc import Sequence
 
-from jaxdl.utils import plots
+from jaxdl.utils import plots, run_metrics
 
 
 class Figures:
@@ -30,7 +30,7 @@ class Figures:
         """Per-epoch curves of `tags` (e.g. train/loss, val/loss) from metrics.jsonl records,
         drawn as `name`; returns its link from report.md."""
         target = self.directory / name
-        series = {tag: [(r["epoch"], r[tag]) for r in records if tag in r] for tag in tags}
+        series = {tag: run_metrics.curve(records, tag) for tag in tags}
         plots.plot_curves(series, target, title, "epoch", ylabel)
         self.written.append(target)
         return self._link(target)

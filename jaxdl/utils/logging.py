@@ -22,10 +22,10 @@ from tensorboardX.proto.types_pb2 import DT_FLOAT
 from tensorboardX.summary import hparams as hparams_summaries
 
 from jaxdl.utils import distributed
-from jaxdl.utils.events import SCALARS_PLUGIN
 from jaxdl.utils.files import write_json_atomic
 
 HParamValue = bool | float | str
+SCALARS_PLUGIN = "scalars"  # the plugin TensorBoard's Scalars and HParams tabs read
 
 
 def tensor_scalar_summary(tag: str, value: float) -> Summary:

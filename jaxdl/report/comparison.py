@@ -1,0 +1,145 @@
+"""Finished runs side by side: their curves overlaid and their final and best values tabulated.
+
+The curves come from each run's `metrics.jsonl` and the labels from the hyper-parameters that
+differ between the runs' `config.json`, so a one-factor comparison reads "lr=0.005" against
+"lr=0.02" without naming anything by hand. Every run is read and checked before anything is
+written.
+"""
+
+import dataclasses
+import glob
+import json
+import pathlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from jaxdl import config as config_lib
+from jaxdl.analysis import markdown
+from jaxdl.errors import ConfigError, DataError
+from jaxdl.utils import files, plots, run_metrics
+
+# Keys that do not change what a run learns (paths, logging, other modes' settings): never labels.
+_NOT_HYPERPARAMETERS = ("run_name", "data.cache_dir", "data.dir", "data.workers",
+                        "train.log_every_steps", "train.evaluate_test", "train.eval_batch_size",
+                        "train.checkpoint_every_steps", "train.resume")
+_OTHER_MODES = ("lr_finder", "grid", "compare", "analyze", "bench")
+
+
+def resolve_runs(patterns: Sequence[str], logs_dir: pathlib.Path) -> list[pathlib.Path]:
+    """Run directories named by `patterns` (a directory, a run name under `logs_dir`, or a glob of
+    either), in order of first appearance, each once."""
+    found: dict[pathlib.Path, None] = {}
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) + sorted(glob.glob(str(logs_dir / pattern)))
+        directories = [pathlib.Path(m) for m in matches if pathlib.Path(m).is_dir()]
+        if not directories:
+            raise ConfigError(f"--runs: {pattern!r} matches no run directory (looked for it as a "
+                              f"path and under {logs_dir})")
+        found.update(dict.fromkeys(d.resolve() for d in directories))
+    return list(found)
+
+
+def _read_config(log_dir: pathlib.Path) -> dict[str, Any]:
+    path = log_dir / "config.json"
+    if not path.is_file():
+        raise DataError(f"{path} is missing: compare labels runs by their config, which "
+                        "--mode=train writes there")
+    return config_lib.flatten(json.loads(path.read_text()))
+
+
+def differing_hyperparameters(configs: Sequence[dict[str, Any]]) -> list[str]:
+    """Dotted keys whose value differs between the flattened configs (missing counts as None)."""
+    keys = sorted(set().union(*configs))
+    return [key for key in keys
+            if key not in _NOT_HYPERPARAMETERS and key.split(".")[0] not in _OTHER_MODES
+            and len({json.dumps(config.get(key)) for config in configs}) > 1]
+
+
+def _short_names(keys: Sequence[str]) -> dict[str, str]:
+    """`train.lr` -> `lr`, unless two keys share their last part (then the full dotted key)."""
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return {key: name if last.count(name) == 1 else key for key, name in zip(keys, last)}
+
+
+def labels(log_dirs: Sequence[pathlib.Path], configs: Sequence[dict],
+           keys: Sequence[str]) -> list[str]:
+    """"lr=0.005, weight_decay=1e-05" per run; the run name where nothing differs or labels clash."""
+    short = _short_names(keys)
+    named = [", ".join(f"{short[k]}={json.dumps(c.get(k), separators=(',', ':'))}" for k in keys)
+             for c in configs]
+    return [label if label and named.count(label) == 1 else f"{d.name} {label}".strip()
+            for d, label in zip(log_dirs, named)]
+
+
+def _curve_keys(metric: str) -> tuple[str, str, str]:
+    return "train/loss", "val/loss", f"val/{metric}"
+
+
+def _run_row(log_dir: pathlib.Path, history: list[dict], metric: str, mode: str) -> dict[str, Any]:
+    """Final and best values of one run; of equal best values the later epoch, as the best
+    checkpoint of `train` is chosen."""
+    for key in _curve_keys(metric):
+        if not run_metrics.curve(history, key):
+            found = sorted(set().union(*history)) if history else "no epoch"
+            raise DataError(f"{log_dir}: no '{key}' in its {run_metrics.METRICS_FILE} (found: "
+                            f"{found}); compare needs runs written by --mode=train")
+    epochs, values = zip(*run_metrics.curve(history, f"val/{metric}"))
+    backwards = values[::-1]
+    best = len(values) - 1 - int(np.argmax(backwards) if mode == "max" else np.argmin(backwards))
+    val_loss = dict(run_metrics.curve(history, "val/loss"))
+    final_train = run_metrics.curve(history, "train/loss")[-1][1]
+    final_val = run_metrics.curve(history, "val/loss")[-1][1]
+    return {"run": log_dir.name, "epochs": epochs[-1], "best_epoch": epochs[best],
+            f"best_val_{metric}": values[best], "val_loss_at_best": val_loss.get(epochs[best]),
+            f"final_val_{metric}": values[-1], "final_train_loss": final_train,
+            "final_val_loss": final_val, "train_val_gap": final_val - final_train}
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """What was read and checked, before anything is written: per run its label, history and
+    table row; `keys` are the hyper-parameters that differ."""
+
+    metric: str
+    labels: list[str]
+    keys: list[str]
+    histories: list[list[dict]]
+    rows: list[dict]
+
+
+def load(log_dirs: Sequence[pathlib.Path], metric: str, mode: str) -> Comparison:
+    """Reads and checks the runs in `log_dirs`. `metric` is the bare metric name (e.g.
+    `accuracy`, compared as `val/<metric>`); `mode` says whether its best is the max or the min."""
+    if not log_dirs:
+        raise ConfigError("compare needs at least one run (--runs=NAME,GLOB,...)")
+    configs = [_read_config(d) for d in log_dirs]
+    keys = differing_hyperparameters(configs)
+    names = labels(log_dirs, configs, keys)
+    histories = [run_metrics.read_history(d) for d in log_dirs]
+    rows = [{"label": label, **{k: c.get(k) for k in keys}, **_run_row(d, h, metric, mode)}
+            for d, c, h, label in zip(log_dirs, configs, histories, names)]
+    return Comparison(metric, names, keys, histories, rows)
+
+
+def write(comparison: Comparison, out_dir: pathlib.Path) -> dict:
+    """One overlay per curve (`train_loss.png`, `val_loss.png`, `val_<metric>.png`) and the table
+    (`comparison.csv`, `comparison.md`) in `out_dir`; returns compare's JSON dict."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metric, figures = comparison.metric, {}
+    for key in _curve_keys(metric):
+        path = out_dir / f"{key.replace('/', '_')}.png"
+        plots.plot_curves({label: run_metrics.curve(history, key)
+                           for label, history in zip(comparison.labels, comparison.histories)},
+                          path, title=f"{key}, {len(comparison.rows)} runs", xlabel="epoch",
+                          ylabel=key.split("/")[1])
+        figures[key] = str(path)
+    fixed = ("run", "label", *comparison.keys)
+    columns = [*fixed, *[c for c in comparison.rows[0] if c not in fixed]]
+    files.write_csv_atomic(out_dir / "comparison.csv", comparison.rows, columns)
+    files.write_text_atomic(out_dir / "comparison.md", markdown.rows_table(comparison.rows, columns))
+    return {"mode": "compare", "dir": str(out_dir), "metric": metric,
+            "differing_keys": comparison.keys, "runs": comparison.rows,
+            "outputs": {"figures": figures, "csv": str(out_dir / "comparison.csv"),
+                        "markdown": str(out_dir / "comparison.md")}}
