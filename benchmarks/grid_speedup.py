@@ -38,8 +38,9 @@ REPO_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
 
-from jaxdl.data.tasks import task_data  # noqa: E402
-from jaxdl.modes import grid_search  # noqa: E402
+from jaxdl import tasks  # noqa: E402
+from jaxdl.training import grid  # noqa: E402
+from jaxdl.training.data import training_data  # noqa: E402
 
 # Config overrides as dotted keys, applied in this process and passed as --config.KEY=VALUE to
 # the subprocesses. Full: the synthetic preset (50 classes, 300 train / 100 val clips of 1 s), the
@@ -98,14 +99,14 @@ def member_overrides(member: ml_collections.ConfigDict, base: dict, epochs: int)
     """A grid member as a `train` command line: its lr, weight decay, seed and model."""
     return {**base, "seed": member.seed, "train.lr": member.train.lr,
             "train.weight_decay": member.train.weight_decay,
-            **{f"model.{key}": member.model[key] for key in grid_search.model_keys(member)},
+            **{f"model.{key}": member.model[key] for key in tasks.hyperparameter_names(member)},
             "train.epochs": epochs, "train.evaluate_test": False}
 
 
 def grid_against_processes(base: dict, epochs: int, workdir: Path) -> dict:
     """(a): one grid_search process against one train process per member."""
     overrides = {**base, "grid.epochs": epochs, "grid.strategy": "auto"}
-    members = grid_search.expand(load_config(overrides))
+    members = grid.expand(load_config(overrides))
     print(f"(a) grid_search: {len(members)} members x {epochs} epochs", file=sys.stderr,
           flush=True)
     grid_s = timed_run(jaxdl_command("grid_search", workdir / "grid", overrides))
@@ -127,12 +128,12 @@ def group_sizes(base: dict, epochs: int, sizes: list[int], workdir: Path) -> lis
                      "grid.model.kernel_size": base["grid.model.kernel_size"][:1],
                      "grid.lr": tuple(1e-2 * 0.8 ** i for i in range(size))}
         config = load_config(overrides)
-        members = grid_search.expand(config)
+        members = grid.expand(config)
         for strategy in ("sequential", "vmap"):
             print(f"(b) {size} member(s), {strategy}", file=sys.stderr, flush=True)
             out = workdir / f"{strategy}-{size}"
-            results = grid_search.train_members(config, members, out / "logs", out / "ckpt",
-                                                strategy)
+            results = grid.train_members(config, members, out / "logs", out / "ckpt", strategy,
+                                         training_data(config, jax.device_count()))
             seconds = [record["seconds"] for record in results[0].history]  # the group's epochs
             rows.append({"members": size, "strategy": strategy, "epoch_s": seconds,
                          "first_member_epoch_s": seconds[0] / size,
@@ -194,7 +195,7 @@ def main() -> None:
         base = {**base, "data.cache_dir": str(workdir / "cache")}
         config = load_config(base)
         for split in ("train", "val"):  # the cache is built once, untimed
-            task_data(config).load_split(config, split)
+            tasks.get(config).load_split(config, split)
         a = grid_against_processes(base, args.epochs, workdir / "a")
         b = group_sizes(base, args.epochs, sizes, workdir / "b")
     text = markdown(started, host, a, b, args.quick)

@@ -14,42 +14,10 @@ import ml_collections
 from absl import logging
 
 from jaxdl.data import pipeline
-from jaxdl.data.tasks import task_data
-from jaxdl.errors import DataError
 from jaxdl.modes import evaluate as evaluate_mode
 from jaxdl.training import fit, group
+from jaxdl.training.data import training_data
 from jaxdl.utils import runs
-
-
-def _overfit_batch_size(batch_size: int, n: int, devices: int) -> int:
-    """The whole subset in one step when it is smaller than a batch (a multiple of the devices)."""
-    size = min(batch_size, n)
-    return max(devices, size - size % devices)
-
-
-def training_data(config: ml_collections.ConfigDict, devices: int) -> fit.Data:
-    """Train and val splits for `config` (the overfit subset for both when `train.overfit_n`)."""
-    task = task_data(config)
-    overfit = config.train.overfit_n > 0
-    # val first: an empty or broken val split is reported before train features are computed.
-    val_split = None if overfit else task.load_split(config, "val")
-    train_split = task.load_split(config, "train")
-    names = tuple(train_split.class_names)
-    batch_size = config.train.batch_size
-    if overfit:
-        train_source = val_source = pipeline.overfit_subset(train_split.source,
-                                                            config.train.overfit_n, config.seed)
-        batch_size = _overfit_batch_size(batch_size, len(train_source), devices)
-    else:
-        if tuple(val_split.class_names) != names:
-            raise DataError(f"train and val splits have different classes: {len(names)} vs "
-                            f"{len(val_split.class_names)}")
-        train_source, val_source = train_split.source, val_split.source
-    data = fit.Data(config, task, train_source, val_source, names, batch_size,
-                    config.train.eval_batch_size or batch_size,
-                    augment=config.augment.enabled and not overfit)
-    fit.batches_per_epoch(data)  # a split smaller than a batch: refused before any run exists
-    return data
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:

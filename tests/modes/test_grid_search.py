@@ -5,15 +5,16 @@ import csv
 import importlib.util
 import json
 
-import numpy as np
 import pytest
 
 from jaxdl import config as config_lib
-from jaxdl.errors import ConfigError, DataError
+from jaxdl.errors import DataError
 from jaxdl.modes import ModeArgs, grid_search, train
 from jaxdl.training import fit, group
+from jaxdl.training.data import training_data
+from jaxdl.training.grid import member_config, member_name
 from jaxdl.utils import events
-from tests.helpers import load_config, tiny_esc50_config
+from tests.helpers import tiny_esc50_config
 
 
 def _grid_config(tmp_path, **grid):
@@ -91,11 +92,11 @@ def test_best_config_file_is_a_config_train_accepts(grid):
 
 def test_a_member_equals_the_same_config_trained_alone(grid, tmp_path):
     config, workdir, summary = grid
-    member = grid_search.member_config(config, 2, lr=1e-2, weight_decay=1e-4, seed=config.seed,
-                                       kernel_size=3, channels=(8, 16, 16))
+    member = member_config(config, 2, lr=1e-2, weight_decay=1e-4, seed=config.seed,
+                           kernel_size=3, channels=(8, 16, 16))
     alone = train.train_and_evaluate(member, tmp_path)
     alone_records = _records(tmp_path / "logs" / alone["run"])
-    in_grid = _records(workdir / "logs" / summary["run"] / grid_search.member_name(member))
+    in_grid = _records(workdir / "logs" / summary["run"] / member_name(member))
     for a, b in zip(alone_records, in_grid):
         for key in ("train/loss", "val/loss", "val/accuracy"):
             assert a[key] == pytest.approx(b[key], rel=1e-5), key
@@ -109,10 +110,10 @@ def test_vmapped_members_match_the_sequential_ones(tmp_path):
     """
     config = _grid_config(tmp_path)
     config.train.optimizer = "sgd"
-    members = [grid_search.member_config(config, 1, lr=lr, weight_decay=1e-4, seed=config.seed,
-                                         kernel_size=1) for lr in (1e-2, 3e-3)]
+    members = [member_config(config, 1, lr=lr, weight_decay=1e-4, seed=config.seed,
+                             kernel_size=1) for lr in (1e-2, 3e-3)]
     curves = {}
-    data = train.training_data(config, 1)
+    data = training_data(config, 1)
     for strategy in ("sequential", "vmap"):
         trainer = group.build(members, data.names, strategy)
         assert trainer.strategy == strategy
@@ -162,16 +163,3 @@ def test_a_batch_larger_than_the_training_split_leaves_no_grid_behind(tmp_path):
     with pytest.raises(DataError, match="fewer than one batch of train.batch_size=512"):
         grid_search.run(config, tmp_path, ModeArgs())
     assert list(tmp_path.iterdir()) == []
-
-
-def test_a_grid_value_that_makes_no_valid_model_is_named():
-    config = load_config("tiny_imagenet")
-    config.grid.model.branch_channels = ((64, 64, 64), (64, 64, 32))
-    with pytest.raises(ConfigError, match=r"grid member .*branch_channels.*sum"):
-        grid_search.expand(config)
-    config = load_config("cub200")
-    assert len(grid_search.expand(config)) == 3 * 2 * 2 * 2
-    groups = {grid_search._architecture(m) for m in grid_search.expand(config)}
-    assert len(groups) == 4
-    np.testing.assert_equal(sorted({m.train.lr for m in grid_search.expand(config)}),
-                            [5e-4, 1e-3, 2e-3])

@@ -28,10 +28,12 @@ import jax  # noqa: E402
 import ml_collections  # noqa: E402
 
 from jaxdl.data import pipeline  # noqa: E402
-from jaxdl.data.tasks import task_data  # noqa: E402
+from jaxdl import tasks  # noqa: E402
 from jaxdl.errors import ConfigError  # noqa: E402
 from jaxdl.modes import grid_search, train  # noqa: E402
 from jaxdl.training import checkpoint, components, fit, group, loop  # noqa: E402
+from jaxdl.training.data import training_data  # noqa: E402
+from jaxdl.training.grid import expand, member_name  # noqa: E402
 from jaxdl.utils import distributed, events  # noqa: E402
 from tests.helpers import tiny_esc50_config  # noqa: E402
 
@@ -62,8 +64,8 @@ def _curves(log_dir: pathlib.Path) -> dict:
 
 def one_device(config, root: pathlib.Path) -> list[dict]:
     """The grid's members trained one after the other on one device."""
-    members = grid_search.expand(config)
-    data = train.training_data(config, 1)
+    members = expand(config)
+    data = training_data(config, 1)
     trainer = group.build(members, data.names, "sequential",
                           mesh=distributed.make_mesh(jax.devices()[:1]))
     named = [fit.Member(str(i), m, root / "one" / str(i), root / "one_ckpt" / str(i))
@@ -80,7 +82,7 @@ def train_and_evaluate(config, root: pathlib.Path) -> dict:
     with checkpoints:
         parts = components.build(config, meta["class_names"], mesh=mesh)
         state = checkpoints.restore_state(step, parts.state)
-    test = task_data(config).load_split(config, "test").source
+    test = tasks.get(config).load_split(config, "test").source
     sums, probabilities = loop.predict(parts.steps.predict, state, pipeline.eval_batches(
         test, parts.task, config, config.train.eval_batch_size), mesh)
     one = parts.objective.summary(sums)
@@ -100,7 +102,7 @@ def refused_batch(config, root: pathlib.Path) -> str:
     """The message that stops training when the batch does not split over the 8 devices."""
     config = ml_collections.ConfigDict(config.to_dict())
     config.train.batch_size = 12
-    data = train.training_data(config, jax.device_count())
+    data = training_data(config, jax.device_count())
     trainer = group.build([config], data.names, "sequential")
     try:
         fit.fit([fit.Member("odd", config, root / "odd", root / "odd_ckpt")], data, trainer)
@@ -113,10 +115,10 @@ def grid(config, root: pathlib.Path) -> dict:
     """`grid_search` with the vmap strategy on 8 devices."""
     summary = grid_search.run(config, root / "grid", None)
     log_dir = root / "grid" / "logs" / summary["run"]
-    members = grid_search.expand(config)
+    members = expand(config)
     return {"strategy": summary["strategy"],
             "mesh": dict(group.build(members, ("a", "b"), "vmap").mesh.shape),
-            "curves": [_curves(log_dir / grid_search.member_name(m)) for m in members]}
+            "curves": [_curves(log_dir / member_name(m)) for m in members]}
 
 
 if __name__ == "__main__":

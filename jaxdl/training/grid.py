@@ -1,0 +1,153 @@
+"""Grids of configurations trained together: expansion, member configs and names, group-wise
+training, and the grid's summary (ranked rows, `best_config.py`, HParams).
+
+A grid is lr x weight decay x the task's two model hyper-parameters x seeds. Members that share
+an architecture form one group (`training/group.py`), trained on one shared data pipeline.
+"""
+
+import itertools
+import pathlib
+import pprint
+import time
+
+import ml_collections
+
+from jaxdl import config as config_lib
+from jaxdl import tasks
+from jaxdl.errors import ConfigError
+from jaxdl.training import fit, group
+from jaxdl.utils import files, runs
+from jaxdl.utils.logging import RunLogger
+
+
+def member_config(base: ml_collections.ConfigDict, epochs: int, **changes) -> ml_collections.ConfigDict:
+    """`base` with `changes` (lr, weight_decay, seed, or a model key), trained `epochs` epochs.
+
+    The member is validated as a whole config, so a grid value that makes no valid model
+    (branch channels not summing to 192, groups not dividing a width) is rejected by name.
+    """
+    member = ml_collections.ConfigDict(base.to_dict())
+    for key, value in changes.items():
+        if key in ("lr", "weight_decay"):
+            member.train[key] = value
+        elif key == "seed":
+            member.seed = value
+        else:
+            member.model[key] = tuple(value) if isinstance(value, (list, tuple)) else value
+    member.train.epochs = epochs
+    member.train.evaluate_test = False
+    member.run_name = ""
+    try:
+        config_lib.validate(member)
+    except ConfigError as err:
+        raise ConfigError(f"grid member {changes}: {err}") from err
+    return member
+
+
+def expand(config: ml_collections.ConfigDict) -> list[ml_collections.ConfigDict]:
+    """Every member of the grid, architecture-major (members of one group are adjacent)."""
+    keys = tasks.hyperparameter_names(config)
+    values = [tuple(config.grid.model[k]) if k in config.grid.model else (config.model[k],)
+              for k in keys]
+    members = []
+    for architecture in itertools.product(*values):
+        for lr, wd, seed in itertools.product(config.grid.lr, config.grid.weight_decay,
+                                              config.grid.seeds):
+            members.append(member_config(config, config.grid.epochs, lr=lr, weight_decay=wd,
+                                         seed=seed, **dict(zip(keys, architecture))))
+    return members
+
+
+def architecture(config: ml_collections.ConfigDict) -> tuple:
+    """What members of one group share: the values of the model's two hyper-parameters."""
+    return tuple(repr(config.model[k]) for k in tasks.hyperparameter_names(config))
+
+
+def member_name(config: ml_collections.ConfigDict) -> str:
+    return f"{config.task}_{runs.hyperparameter_tag(config)}_seed{config.seed}"
+
+
+def hyperparameters(config: ml_collections.ConfigDict) -> dict:
+    """What varies in a grid, as HParams-tab values."""
+    values = {"lr": config.train.lr, "weight_decay": config.train.weight_decay, "seed": config.seed}
+    for key in tasks.hyperparameter_names(config):
+        value = config.model[key]
+        values[key] = "-".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+    return values
+
+
+def train_members(base: ml_collections.ConfigDict, members: list[ml_collections.ConfigDict],
+                  log_dir: pathlib.Path, checkpoint_dir: pathlib.Path, strategy: str,
+                  data: fit.Data) -> list[fit.Result]:
+    """Trains `members` group by group (one per architecture) on `data` (`base`'s data and data
+    order); a group whose every member diverged is recorded and the next one trained."""
+    results = []
+    groups: dict[tuple, list] = {}
+    for member in members:
+        groups.setdefault(architecture(member), []).append(member)
+    for number, configs in enumerate(groups.values(), start=1):
+        trainer = group.build(configs, data.names, strategy)
+        print(f"group {number}/{len(groups)}: {len(configs)} member(s), "
+              f"{dict(zip(tasks.hyperparameter_names(base), architecture(configs[0])))}, "
+              f"{trainer.strategy}")
+        named = [fit.Member(member_name(c), c, log_dir / member_name(c),
+                            checkpoint_dir / member_name(c)) for c in configs]
+        started = time.perf_counter()
+        try:
+            group_results = fit.fit(named, data, trainer)
+        except fit.NonFiniteLoss as err:  # every member of the group diverged: record, go on
+            print(f"  group {number}: every member diverged")
+            group_results = [fit.Result(m, [], None, str(err)) for m in named]
+        seconds = time.perf_counter() - started
+        for result in group_results:
+            result.seconds = seconds / len(configs)
+        results.extend(group_results)
+    return results
+
+
+def summary_rows(results: list[fit.Result], config: ml_collections.ConfigDict) -> list[dict]:
+    """One row per member, ranked by the best validation metric; diverged members last."""
+    metric, mode = config.train.best_metric, config.train.best_mode
+    rows = []
+    for result in results:
+        best = fit.history_records(result)
+        rows.append({"run": result.member.name, **hyperparameters(result.member.config),
+                     f"best_val_{metric}": best.get(f"val/{metric}", float("nan")),
+                     "val_loss": best.get("val/loss", float("nan")),
+                     "best_epoch": result.best_epoch or "",
+                     "final_train_loss": result.history[-1]["train/loss"] if result.history else "",
+                     "seconds": round(result.seconds, 1),
+                     "notes": "diverged" if result.diverged else ""})
+    key = f"best_val_{metric}"
+    finished = sorted((r for r in rows if r[key] == r[key]), key=lambda r: r[key],
+                      reverse=mode == "max")
+    ranked = finished + [r for r in rows if r[key] != r[key]]  # NaN (diverged) last
+    return [{"rank": i, **row} for i, row in enumerate(ranked, start=1)]
+
+
+def write_best_config(path: pathlib.Path, best: ml_collections.ConfigDict,
+                      base: ml_collections.ConfigDict, note: str) -> None:
+    """A config file `--config PATH` accepts: the best member with the base's epochs and test."""
+    config = ml_collections.ConfigDict(best.to_dict())
+    config.train.epochs = base.train.epochs
+    config.train.evaluate_test = base.train.evaluate_test
+    # Every user string (the note holds run names; the config holds paths) is embedded as a
+    # Python literal by repr (pformat does so for the values): loading the file runs no text of theirs.
+    body = pprint.pformat(config.to_dict(), indent=1, width=100, sort_dicts=True)
+    files.write_text_atomic(path, f"{note!r}\n\nimport ml_collections\n\n\n"
+                                  f"def get_config():\n    return ml_collections.ConfigDict(\n"
+                                  f"{body}\n    )\n")
+
+
+def log_hparams(results: list[fit.Result], config: ml_collections.ConfigDict) -> None:
+    """Each finished member's hyper-parameters and best values, for TensorBoard's HParams tab."""
+    metric = config.train.best_metric
+    for result in results:
+        best = fit.history_records(result)
+        if not best:
+            continue
+        with RunLogger(result.member.log_dir, result.member.config.to_dict()) as logger:
+            logger.hparams(hyperparameters(result.member.config),
+                           {f"hparam/best_val_{metric}": best[f"val/{metric}"],
+                            "hparam/best_val_loss": best["val/loss"],
+                            "hparam/best_epoch": float(result.best_epoch)})
