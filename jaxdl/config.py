@@ -19,6 +19,7 @@ import ml_collections
 
 from jaxdl.checks import check, check_choice, check_range, is_number
 from jaxdl.errors import ConfigError
+from jaxdl.training import optim_config
 
 PRESETS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {}
 
@@ -58,6 +59,10 @@ def base_config(task: str) -> ml_collections.ConfigDict:
     config.train.epochs = 10
     config.train.lr = 1e-3
     config.train.weight_decay = 0.0
+    config.train.schedule = "none"  # schedule of the peak train.lr: none (constant) | step | cosine
+    config.train.warmup_steps = 0  # linear warmup from 0 to the peak lr over this many steps
+    config.train.step_size = 0  # step: epochs between two decays (torch StepLR stepped per epoch)
+    config.train.gamma = 0.1  # step: the lr's factor at each decay
     config.train.overfit_n = 0  # M3: >0 trains and validates on a fixed N-example subset
     config.train.log_every_steps = 20
     config.train.best_metric = "accuracy"
@@ -425,7 +430,7 @@ def _validate(config: ml_collections.ConfigDict) -> None:
     check_choice(config, "data.source", ("auto", "synthetic"))
     check_choice(config, "data.on_corrupt", ("error", "skip"))
     check_range(config, "data.workers", 0)
-    check_choice(config, "train.optimizer", ("adamw", "adam_l2", "sgd"))
+    optim_config.check_config(config.train)
     check_choice(config, "train.best_mode", ("max", "min"))
     check_range(config, "train.lr", 0.0, low_inclusive=False)
     check_range(config, "train.weight_decay", 0.0)
