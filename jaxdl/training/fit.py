@@ -10,6 +10,10 @@ A checkpoint is resumed only if it was written by this very configuration (its m
 config; `runs.config_differences` says which keys may differ), so a run never adopts the stale
 checkpoints of another one that had the same name. A step that cannot be read back is set aside
 and the latest intact one before it is used, said on the console.
+
+Logged per member: every `train.log_every_steps` steps, `train/loss_step` and `train/lr` (the lr
+that step applied, from the step number and the member's peak lr: no device transfer); each
+epoch, a `metrics.jsonl` record with `train/lr` of the epoch's last step.
 """
 
 import contextlib
@@ -26,7 +30,7 @@ import numpy as np
 from jaxdl.data import pipeline
 from jaxdl.data.tasks import TaskData
 from jaxdl.errors import CheckpointError, DataError, JaxdlError
-from jaxdl.training import checkpoint, loop, metrics
+from jaxdl.training import checkpoint, loop, metrics, optim
 from jaxdl.training.group import Group
 from jaxdl.utils import distributed, files, preemption, runs
 from jaxdl.utils.logging import RunLogger
@@ -196,6 +200,11 @@ class _Run:
     def active(self) -> list[int]:
         return [i for i, message in enumerate(self.diverged) if message is None]
 
+    def learning_rate(self, i: int, step: int) -> float:
+        """The lr of member `i`'s optimizer step `step`: its peak train.lr through the schedule."""
+        train = self.members[i].config.train
+        return optim.learning_rate(train, self.num_batches, step, train.lr)
+
     def save(self, step: int, epoch: int, batches_done: int, states, epoch_sums,
              val_metrics: list[dict] | None = None) -> None:
         """Checkpoints every member still training (epoch end: with its val metrics)."""
@@ -246,7 +255,8 @@ class _Run:
                     for i in self.active():
                         clean = {k: v for k, v in sums[i].items() if k not in _HEALTH}
                         self.loggers[i].scalars(
-                            step, {"train/loss_step": self.group.objective.summary(clean)["loss"]})
+                            step, {"train/loss_step": self.group.objective.summary(clean)["loss"],
+                                   "train/lr": self.learning_rate(i, step)})
             saved = False
             if every and step % every == 0 and step != last_step:
                 self.save(step, epoch, step - epoch_start, states, epoch_sums)
@@ -279,6 +289,7 @@ class _Run:
                 {k: v for k, v in train_members[i].items() if k not in _HEALTH})
             val_metrics[i] = self.group.objective.summary(val_members[i])
             record = {"epoch": epoch, "step": step, **_prefixed("train", train_metrics),
+                      "train/lr": self.learning_rate(i, step),
                       **_prefixed("val", val_metrics[i]), "seconds": seconds}
             if skipped:
                 record["train/skipped_steps"] = skipped
