@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from jaxdl.data import pipeline  # noqa: E402
-from jaxdl.data.tasks import task_data  # noqa: E402
+from jaxdl import tasks  # noqa: E402
 from tests.helpers import load_config  # noqa: E402
 
 TASKS = ("esc50", "tiny_imagenet", "cub200", "celeba")
@@ -30,7 +30,7 @@ def pipeline_rate(task_name: str, workers: int) -> tuple[float, int]:
     """Examples/s of one augmented training epoch (after a warm-up epoch that fills caches)."""
     config = load_config(task_name, "synthetic")
     config.data.workers = workers
-    task = task_data(config)
+    task = tasks.get(config)
     source = task.load_split(config, "train").source
     batch = config.train.batch_size
     for epoch in (1, 2):

@@ -25,7 +25,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from jaxdl.data.tasks import task_data  # noqa: E402
+from jaxdl import tasks  # noqa: E402
 from jaxdl.training import components  # noqa: E402
 from tests.helpers import load_config  # noqa: E402
 
@@ -71,7 +71,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_config(args.task)
-    task = task_data(config)
+    task = tasks.get(config)
     names = tuple(f"class{i}" for i in range(task.num_classes))
     parts = components.build(config, names)
     batch = jax.device_put(random_batch(task, config, len(names)))

@@ -7,6 +7,8 @@ rejects bad values at start-up with the key and the allowed values, before any c
 import ast
 import copy
 import difflib
+import importlib.machinery
+import importlib.resources
 import importlib.util
 import math
 import pathlib
@@ -17,7 +19,7 @@ from typing import Any
 
 import ml_collections
 
-from jaxdl.checks import check, check_choice, check_range, is_number
+from jaxdl.checks import check, check_choice, check_range
 from jaxdl.errors import ConfigError
 from jaxdl.training import optim_config
 
@@ -100,22 +102,54 @@ def base_config(task: str) -> ml_collections.ConfigDict:
     return config
 
 
-# The task config files; found next to the package (a source checkout or an editable install).
-CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+def _config_dir() -> pathlib.Path:
+    """The checkout's top-level configs/ folder, which setup.py installs as the package
+    jaxdl.configs: an installed jaxdl finds its task configs from any folder. A checkout put on
+    sys.path without `pip install` has only the folder."""
+    try:
+        return pathlib.Path(importlib.resources.files("jaxdl.configs"))
+    except ModuleNotFoundError:
+        return pathlib.Path(__file__).resolve().parents[1] / "configs"
+
+
+# The task config files, one `<task>.py` per task: what `--config <task>` names.
+CONFIG_DIR = _config_dir()
+
+
+def task_config_names() -> list[str]:
+    """The tasks with a config file in CONFIG_DIR."""
+    return sorted(path.stem for path in CONFIG_DIR.glob("*.py") if path.stem != "__init__")
+
+
+def task_config_file(task: str) -> pathlib.Path:
+    """The config file of `task` in CONFIG_DIR, or a ConfigError listing the tasks that have one."""
+    names = task_config_names()
+    if task not in names:
+        raise ConfigError(f"no config file for task {task!r}: the task configs are "
+                          f"{', '.join(names)} (in {CONFIG_DIR}); a config file elsewhere is "
+                          "passed by its path, e.g. --config my_configs/my_task.py")
+    return CONFIG_DIR / f"{task}.py"
+
+
+def config_path(argument: str | pathlib.Path) -> pathlib.Path:
+    """The file `--config ARGUMENT` names: a task name (`esc50`: a Python identifier that is not a
+    file here) is its task config; anything else (`configs/esc50.py`, a pathlib.Path) a path."""
+    is_name = isinstance(argument, str) and argument.isidentifier()
+    if is_name and not pathlib.Path(argument).is_file():
+        return task_config_file(argument)
+    return pathlib.Path(argument)
 
 
 def load_task_config(task: str, preset: str | None = None) -> ml_collections.ConfigDict:
     """`configs/<task>.py:get_config(preset)`, read from the file as `--config` reads it: the task's
     defaults, against which a run's config is compared (report) or changed (tests)."""
-    path = CONFIG_DIR / f"{task}.py"
-    if not path.is_file():
-        raise ConfigError(f"no config file for task {task!r}: expected {path}")
-    return load_config_file(path, preset)
+    return load_config_file(task_config_file(task), preset)
 
 
 def load_config_file(path: str | pathlib.Path,
                      preset: str | None = None) -> ml_collections.ConfigDict:
-    """`get_config(preset)` of the config file `path`, as `--config PATH[:PRESET]` loads it.
+    """`get_config(preset)` of the config file `path` (or of a task name's config file, see
+    `config_path`), as `--config PATH[:PRESET]` loads it.
 
     Every way the file can fail (missing, a folder, a syntax error, no `get_config`, an unknown
     preset, an exception while it runs) is a ConfigError naming the file, and the line where there
@@ -124,7 +158,10 @@ def load_config_file(path: str | pathlib.Path,
     argument = f"--config {path}{f':{preset}' if preset else ''}"
     if not str(path):
         raise ConfigError("--config is empty; expected a config file such as configs/esc50.py")
-    path = pathlib.Path(path)
+    try:
+        path = config_path(path)
+    except ConfigError as err:
+        raise ConfigError(f"{argument}: {err}") from err
     if not path.is_file():
         state = "is a folder" if path.is_dir() else "does not exist"
         raise ConfigError(f"{argument}: {path} {state}; expected a config file such as "
@@ -143,7 +180,9 @@ def load_config_file(path: str | pathlib.Path,
         raise ConfigError(f"{argument}: {path} defines no get_config() function; a config file "
                           "defines get_config(preset=None) returning a ConfigDict, like "
                           "configs/esc50.py")
-    spec = importlib.util.spec_from_file_location(f"config_{path.stem}", path)
+    # Any file name, as config_flags reads it: the default loader would skip a name without .py.
+    loader = importlib.machinery.SourceFileLoader(f"config_{path.stem}", str(path))
+    spec = importlib.util.spec_from_file_location(loader.name, path, loader=loader)
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
@@ -216,95 +255,6 @@ def apply_preset(config: ml_collections.ConfigDict, preset: str | None) -> ml_co
     return config
 
 
-def _validate_esc50(config: ml_collections.ConfigDict) -> None:
-    folds = {split: tuple(config.data[f"{split}_folds"]) for split in ("train", "val", "test")}
-    for split, values in folds.items():
-        check(all(isinstance(f, int) and 1 <= f <= 5 for f in values), f"data.{split}_folds",
-               values, "fold numbers from 1 to 5 (ESC-50's folds)")
-    check(bool(folds["train"]), "data.train_folds", folds["train"], "at least one fold")
-    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
-        shared = set(folds[a]) & set(folds[b])
-        check(not shared, f"data.{a}_folds", folds[a],
-               f"no fold shared with data.{b}_folds={folds[b]} (shared: {sorted(shared)})")
-    channels = tuple(config.model.channels)
-    check(len(channels) == 3 and all(isinstance(c, int) and c > 0 for c in channels),
-           "model.channels", channels, "three positive widths, e.g. (32, 64, 128) or (48, 96, 192)")
-    check(config.model.kernel_size in (1, 3, 5, 7), "model.kernel_size", config.model.kernel_size,
-           "an odd size in [1, 3, 5, 7] (the reference grid uses 3 and 5)")
-    check_choice(config, "model.init", ("flax", "torch"))
-    for key in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels"):
-        check_range(config, f"features.{key}", 0, low_inclusive=False)
-    check(config.features.win_length <= config.features.n_fft, "features.win_length",
-           config.features.win_length, f"<= features.n_fft ({config.features.n_fft})")
-    check(0 <= config.features.f_min < config.features.f_max <= config.features.sample_rate / 2,
-           "features.f_max", config.features.f_max,
-           f"f_min < f_max <= sample_rate/2 ({config.features.sample_rate / 2})")
-    for key in ("time_shift_p", "freq_mask_p", "time_mask_p", "time_shift_max_fraction"):
-        check_range(config, f"augment.{key}", 0.0, 1.0)
-    check_range(config, "augment.freq_mask_param", 1)
-    check_range(config, "augment.time_mask_param", 1)
-    check_choice(config, "train.best_metric", MULTICLASS_METRICS)
-
-
-MULTICLASS_METRICS = ("accuracy", "macro_f1", "top5_accuracy", "loss")
-MULTILABEL_METRICS = ("macro_f1", "micro_f1", "mean_accuracy", "loss")
-
-
-def _validate_image(config: ml_collections.ConfigDict) -> None:
-    size = config.data.image_size
-    sizes = size if isinstance(size, (tuple, list)) else (size,)
-    check(all(isinstance(v, int) and v >= 8 for v in sizes), "data.image_size", size,
-           "a side length >= 8 pixels (or (height, width))")
-    for key in ("mean", "std"):
-        values = tuple(config.preprocess[key])
-        check(len(values) == 3 and all(is_number(v) for v in values), f"preprocess.{key}",
-               values, "three per-channel numbers (RGB)")
-    check(all(v > 0 for v in config.preprocess.std), "preprocess.std", config.preprocess.std,
-           "positive values")
-    for key in ("flip_p",):
-        check_range(config, f"augment.{key}", 0.0, 1.0)
-    for key in ("brightness", "contrast", "saturation", "crop_padding", "rotation_degrees"):
-        check_range(config, f"augment.{key}", 0.0)
-    check_range(config, "augment.hue", 0.0, 0.5)
-    check_choice(config, "model.init", ("flax", "torch"))
-
-
-def _validate_tiny_imagenet(config: ml_collections.ConfigDict) -> None:
-    _validate_image(config)
-    check_choice(config, "data.format", ("auto", "folder", "parquet"))
-    check_range(config, "model.num_modules", 1)
-    branches = tuple(config.model.branch_channels)
-    check(len(branches) == 3 and all(isinstance(c, int) and c > 0 for c in branches)
-           and sum(branches) == 192, "model.branch_channels", branches,
-           "three positive widths summing to 192, e.g. (64, 64, 64) or (48, 72, 72)")
-    check_range(config, "data.test_per_class", 1)
-    check_range(config, "data.val_per_class", 1)
-    check_choice(config, "train.best_metric", MULTICLASS_METRICS)
-
-
-def _validate_cub200(config: ml_collections.ConfigDict) -> None:
-    _validate_image(config)
-    check_range(config, "model.num_blocks", 1)
-    groups = config.model.groups
-    check(isinstance(groups, int) and groups >= 1 and all(w % groups == 0 for w in (64, 128, 256)),
-           "model.groups", groups, "a number of groups dividing every stage width (64, 128, 256): "
-           "1, 2, 4, 8, 16, 32 or 64")
-    check_range(config, "data.val_fraction", 0.0, 1.0, low_inclusive=False)
-    check_choice(config, "train.best_metric", MULTICLASS_METRICS)
-
-
-def _validate_celeba(config: ml_collections.ConfigDict) -> None:
-    _validate_image(config)
-    check_range(config, "model.channels_block3", 1)
-    check(0.0 <= config.model.dropout < 1.0, "model.dropout", config.model.dropout,
-           "a probability in [0, 1)")
-    attributes = tuple(config.data.attributes)
-    check(bool(attributes) and len(set(attributes)) == len(attributes)
-           and all(isinstance(a, str) for a in attributes), "data.attributes", attributes,
-           "a non-empty list of distinct CelebA attribute names")
-    check_choice(config, "train.best_metric", MULTILABEL_METRICS)
-
-
 def _validate_lr_finder(config: ml_collections.ConfigDict) -> None:
     check_range(config, "lr_finder.start", 0.0, low_inclusive=False)
     check(config.lr_finder.end > config.lr_finder.start, "lr_finder.end", config.lr_finder.end,
@@ -317,14 +267,7 @@ def _validate_lr_finder(config: ml_collections.ConfigDict) -> None:
     check_range(config, "lr_finder.batch_size", 0)
 
 
-def _model_hyperparameter_keys(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-    # Imported here: config files (and their mistakes) then load without Flax and JAX (seconds).
-    from jaxdl.models import MODELS
-
-    return MODELS[config.model.name][1] if config.model.name in MODELS else ()
-
-
-def _validate_grid(config: ml_collections.ConfigDict) -> None:
+def _validate_grid(config: ml_collections.ConfigDict, task) -> None:
     """Value lists of grid/compare; each member is validated again as a whole config when built."""
     grid = config.grid
     for key in ("lr", "weight_decay", "seeds"):
@@ -341,7 +284,7 @@ def _validate_grid(config: ml_collections.ConfigDict) -> None:
     check_range(config, "grid.epochs", 1)
     check_range(config, "compare.epochs", 0)
     check_choice(config, "grid.strategy", ("auto", "vmap", "sequential"))
-    allowed = _model_hyperparameter_keys(config)
+    allowed = task.hyperparameters
     for section in ("grid", "compare"):
         for key in config[section].model:
             check(key in allowed, f"{section}.model.{key}", config[section].model[key],
@@ -349,13 +292,12 @@ def _validate_grid(config: ml_collections.ConfigDict) -> None:
     for key in grid.model:
         check(len(tuple(grid.model[key])) > 0, f"grid.model.{key}", grid.model[key],
                "a non-empty list of values")
-    _validate_model_values(config)
+    _validate_model_values(config, task)
 
 
-def _validate_model_values(config: ml_collections.ConfigDict) -> None:
+def _validate_model_values(config: ml_collections.ConfigDict, task) -> None:
     """Each value listed in grid.model / compare.model must make a valid model config, so a bad
     member fails at start-up, not hours later when its turn comes."""
-    validate_task = _TASK_VALIDATORS[config.task]
     for section in ("grid", "compare"):
         for key in config[section].model:
             for value in config[section].model[key]:
@@ -367,15 +309,9 @@ def _validate_model_values(config: ml_collections.ConfigDict) -> None:
                     raise ConfigError(f"{listed}: expected values of model.{key}'s type "
                                       f"({type(config.model[key]).__name__})") from err
                 try:
-                    validate_task(member)
+                    task.validate(member)
                 except ConfigError as err:
                     raise ConfigError(f"{listed}: {err}") from err
-
-
-_TASK_VALIDATORS = {"esc50": _validate_esc50, "tiny_imagenet": _validate_tiny_imagenet,
-                    "cub200": _validate_cub200, "celeba": _validate_celeba}
-TASK_MODELS = {"esc50": "esc50_cnn", "tiny_imagenet": "tiny_imagenet_inception",
-               "cub200": "cub200_grouped", "celeba": "celeba_cnn"}  # configs/<task>.py's model.name
 
 
 def _non_finite(value: Any) -> bool:
@@ -402,27 +338,22 @@ def _validate_run_name(config: ml_collections.ConfigDict) -> None:
            "checkpoints/<run_name>; or '' for a name derived from the config")
 
 
-def _validate_task_model(config: ml_collections.ConfigDict) -> None:
-    task, model = config.task, TASK_MODELS[config.task]
-    name = config.model.name
-    check(name == model, "model.name", name,
-           f"{model!r}, the model of task {task!r}: to run another task, pass its config file "
-           "(--config configs/<task>.py) instead of overriding task or model.name")
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Rejects bad values at start-up, naming the key and the allowed values."""
-    check_choice(config, "task", tuple(_TASK_VALIDATORS))
+    """Rejects bad values at start-up, naming the key and the allowed values: the generic keys
+    here, the task's own keys, its model's and the optimizer's by their owners."""
+    # Imported here: config files (and their mistakes) then load without Flax and JAX (seconds).
+    from jaxdl import tasks
+
+    task = tasks.by_name(config.task)
     try:
-        _validate(config)
+        _validate(config, task)
     except (AttributeError, KeyError) as err:  # ConfigDict's missing key, e.g. "'image_size'"
         missing = str(err).strip("'\"")
         raise ConfigError(f"the config has no key {missing!r} that task {config.task!r} needs: "
                           f"start from configs/{config.task}.py") from err
 
 
-def _validate(config: ml_collections.ConfigDict) -> None:
-    _validate_task_model(config)
+def _validate(config: ml_collections.ConfigDict, task) -> None:
     _validate_finite(config)
     _validate_run_name(config)
     check(isinstance(config.seed, int) and config.seed >= 0, "seed", config.seed,
@@ -445,6 +376,6 @@ def _validate(config: ml_collections.ConfigDict) -> None:
     check_range(config, "analyze.examples", 1)
     check_range(config, "bench.warmup", 1)
     check_range(config, "bench.steps", 1)
-    _TASK_VALIDATORS[config.task](config)
+    task.validate(config)
     _validate_lr_finder(config)
-    _validate_grid(config)  # after the task's keys: it validates each grid member's model
+    _validate_grid(config, task)  # after the task's keys: it validates each grid member's model

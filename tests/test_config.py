@@ -1,13 +1,18 @@
 """Start-up validation: every shipped config passes; each bad value is rejected naming the key
 and what is allowed, before any data is read."""
 
+import os
+import pathlib
 import re
+import subprocess
+import sys
+import sysconfig
 
 import pytest
 
 from jaxdl import config as config_lib
 from jaxdl.errors import ConfigError
-from tests.helpers import load_config
+from tests.helpers import REPO, load_config
 
 TASKS = ("esc50", "tiny_imagenet", "cub200", "celeba")
 
@@ -59,7 +64,7 @@ BAD_VALUES = [
     ("esc50", "train.best_metric", "micro_f1", "one of ['accuracy', 'macro_f1'"),
     # Tiny ImageNet
     ("tiny_imagenet", "model.branch_channels", (64, 64, 32), "three positive widths summing to 192"),
-    ("tiny_imagenet", "model.num_modules", 0, "a number in [1, inf)"),
+    ("tiny_imagenet", "model.num_modules", 0, "a positive number of Inception modules"),
     ("tiny_imagenet", "data.val_per_class", 0, "a number in [1, inf)"),
     ("tiny_imagenet", "data.format", "zip", "one of ['auto', 'folder', 'parquet']"),
     ("tiny_imagenet", "data.image_size", 4, "a side length >= 8 pixels"),
@@ -270,3 +275,49 @@ def test_config_file_mistakes_name_the_file_and_line(tmp_path, text, preset, mes
         path.write_text(text)
     with pytest.raises(ConfigError, match="^" + message.format(path=re.escape(str(path)))):
         config_lib.load_config_file(path, preset)
+
+
+def test_a_task_name_loads_that_tasks_config_file():
+    """`--config esc50:synthetic` is `--config configs/esc50.py:synthetic`, from any folder."""
+    assert config_lib.config_path("esc50") == config_lib.CONFIG_DIR / "esc50.py"
+    assert config_lib.CONFIG_DIR == REPO / "configs"  # the checkout's folder (editable install)
+    by_name = config_lib.load_config_file("esc50", "synthetic")
+    assert by_name.to_dict() == config_lib.load_config_file(REPO / "configs/esc50.py",
+                                                            "synthetic").to_dict()
+    assert by_name.data.source == "synthetic"
+    assert {"esc50", "tiny_imagenet", "cub200", "celeba"} <= set(config_lib.task_config_names())
+    assert "__init__" not in config_lib.task_config_names()
+
+
+def test_paths_stay_paths_even_when_they_look_like_a_task_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pathlib.Path("esc50").write_text("import ml_collections\n\n\ndef get_config():\n"
+                                     "    return ml_collections.ConfigDict({'task': 'mine'})\n")
+    assert config_lib.load_config_file("esc50").task == "mine"  # an existing file wins
+    assert config_lib.config_path("configs/esc50.py") == pathlib.Path("configs/esc50.py")
+
+
+@pytest.mark.parametrize("name", ["esc5", "__init__"])
+def test_an_unknown_task_name_lists_the_task_configs(name):
+    names = ", ".join(config_lib.task_config_names())
+    with pytest.raises(ConfigError) as raised:
+        config_lib.load_config_file(name, "synthetic")
+    assert str(raised.value) == (
+        f"--config {name}:synthetic: no config file for task {name!r}: the task configs are "
+        f"{names} (in {config_lib.CONFIG_DIR}); a config file elsewhere is passed by its path, "
+        "e.g. --config my_configs/my_task.py")
+    with pytest.raises(ConfigError, match=f"^no config file for task {name!r}: the task configs"):
+        config_lib.load_task_config(name)
+
+
+def test_a_checkout_used_without_installing_finds_its_configs_folder():
+    """No `pip install` (or an install older than the jaxdl.configs mapping): only the folder."""
+    site_packages = sysconfig.get_path("purelib")
+    code = ("import jaxdl.config as c, importlib.util; "
+            "print(importlib.util.find_spec('jaxdl.configs'), c.CONFIG_DIR, "
+            "c.load_task_config('esc50').task)")
+    # -S: no .pth files, hence not the editable install's import hook; the checkout on the path.
+    result = subprocess.run([sys.executable, "-S", "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=60, check=True,
+                            env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{site_packages}"})
+    assert result.stdout.split() == ["None", str(REPO / "configs"), "esc50"]

@@ -10,8 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdl.data.tasks import TASKS
-from jaxdl.models import build_model
+from jaxdl import tasks
 from jaxdl.training.state import count_params as count_jax_params
 from tests.helpers import REPO, load_config
 
@@ -51,15 +50,15 @@ def _config(task: str, overrides: dict):
 
 def torch_param_count(task: str, overrides: dict) -> int:
     config = _config(task, overrides)
-    model = reference.TORCH_MODELS[config.model.name](num_classes=TASKS[task].num_classes,
+    model = reference.TORCH_MODELS[config.model.name](num_classes=tasks.by_name(task).num_classes,
                                                       **overrides)
     return twins.count_params(model)
 
 
 def jax_param_count(task: str, overrides: dict) -> int:
     config = _config(task, overrides)
-    model = build_model(config, TASKS[task].num_classes)
-    x = jnp.zeros((1, *TASKS[task].input_shape(config)), jnp.float32)
+    model = tasks.build_model(config, tasks.by_name(task).num_classes)
+    x = jnp.zeros((1, *tasks.by_name(task).input_shape(config)), jnp.float32)
     variables = jax.eval_shape(
         lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x)
     )
@@ -76,7 +75,7 @@ def test_benchmark_twins_are_the_reference_architectures():
     config_names = {task: load_config(task).model.name for task in twins.TWINS}
     for task, spec in twins.TWINS.items():
         assert spec.build is reference.TORCH_MODELS[config_names[task]], task
-        assert spec.num_classes == TASKS[task].num_classes
+        assert spec.num_classes == tasks.by_name(task).num_classes
     assert twins.twin_spec("tiny_imagenet").batch_size == 32
     assert twins.twin_spec("cub200").batch_size == 32
     assert twins.twin_spec("celeba").batch_size == 64
@@ -137,7 +136,7 @@ def test_esc50_logits_equal_jaxdl_at_the_reference_input_size():
     torch.manual_seed(0)
     twin = with_random_batch_norms(reference.ESC50CNN2D())
     config = load_config("esc50")
-    model = build_model(config, 50)
+    model = tasks.build_model(config, 50)
     x = np.random.default_rng(0).standard_normal((2, 64, 501, 1)).astype(np.float32)
     tensors = {k: v.numpy() for k, v in twin.state_dict().items()
                if not k.endswith("num_batches_tracked")}

@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from jaxdl.data.tasks import TASKS
+from jaxdl import tasks
 from jaxdl.interop.torch_checkpoint import flax_variables, read_torch_checkpoint
 from jaxdl.training import components, loop
 from jaxdl.utils import distributed
@@ -86,13 +86,13 @@ def _config(case: Case, optimizer: str) -> ml_collections.ConfigDict:
 def _names(config: ml_collections.ConfigDict) -> list[str]:
     if config.data.get("attributes"):
         return list(config.data.attributes)
-    return [f"class{i}" for i in range(TASKS[config.task].num_classes)]
+    return [f"class{i}" for i in range(tasks.get(config).num_classes)]
 
 
 def _batches(case: Case, config: ml_collections.ConfigDict, names: list[str]) -> list[dict]:
     """STEPS host batches (NHWC), DISTINCT_BATCHES of them repeated so the loss goes down."""
     rng = np.random.default_rng(0)
-    shape = (case.batch_size, *TASKS[case.task].input_shape(config))
+    shape = (case.batch_size, *tasks.by_name(case.task).input_shape(config))
     distinct = []
     for _ in range(DISTINCT_BATCHES):
         if config.data.get("attributes"):

@@ -3,6 +3,7 @@
 card (dataset card, split protocol), census (raw files of the official layout), distribution
 (labels, class counts, imbalance), pipelines (preprocessing and augmentation as configured),
 examples (before/after augmentation), baselines (majority and random), model_summary
-(per-layer parameters), first_batch (batch shapes, initial loss, gradients), statistics
-(dataset mean/std), markdown (analysis.md). The mode composes them (`jaxdl/modes/analyze.py`).
+(per-layer parameters), first_batch (batch shapes, initial loss, gradients), markdown
+(analysis.md). What differs between tasks (split protocol, raw files, pipeline steps, example
+panels, dataset mean/std) is asked of the task (`jaxdl/tasks/`). The mode composes them (`jaxdl/modes/analyze.py`).
 """

@@ -7,10 +7,9 @@ full decode), so a file the census flags is one that `data.on_corrupt` would sto
 """
 
 import collections
-import dataclasses
 import io
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,20 +19,12 @@ import soundfile
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from jaxdl.data import audio, celeba, cub200, esc50, image, tiny_imagenet
-from jaxdl.data.image_dataset import ImageFiles
+from jaxdl import tasks
+from jaxdl.data import audio, image
 from jaxdl.errors import DataError
+from jaxdl.tasks.spec import RawGroup
 
 MOST_COMMON = 10  # sizes / lengths listed by frequency in the summary
-
-
-@dataclasses.dataclass(frozen=True)
-class RawGroup:
-    """Files of one part of the layout (e.g. the official train split), as the annotations list them."""
-
-    name: str
-    files: Sequence[str]  # names for messages (relative paths as listed)
-    read: Callable[[int], Path | bytes]  # the i-th file's path, or its encoded bytes (parquet)
 
 
 def inspect_image(encoded: Path | bytes, name: str) -> dict:
@@ -113,61 +104,6 @@ def summarize(kind: str, results: Sequence[dict]) -> dict:
     return summary
 
 
-def _esc50_groups(config: ml_collections.ConfigDict) -> tuple[Path, list[RawGroup], list[str]]:
-    """Clips of the train, val and test folds (and unused folds); WAVs present but not listed."""
-    root = esc50.resolve_data_dir(config)
-    records = esc50.read_metadata(root)
-    audio_dir = root / esc50.AUDIO_DIR
-    used = {split: set(config.data[f"{split}_folds"]) for split in esc50.SPLITS}
-    parts = {split: [r.filename for r in records if r.fold in folds] for split, folds in used.items()}
-    taken = set().union(*used.values())
-    parts["unused folds"] = [r.filename for r in records if r.fold not in taken]
-    groups = [RawGroup(name, names, lambda i, names=names: audio_dir / names[i])
-              for name, names in parts.items() if names]
-    listed = {r.filename for r in records}
-    unlisted = sorted(p.name for p in audio_dir.glob("*.wav") if p.name not in listed)
-    return root, groups, unlisted
-
-
-def _images_group(name: str, images, files: Sequence[str]) -> RawGroup:
-    return RawGroup(name, list(files), images.read)
-
-
-def _tiny_imagenet_groups(config: ml_collections.ConfigDict) -> tuple[Path, list[RawGroup], list[str]]:
-    root = tiny_imagenet.resolve_data_dir(config)
-    dataset = tiny_imagenet.read_dataset(root, config.data.format)
-    return root, [_images_group("train", dataset.train.images, dataset.train.filenames),
-                  _images_group("official val (→ val, test)", dataset.official_val.images,
-                                dataset.official_val.filenames)], []
-
-
-def _cub200_groups(config: ml_collections.ConfigDict) -> tuple[Path, list[RawGroup], list[str]]:
-    root = cub200.resolve_data_dir(config)
-    dataset = cub200.read_dataset(root)
-    groups = []
-    for name, chosen in (("official train (→ train, val)", dataset.is_train),
-                         ("test", ~dataset.is_train)):
-        paths = [p for p, keep in zip(dataset.paths, chosen) if keep]
-        groups.append(_images_group(name, ImageFiles(root / "images", paths), paths))
-    return root, groups, []
-
-
-def _celeba_groups(config: ml_collections.ConfigDict) -> tuple[Path, list[RawGroup], list[str]]:
-    root = celeba.resolve_data_dir(config)
-    _, filenames, _ = celeba.read_attributes(celeba.annotation_path(root, celeba.ATTRIBUTES_FILE))
-    partition = celeba.read_partition(celeba.annotation_path(root, celeba.PARTITION_FILE), filenames)
-    groups = []
-    for split, code in celeba.PARTITIONS.items():
-        names = [f for f, p in zip(filenames, partition) if p == code]
-        groups.append(_images_group(split, ImageFiles(root / celeba.IMAGE_FOLDER, names),
-                                    names))
-    return root, groups, []
-
-
-_GROUPS = {"esc50": ("audio", _esc50_groups), "tiny_imagenet": ("image", _tiny_imagenet_groups),
-           "cub200": ("image", _cub200_groups), "celeba": ("image", _celeba_groups)}
-
-
 def census(config: ml_collections.ConfigDict) -> dict:
     """Inspects every listed raw file of the task's dataset (all cores) and summarises them.
 
@@ -175,8 +111,8 @@ def census(config: ml_collections.ConfigDict) -> dict:
     "all": summary of every file, "problems": [{"group", "file", "problem", "detail"}],
     "unlisted": files present but not in the annotations (ESC-50's audio/ only)}.
     """
-    kind, list_groups = _GROUPS[config.task]
-    root, groups, unlisted = list_groups(config)
+    files = tasks.get(config).raw_files(config)
+    kind, root, groups, unlisted = files.kind, files.root, files.groups, files.unlisted
 
     def inspect(job: tuple[RawGroup, int]) -> dict:
         group, index = job

@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 
 from jaxdl.data import pipeline
-from jaxdl.data.tasks import TaskData
+from jaxdl.tasks.spec import Task
 from jaxdl.training import loop, steps
 from jaxdl.training.components import Components
 
@@ -26,7 +26,7 @@ INITIAL_LOSS_TOLERANCE = 0.1
 NEGLIGIBLE_FRACTION = 1e-6
 
 
-def first_train_batch(source, task: TaskData, config: ml_collections.ConfigDict,
+def first_train_batch(source, task: Task, config: ml_collections.ConfigDict,
                       batch_size: int) -> dict:
     """The first batch of epoch 1, as numpy arrays {"x", "y", "mask"}."""
     return next(iter(pipeline.train_batches(source, task, config, 1, batch_size,

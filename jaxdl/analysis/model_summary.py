@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import linen as nn
 
-from jaxdl.models import MODELS, build_model
+from jaxdl import tasks
 from jaxdl.training.state import count_params
 
 
@@ -70,7 +70,7 @@ def grid_counts(config: ml_collections.ConfigDict, num_classes: int,
     """Parameters of every combination of the model's two hyper-parameters: the values of
     `config.grid.model` (the configured value for a key it lacks). Rows: {key: value, ...,
     "params", "configured": whether it is `config.model`'s combination}."""
-    keys = MODELS[config.model.name][1]
+    keys = tasks.hyperparameter_names(config)
     values = [list(config.grid.model[k]) if k in config.grid.model else [config.model[k]]
               for k in keys]
     rows = []
@@ -79,7 +79,7 @@ def grid_counts(config: ml_collections.ConfigDict, num_classes: int,
         for key, value in zip(keys, combination):
             variant.model[key] = value
         rows.append({**{k: plain(v) for k, v in zip(keys, combination)},
-                     "params": parameter_count(build_model(variant, num_classes), input_shape),
+                     "params": parameter_count(tasks.build_model(variant, num_classes), input_shape),
                      "configured": all(plain(v) == plain(config.model[k])
                                        for k, v in zip(keys, combination))})
     return rows

@@ -19,7 +19,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxdl.data.tasks import TaskData
+from jaxdl.tasks.spec import Task
 
 
 class Subset:
@@ -42,7 +42,7 @@ def overfit_subset(source, n: int, seed: int) -> Subset:
 
 
 class _ModelInput(grain.transforms.Map):
-    def __init__(self, task: TaskData, config: ml_collections.ConfigDict):
+    def __init__(self, task: Task, config: ml_collections.ConfigDict):
         self._task, self._config = task, config
 
     def map(self, record: dict) -> dict:
@@ -51,7 +51,7 @@ class _ModelInput(grain.transforms.Map):
 
 
 class _Augment(grain.transforms.RandomMap):
-    def __init__(self, task: TaskData, cfg: ml_collections.ConfigDict):
+    def __init__(self, task: Task, cfg: ml_collections.ConfigDict):
         self._task, self._cfg = task, cfg
 
     def random_map(self, record: dict, rng: np.random.Generator) -> dict:
@@ -88,7 +88,7 @@ def _iterate(ds: grain.MapDataset, workers: int) -> Iterator[dict]:
     return iter(it_ds)
 
 
-def train_batches(source, task: TaskData, config: ml_collections.ConfigDict, epoch: int,
+def train_batches(source, task: Task, config: ml_collections.ConfigDict, epoch: int,
                   batch_size: int, augment: bool, skip: int = 0,
                   process: tuple[int, int] | None = None) -> Iterator[dict]:
     """One epoch of shuffled full batches (the last partial batch is dropped, as in training).
@@ -109,7 +109,7 @@ def num_train_batches(source, batch_size: int) -> int:
     return len(source) // batch_size
 
 
-def eval_batches(source, task: TaskData, config: ml_collections.ConfigDict, batch_size: int,
+def eval_batches(source, task: Task, config: ml_collections.ConfigDict, batch_size: int,
                  process: tuple[int, int] | None = None) -> Iterator[dict]:
     """All examples in source order, padded to full batches with masked copies of the first one.
 

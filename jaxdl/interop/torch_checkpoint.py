@@ -25,9 +25,8 @@ import numpy as np
 from flax import linen as nn
 from flax import traverse_util
 
-from jaxdl.config import TASK_MODELS
 from jaxdl.errors import CheckpointError, DependencyError
-from jaxdl.models import MODELS
+from jaxdl import tasks
 from jaxdl.models.celeba_net import CelebaCNN
 from jaxdl.models.cub200_net import Cub200GroupedCNN
 from jaxdl.models.esc50_cnn import Esc50CNN
@@ -208,7 +207,7 @@ def imported_config(config: ml_collections.ConfigDict,
     """
     name = config.model.name
     _check_layout(config, checkpoint)
-    _, keys = MODELS[name]
+    keys = tasks.get(config).hyperparameters
     saved = checkpoint.config.get("model")
     saved = saved if isinstance(saved, Mapping) else {}
     implied = INFER[name](checkpoint.tensors)
@@ -235,10 +234,10 @@ def imported_config(config: ml_collections.ConfigDict,
     return merged, sources
 
 
-def _layout(model_name: str, tensors: dict) -> set[str]:
-    """The tensor names of `model_name`'s reference state_dict, sized as `tensors` imply."""
-    module, _ = MODELS[model_name]
-    implied = {key: value for key, (value, _) in INFER[model_name](tensors).items()}
+def _layout(task: tasks.Task, tensors: dict) -> set[str]:
+    """The tensor names of `task`'s reference state_dict, sized as `tensors` imply."""
+    module = task.model
+    implied = {key: value for key, (value, _) in INFER[task.model_name](tensors).items()}
     layers = LAYERS[module](module(num_classes=1, **implied))
     return {name for name, _ in _leaf_sources(layers).values()}
 
@@ -248,13 +247,14 @@ def _check_layout(config: ml_collections.ConfigDict, checkpoint: TorchCheckpoint
     at least 0.5 and above this config's model): said first, since read as this model's they would
     only give wrong hyper-parameter advice (`pass --config.model.channels=…`)."""
     names = set(checkpoint.tensors)
-    layouts = {model: _layout(model, checkpoint.tensors) for model in MODELS}
+    known = {task.model_name: task for task in tasks.all_tasks() if task.model_name in INFER}
+    layouts = {model: _layout(task, checkpoint.tensors) for model, task in known.items()}
     similarity = {model: len(names & layout) / len(names | layout)
                   for model, layout in layouts.items()}
     found, own = max(similarity, key=similarity.get), config.model.name
     if found == own or similarity[found] < 0.5 or similarity[found] <= similarity[own]:
         return
-    task = next(task for task, model in TASK_MODELS.items() if model == found)
+    task = known[found].name
     telling = sorted((names & layouts[found]) - layouts[own]) or sorted(names & layouts[found])
     raise CheckpointError(
         f"{checkpoint.path} holds a checkpoint of the {task} task's model {found} (tensors "
@@ -363,7 +363,7 @@ def flax_variables(model: nn.Module, template: Mapping, checkpoint: TorchCheckpo
     """
     sources = _leaf_sources(LAYERS[type(model)](model))
     flat = traverse_util.flatten_dict({k: template[k] for k in ("params", "batch_stats")})
-    _, keys = next(entry for entry in MODELS.values() if entry[0] is type(model))
+    keys = type(model).HYPERPARAMETERS
     described = ", ".join(f"{key}={getattr(model, key)!r}" for key in keys)
     described = f"jaxdl's {type(model).__name__} ({described}, {model.num_classes} outputs)"
     values, missing, wrong = {}, [], []

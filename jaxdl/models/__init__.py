@@ -1,33 +1,27 @@
-"""Model registry: `build_model(config, num_classes)` picks the architecture by `config.model.name`."""
+"""Architectures (shapes only, no dataset knowledge). Each model class names its two
+hyper-parameters (`HYPERPARAMETERS`, keys of `config.model`) and checks their values
+(`check_hyperparameters`); the task that uses a model says which class (`jaxdl.tasks`)."""
 
 import ml_collections
 from flax import linen as nn
 
-from jaxdl.errors import ConfigError
-from jaxdl.models.celeba_net import CelebaCNN
-from jaxdl.models.cub200_net import Cub200GroupedCNN
-from jaxdl.models.esc50_cnn import Esc50CNN
-from jaxdl.models.tiny_imagenet_net import TinyImageNetInception
+from jaxdl.checks import check_choice
+
+INIT_SCHEMES = ("flax", "torch")  # model.init: Flax's default initialisers or PyTorch's
 
 
-# name -> (module, the two config.model hyper-parameters it takes; sequences become tuples)
-MODELS: dict[str, tuple[type[nn.Module], tuple[str, str]]] = {
-    "esc50_cnn": (Esc50CNN, ("channels", "kernel_size")),
-    "tiny_imagenet_inception": (TinyImageNetInception, ("num_modules", "branch_channels")),
-    "cub200_grouped": (Cub200GroupedCNN, ("num_blocks", "groups")),
-    "celeba_cnn": (CelebaCNN, ("channels_block3", "dropout")),
-}
+def check(module: type[nn.Module], config: ml_collections.ConfigDict) -> None:
+    """ConfigError naming the first bad `model.*` value of `config` for `module`."""
+    check_choice(config, "model.init", INIT_SCHEMES)
+    module.check_hyperparameters(config.model)
 
 
-def _hyperparameter(value):
+def hyperparameter_value(value):
+    """A config value as the module field takes it (lists become tuples, hashable for jit)."""
     return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
-def build_model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
-    """The task's model with its two hyper-parameters from `config.model`."""
-    name = config.model.name
-    if name not in MODELS:
-        raise ConfigError(f"model.name={name!r} is unknown; allowed: {sorted(MODELS)}")
-    module, keys = MODELS[name]
-    hyperparameters = {key: _hyperparameter(config.model[key]) for key in keys}
-    return module(num_classes=num_classes, init_scheme=config.model.init, **hyperparameters)
+def build(module: type[nn.Module], model: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
+    """`module` with its two hyper-parameters and init scheme from `model` (config.model)."""
+    hyperparameters = {key: hyperparameter_value(model[key]) for key in module.HYPERPARAMETERS}
+    return module(num_classes=num_classes, init_scheme=model.init, **hyperparameters)

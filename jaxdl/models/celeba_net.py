@@ -1,7 +1,12 @@
 """CelebA reference CNN (`CNNMultiLabel`): three Conv→BN→ReLU blocks, dropout, multi-label head."""
 
+from typing import ClassVar
+
 import jax
+import ml_collections
 from flax import linen as nn
+
+from jaxdl.checks import check
 
 from jaxdl.models import layers
 
@@ -19,6 +24,15 @@ class CelebaCNN(nn.Module):
     channels_block3: int = 256
     dropout: float = 0.0
     init_scheme: str = "flax"  # "flax" | "torch" (PyTorch default initialisation)
+
+    HYPERPARAMETERS: ClassVar[tuple[str, str]] = ("channels_block3", "dropout")
+
+    @staticmethod
+    def check_hyperparameters(model: ml_collections.ConfigDict) -> None:
+        width = model.channels_block3
+        check(isinstance(width, int) and width >= 1, "model.channels_block3", width,
+              "a positive number of channels")
+        check(0.0 <= model.dropout < 1.0, "model.dropout", model.dropout, "a probability in [0, 1)")
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:

@@ -1,12 +1,18 @@
 """CUB-200 reference CNN (Projet 22): three stages of dense + grouped conv blocks."""
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import jax
+import ml_collections
 from flax import linen as nn
+
+from jaxdl.checks import check
 
 from jaxdl.errors import ConfigError
 from jaxdl.models import layers
+
+STAGE_WIDTHS = (64, 128, 256)  # the reference's `hidden_sizes`: stem and stage 1, 2, 3 widths
 
 
 class Cub200GroupedCNN(nn.Module):
@@ -22,8 +28,20 @@ class Cub200GroupedCNN(nn.Module):
     num_classes: int
     num_blocks: int = 2
     groups: int = 4
-    widths: Sequence[int] = (64, 128, 256)
+    widths: Sequence[int] = STAGE_WIDTHS
     init_scheme: str = "flax"  # "flax" | "torch" (PyTorch default initialisation)
+
+    HYPERPARAMETERS: ClassVar[tuple[str, str]] = ("num_blocks", "groups")
+
+    @staticmethod
+    def check_hyperparameters(model: ml_collections.ConfigDict) -> None:
+        blocks, groups = model.num_blocks, model.groups
+        check(isinstance(blocks, int) and blocks >= 1, "model.num_blocks", blocks,
+              "a positive number of blocks per stage")
+        divisors = [g for g in range(1, STAGE_WIDTHS[0] + 1) if all(w % g == 0 for w in STAGE_WIDTHS)]
+        check(isinstance(groups, int) and groups in divisors, "model.groups", groups,
+              f"a number of groups dividing every stage width {STAGE_WIDTHS}: "
+              f"{', '.join(map(str, divisors[:-1]))} or {divisors[-1]}")
 
     def __post_init__(self) -> None:
         if self.groups < 1 or any(width % self.groups for width in self.widths):

@@ -1,9 +1,13 @@
 """ESC-50 reference CNN (`ESC50CNN2D`): three Conv→BN→ReLU blocks on a log-mel, GAP, Dense."""
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import jax
+import ml_collections
 from flax import linen as nn
+
+from jaxdl.checks import check
 
 from jaxdl.models import layers
 
@@ -18,6 +22,17 @@ class Esc50CNN(nn.Module):
     channels: Sequence[int] = (32, 64, 128)
     kernel_size: int = 5
     init_scheme: str = "flax"  # "flax" | "torch" (PyTorch default initialisation)
+
+    HYPERPARAMETERS: ClassVar[tuple[str, str]] = ("channels", "kernel_size")
+
+    @staticmethod
+    def check_hyperparameters(model: ml_collections.ConfigDict) -> None:
+        channels = tuple(model.channels)
+        check(len(channels) == 3 and all(isinstance(c, int) and c > 0 for c in channels),
+              "model.channels", channels,
+              "three positive widths, e.g. (32, 64, 128) or (48, 96, 192)")
+        check(model.kernel_size in (1, 3, 5, 7), "model.kernel_size", model.kernel_size,
+              "an odd size in [1, 3, 5, 7] (the reference grid uses 3 and 5)")
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:

@@ -1,11 +1,14 @@
 """Tiny ImageNet reference CNN (`InceptionTinyNet`): a conv stem, then Inception-like modules."""
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 from flax import linen as nn
 
+from jaxdl.checks import check
 from jaxdl.errors import ConfigError
 from jaxdl.models import layers
 
@@ -27,6 +30,19 @@ class TinyImageNetInception(nn.Module):
     num_modules: int = 6
     branch_channels: Sequence[int] = (64, 64, 64)  # 1×1, 3×3, pool→1×1 branch widths
     init_scheme: str = "flax"  # "flax" | "torch" (PyTorch default initialisation)
+
+    HYPERPARAMETERS: ClassVar[tuple[str, str]] = ("num_modules", "branch_channels")
+
+    @staticmethod
+    def check_hyperparameters(model: ml_collections.ConfigDict) -> None:
+        modules = model.num_modules
+        check(isinstance(modules, int) and modules >= 1, "model.num_modules", modules,
+              "a positive number of Inception modules (the reference uses 4 and 6)")
+        branches = tuple(model.branch_channels)
+        check(len(branches) == 3 and all(isinstance(c, int) and c > 0 for c in branches)
+              and sum(branches) == MODULE_CHANNELS, "model.branch_channels", branches,
+              f"three positive widths summing to {MODULE_CHANNELS}, e.g. (64, 64, 64) or "
+              "(48, 72, 72)")
 
     def __post_init__(self) -> None:
         if len(self.branch_channels) != 3 or sum(self.branch_channels) != MODULE_CHANNELS:

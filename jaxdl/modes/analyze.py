@@ -60,10 +60,9 @@ import ml_collections
 import numpy as np
 
 from jaxdl.analysis import (baselines, card, census, distribution, examples, first_batch,
-                            markdown, model_summary, pipelines, statistics)
-from jaxdl.data.tasks import task_data
+                            markdown, model_summary, pipelines)
+from jaxdl import tasks
 from jaxdl.errors import DataError
-from jaxdl.models import MODELS
 from jaxdl.training import components
 from jaxdl.utils import files, plots, runs
 
@@ -124,7 +123,7 @@ def _headline(summary: dict) -> dict:
 def analyze(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     """Runs every analysis, writes the outputs; returns summary.json's content."""
     started = time.perf_counter()
-    task = task_data(config)
+    task = tasks.get(config)
     raw = census.census(config)  # before the run folder: a missing dataset leaves no empty run
     out = files.unique_dir(workdir / "logs", runs.run_name(config, "analyze"))
     files.write_json_atomic(out / FILES["config"], config.to_dict())
@@ -193,13 +192,13 @@ def analyze(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         },
         "model": {"name": config.model.name,
                   "hyperparameters": {k: model_summary.plain(config.model[k])
-                                      for k in MODELS[config.model.name][1]}},
+                                      for k in task.hyperparameters}},
         "parameters": {"input_shape": list(example_shape),
                        "total": sum(row["params"] for row in layers),
                        "non_trainable": sum(row["state"] for row in layers),
                        "layers": layers, "grid": grid},
         "first_batch": gradients,
-        "mean_std": (statistics.train_mean_std(config, splits["train"].source)
+        "mean_std": (task.mean_std(config, splits["train"].source)
                      if config.analyze.mean_std else None),
         "files": FILES,
     }

@@ -11,7 +11,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxdl.data.tasks import task_data
+from jaxdl import tasks
 from jaxdl.training import components
 from jaxdl.training.state import count_params
 from jaxdl.utils import distributed
@@ -29,7 +29,7 @@ def _median_ms(step, warmup: int, steps: int) -> float:
 
 
 def benchmark(config: ml_collections.ConfigDict) -> dict:
-    task = task_data(config)
+    task = tasks.get(config)
     names = tuple(f"class{i}" for i in range(task.num_classes))
     parts = components.build(config, names)
     batch_size = config.train.batch_size

@@ -14,7 +14,7 @@ import numpy as np
 
 from jaxdl.data import pipeline
 from jaxdl.data.split import Split
-from jaxdl.data.tasks import task_data
+from jaxdl import tasks
 from jaxdl.errors import CheckpointError, DataError
 from jaxdl.training import checkpoint, components, loop, metrics
 from jaxdl.utils import files, plots
@@ -95,7 +95,7 @@ def score_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str | pa
     with checkpoints:
         config = evaluation_config(config, meta["config"])
         names = tuple(meta["class_names"])
-        data = task_data(config).load_split(config, split)
+        data = tasks.get(config).load_split(config, split)
         if tuple(data.class_names) != names:
             raise DataError(f"the {split} split's classes {list(data.class_names)[:5]}… differ from "
                             f"the checkpoint's {list(names)[:5]}… ({len(data.class_names)} vs "

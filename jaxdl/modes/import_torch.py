@@ -17,7 +17,7 @@ import jax
 import ml_collections
 
 from jaxdl import config as config_lib
-from jaxdl.data.tasks import task_data
+from jaxdl import tasks
 from jaxdl.errors import CheckpointError, DataError
 from jaxdl.interop import torch_checkpoint
 from jaxdl.training import checkpoint, components
@@ -29,7 +29,7 @@ def class_names(config: ml_collections.ConfigDict,
                 saved: torch_checkpoint.TorchCheckpoint) -> tuple[tuple[str, ...], str]:
     """(names in label order, where they came from)."""
     try:
-        from_data, unreadable = tuple(task_data(config).load_split(config, "test").class_names), None
+        from_data, unreadable = tuple(tasks.get(config).load_split(config, "test").class_names), None
     except DataError as err:
         from_data, unreadable = None, err
     if saved.class_names and from_data and saved.class_names != from_data:

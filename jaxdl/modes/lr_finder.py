@@ -37,7 +37,8 @@ import optax
 from jax.sharding import Mesh
 
 from jaxdl.data import pipeline
-from jaxdl.data.tasks import TaskData, task_data
+from jaxdl import tasks
+from jaxdl.tasks.spec import Task
 from jaxdl.errors import DataError
 from jaxdl.training import components, loop
 from jaxdl.training.state import TrainState
@@ -119,7 +120,7 @@ def with_learning_rate(state: TrainState, lr: jax.Array) -> TrainState:
     return state.replace(opt_state=optax.tree_utils.tree_set(state.opt_state, learning_rate=lr))
 
 
-def _cycled_train_batches(source, task: TaskData, config: ml_collections.ConfigDict,
+def _cycled_train_batches(source, task: Task, config: ml_collections.ConfigDict,
                           batch_size: int) -> Iterator[dict]:
     """Training batches of epoch 1, 2, … chained, each epoch shuffled and augmented as `train`."""
     for epoch in itertools.count(1):
@@ -155,7 +156,7 @@ def _host_step(lr: np.float32, sums: dict) -> tuple[float, float, bool]:
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
     del args  # the sweep is configured entirely by `lr_finder.*` and `train.*`
     finder = config.lr_finder
-    task = task_data(config)
+    task = tasks.get(config)
     train_split = task.load_split(config, "train")
     parts = components.build(config, train_split.class_names)
     batch_key = "lr_finder.batch_size" if finder.batch_size else "train.batch_size"

@@ -9,7 +9,7 @@ import os
 import pathlib
 from collections.abc import Sequence
 
-from jaxdl.models import MODELS
+from jaxdl import tasks
 from jaxdl.report import commands, discover
 from jaxdl.report.figures import Figures
 from jaxdl.utils import run_metrics
@@ -94,7 +94,7 @@ def with_override(config: dict, key: str, value) -> dict:
 
 def model_keys(config: dict) -> tuple[str, str]:
     """The task model's two hyper-parameters, e.g. ("channels", "kernel_size")."""
-    return MODELS[config["model"]["name"]][1]
+    return tasks.by_name(config["task"]).hyperparameters
 
 
 def value(v) -> str:
@@ -115,7 +115,8 @@ def scores(directory: pathlib.Path, split: str) -> tuple[int, dict[str, float]] 
     if not (directory / run_metrics.METRICS_FILE).is_file():
         return None
     for record in reversed(run_metrics.read_history(directory)):
-        found = {key.split("/", 1)[1]: v for key, v in record.items() if key.startswith(f"{split}/")}
+        found = {key.split("/", 1)[1]: v for key, v in record.items()
+                 if key.startswith(f"{split}/")}
         if found:
             return record["epoch"], found
     return None

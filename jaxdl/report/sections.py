@@ -6,7 +6,7 @@ import datetime
 import json
 
 from jaxdl import config as config_lib
-from jaxdl.analysis import card
+from jaxdl import tasks
 from jaxdl.report import data_model, discover, experiments
 from jaxdl.report.context import (TODO, Context, Section, grid_rows, model_keys, todo, value,
                                   with_override)
@@ -73,7 +73,7 @@ def general(ctx: Context, env: dict) -> Section:
     """§0: student/project/repository placeholders, the environment, every command."""
     model = (ctx.runs.latest("train").config if ctx.runs.latest("train") else ctx.config)["model"]
     lines = [f"- **Student**: {TODO} name, first name",
-             f"- **Project**: {card.DATASETS[ctx.task].name} × `{model['name']}` "
+             f"- **Project**: {tasks.by_name(ctx.task).card.name} × `{model['name']}` "
              f"({', '.join(model_keys({'model': model}))})",
              f"- **Git repository**: {TODO} public URL",
              f"- **Environment**: {_environment(env)}",
@@ -151,7 +151,7 @@ def reproducibility(ctx: Context) -> Section:
 
 
 def references(ctx: Context) -> Section:
-    info = card.DATASETS[ctx.task]
+    info = tasks.by_name(ctx.task).card
     lines = [f"- Dataset: {info.name}, {info.homepage}",
              *[f"- {name}: {url}" for name, url in REFERENCES], "",
              *todo("any other substantial external resource (one line each).")]
@@ -172,7 +172,7 @@ def render(ctx: Context, env: dict, generated: str) -> tuple[str, list[Section]]
     parts = [general(ctx, env), *data_model.sections(ctx), *experiments.sections(ctx),
              limits(ctx), reproducibility(ctx), references(ctx)]
     lines = [f"# Project report — CSC8607 Introduction to Deep Learning: "
-             f"{card.DATASETS[ctx.task].name}", "",
+             f"{tasks.by_name(ctx.task).card.name}", "",
              f"Written by `--mode=report` on {generated} from the runs under `{ctx.workdir}/logs/` "
              "(for each kind, the run that finished last; §7 and §8 use every compare run and "
              "every other grid). Every number and figure comes from those runs; blocks marked "

@@ -7,8 +7,8 @@ import ml_collections
 from flax import linen as nn
 from jax.sharding import Mesh
 
-from jaxdl.data.tasks import TaskData, task_data
-from jaxdl.models import build_model
+from jaxdl import tasks
+from jaxdl.tasks.spec import Task
 from jaxdl.training import optim, steps
 from jaxdl.training.objectives import Objective, make_objective
 from jaxdl.training.state import TrainState, create_train_state
@@ -17,7 +17,7 @@ from jaxdl.utils import distributed
 
 @dataclasses.dataclass(frozen=True)
 class Components:
-    task: TaskData
+    task: Task
     objective: Objective
     model: nn.Module
     state: TrainState  # freshly initialised, replicated over the mesh
@@ -29,9 +29,9 @@ def build(config: ml_collections.ConfigDict, names: Sequence[str], mesh: Mesh | 
           seed: int | None = None) -> Components:
     """Everything for `config` with `names` (class or label names from the data)."""
     mesh = mesh or distributed.make_mesh()
-    task = task_data(config)
+    task = tasks.get(config)
     objective = make_objective(task.objective_kind, names)
-    model = build_model(config, num_classes=len(names))
+    model = tasks.build_model(config, num_classes=len(names))
     state = create_train_state(model, optim.make_optimizer(config.train),
                                config.seed if seed is None else seed, task.input_shape(config))
     state = distributed.put(state, distributed.replicated(mesh))

@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 
 from jaxdl.data import pipeline
-from jaxdl.data.tasks import TaskData
+from jaxdl.tasks.spec import Task
 from jaxdl.errors import CheckpointError, DataError, JaxdlError
 from jaxdl.training import checkpoint, loop, metrics, optim
 from jaxdl.training.group import Group
@@ -67,7 +67,7 @@ class Data:
     """What the members share: the splits, batch sizes, and the config that orders the data."""
 
     config: ml_collections.ConfigDict  # its seed drives data order and augmentation
-    task: TaskData
+    task: Task
     train: Any
     val: Any
     names: tuple[str, ...]

@@ -23,9 +23,8 @@ import ml_collections
 import optax
 from jax.sharding import Mesh
 
-from jaxdl.data.tasks import task_data
+from jaxdl import tasks
 from jaxdl.errors import ConfigError
-from jaxdl.models import build_model
 from jaxdl.training import optim, steps
 from jaxdl.training.objectives import Objective, make_objective
 from jaxdl.training.state import TrainState, create_train_state
@@ -112,10 +111,10 @@ def build(configs: Sequence[ml_collections.ConfigDict], names: Sequence[str],
     _check_shared_architecture(configs)
     strategy = resolve_strategy(strategy)
     base = configs[0]
-    task = task_data(base)
+    task = tasks.get(base)
     objective = make_objective(task.objective_kind, names)
     # One model and one optimizer object: jit caches on them (they are static in TrainState).
-    model = build_model(base, num_classes=len(names))
+    model = tasks.build_model(base, num_classes=len(names))
     tx = optim.make_optimizer(base.train)
     states = [member_state(model, tx, c, task.input_shape(base)) for c in configs]
     skip = base.train.nan_policy == "skip"

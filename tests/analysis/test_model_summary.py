@@ -3,8 +3,7 @@
 import pytest
 
 from jaxdl.analysis import model_summary
-from jaxdl.data.tasks import task_data
-from jaxdl.models import build_model
+from jaxdl import tasks
 from tests.helpers import load_config
 
 # docs/reference-projects.md#parameter-counts (reference projects, real class counts)
@@ -25,7 +24,7 @@ def _key(value):
 @pytest.mark.parametrize("task", sorted(REFERENCE))
 def test_grid_counts_are_the_reference_counts(task):
     config = load_config(task)
-    data = task_data(config)
+    data = tasks.get(config)
     rows = model_summary.grid_counts(config, data.num_classes, data.input_shape(config))
     keys = [k for k in rows[0] if k not in ("params", "configured")]
     assert {tuple(_key(r[k]) for k in keys): r["params"] for r in rows} == REFERENCE[task]
@@ -35,7 +34,7 @@ def test_grid_counts_are_the_reference_counts(task):
 
 def test_layer_table_of_the_esc50_final_model():
     config = load_config("esc50")
-    rows = model_summary.layer_table(build_model(config, 50), (64, 501, 1))
+    rows = model_summary.layer_table(tasks.build_model(config, 50), (64, 501, 1))
     assert [(r["layer"], r["type"], r["params"]) for r in rows] == [
         ("conv0", "Conv", 5 * 5 * 32 + 32), ("bn0", "BatchNorm", 64),
         ("conv1", "Conv", 5 * 5 * 32 * 64 + 64), ("bn1", "BatchNorm", 128),
@@ -51,7 +50,7 @@ def test_layer_table_of_the_esc50_final_model():
 def test_layer_table_lists_parameterless_layers():
     config = load_config("celeba")
     config.model.dropout = 0.2
-    rows = model_summary.layer_table(build_model(config, 5), (64, 64, 3))
+    rows = model_summary.layer_table(tasks.build_model(config, 5), (64, 64, 3))
     dropout = [r for r in rows if r["type"] == "Dropout"]
     assert len(dropout) == 1 and dropout[0]["params"] == 0 and dropout[0]["output_shape"] == [256]
     assert sum(r["params"] for r in rows) == 372_997

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxdl.data import pipeline
-from jaxdl.data.tasks import TaskData
+from jaxdl.tasks.spec import Task
 
 
 class Numbers:
@@ -32,7 +32,7 @@ def _augment(record, rng, cfg):
 
 
 # Shared with tests/scale/two_processes.py, which feeds the same records across real processes.
-TASK = TaskData("multiclass", None, _input, _augment, lambda c: (2, 3, 1), num_classes=3)
+TASK = Task("multiclass", None, _input, _augment, lambda c: (2, 3, 1), num_classes=3)
 
 
 def numbers_config(workers=0):

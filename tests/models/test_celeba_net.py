@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxdl.models import build_model
+from jaxdl import models
 from jaxdl.models.celeba_net import CelebaCNN
 from jaxdl.training.state import count_params
 
@@ -58,5 +58,5 @@ def test_registry_reads_channels_block3_and_dropout():
     model_config = ml_collections.ConfigDict(dict(
         name="celeba_cnn", channels_block3=192, dropout=0.2, init="flax"
     ))
-    model = build_model(ml_collections.ConfigDict(dict(model=model_config)), num_classes=5)
+    model = models.build(CelebaCNN, model_config, num_classes=5)
     assert model == CelebaCNN(num_classes=5, channels_block3=192, dropout=0.2, init_scheme="flax")

@@ -8,7 +8,7 @@ import pytest
 from flax import linen as nn
 
 from jaxdl.errors import ConfigError
-from jaxdl.models import build_model
+from jaxdl import models
 from jaxdl.models.cub200_net import Cub200GroupedCNN
 from jaxdl.models.layers import GroupedConv
 from tests.helpers import initial_softmax_loss
@@ -71,5 +71,5 @@ def test_registry_reads_num_blocks_and_groups():
     model_config = ml_collections.ConfigDict(dict(
         name="cub200_grouped", num_blocks=3, groups=2, init="torch"
     ))
-    model = build_model(ml_collections.ConfigDict(dict(model=model_config)), num_classes=200)
+    model = models.build(Cub200GroupedCNN, model_config, num_classes=200)
     assert model == Cub200GroupedCNN(num_classes=200, num_blocks=3, groups=2, init_scheme="torch")

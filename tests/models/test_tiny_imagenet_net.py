@@ -8,7 +8,8 @@ import pytest
 from flax import linen as nn
 
 from jaxdl.errors import ConfigError
-from jaxdl.models import build_model, layers
+from jaxdl import models
+from jaxdl.models import layers
 from jaxdl.models.tiny_imagenet_net import TinyImageNetInception
 from tests.helpers import initial_softmax_loss
 from jaxdl.training.state import count_params
@@ -64,7 +65,7 @@ def test_registry_reads_num_modules_and_branch_channels():
     model_config = ml_collections.ConfigDict(dict(
         name="tiny_imagenet_inception", num_modules=4, branch_channels=[48, 72, 72], init="torch"
     ))
-    model = build_model(ml_collections.ConfigDict(dict(model=model_config)), num_classes=200)
+    model = models.build(TinyImageNetInception, model_config, num_classes=200)
     assert model == TinyImageNetInception(
         num_classes=200, num_modules=4, branch_channels=(48, 72, 72), init_scheme="torch"
     )

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from jaxdl.data import esc50
-from jaxdl.data.tasks import TASKS
+from jaxdl import tasks
 from jaxdl.errors import CheckpointError
-from jaxdl.models import build_model
 from jaxdl.modes import ModeArgs, evaluate, import_torch
 from tests.helpers import load_config, tiny_esc50_config
 
@@ -67,7 +66,7 @@ def _import(task: str, path, config_hparams: dict, input_hw: tuple[int, int]):
         config.model[key] = value
     saved = torch_checkpoint.read_torch_checkpoint(path)
     config, sources = torch_checkpoint.imported_config(config, saved)
-    model = build_model(config, TASKS[task].num_classes)
+    model = tasks.build_model(config, tasks.by_name(task).num_classes)
     shape = (2, *input_hw, 1 if task == "esc50" else 3)
     template = jax.eval_shape(model.init, jax.random.key(0), np.zeros(shape, np.float32))
     return model, torch_checkpoint.flax_variables(model, template, saved), sources, shape
@@ -90,7 +89,7 @@ CASES = [
                          ids=[f"{c[0]}-{'-'.join(map(str, c[1].values()))}" for c in CASES])
 def test_imported_logits_equal_pytorch(tmp_path, task, hparams, prefix, input_hw):
     model_name = load_config(task).model.name
-    reference = _reference_model(model_name, TASKS[task].num_classes, hparams)
+    reference = _reference_model(model_name, tasks.by_name(task).num_classes, hparams)
     path = tmp_path / "best.ckpt"
     _save_as_reference(task, reference, hparams, path, prefix)
     embedded = task in ("esc50", "tiny_imagenet")

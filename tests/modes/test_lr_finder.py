@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 
 from jaxdl.data import pipeline
-from jaxdl.data.tasks import task_data
+from jaxdl import tasks
 from jaxdl.modes import ModeArgs, lr_finder, run_mode
 from jaxdl.training import components, loop
-from jaxdl.utils import distributed, events
-from tests.helpers import tiny_esc50_config
+from jaxdl.utils import distributed
+from tests.helpers import tensorboard_scalars, tiny_esc50_config
 
 
 def test_learning_rates_are_geometric_from_start_to_end():
@@ -87,7 +87,7 @@ def _counting_compilations():
 
 def test_injected_learning_rate_is_used_by_the_compiled_step(data_root):
     config = tiny_esc50_config(data_root, optimizer="sgd", momentum=0.0, weight_decay=0.0)
-    task = task_data(config)
+    task = tasks.get(config)
     train = task.load_split(config, "train")
     parts = components.build(config, train.class_names)
     batch = loop.to_device(next(pipeline.train_batches(train.source, task, config, 1, 16, False)),
@@ -140,7 +140,7 @@ def test_sweep_trace_is_geometric_and_cycles_epochs(sweep):
 def test_events_hold_the_same_trace(sweep):
     _, _, summary = sweep
     rows = _trace(summary)
-    scalars = events.read_scalars(summary["outputs"]["events"])
+    scalars = tensorboard_scalars(summary["outputs"]["events"])
     assert [s for s, _ in scalars["lr_finder/lr"]] == list(range(1, 25))
     assert [v for _, v in scalars["lr_finder/lr"]] == [r["lr"] for r in rows]  # float32 exact
     np.testing.assert_allclose([v for _, v in scalars["lr_finder/loss"]],

@@ -34,8 +34,8 @@ from jaxdl.modes import grid_search, train  # noqa: E402
 from jaxdl.training import checkpoint, components, fit, group, loop  # noqa: E402
 from jaxdl.training.data import training_data  # noqa: E402
 from jaxdl.training.grid import expand, member_name  # noqa: E402
-from jaxdl.utils import distributed, events  # noqa: E402
-from tests.helpers import tiny_esc50_config  # noqa: E402
+from jaxdl.utils import distributed  # noqa: E402
+from tests.helpers import tensorboard_scalars, tiny_esc50_config  # noqa: E402
 
 CURVE_KEYS = ("train/loss", "val/loss", "val/accuracy")
 
@@ -59,7 +59,7 @@ def _curves(log_dir: pathlib.Path) -> dict:
     """A run's per-epoch metrics (metrics.jsonl) and logged step losses (event file)."""
     records = [json.loads(line) for line in (log_dir / "metrics.jsonl").read_text().splitlines()]
     return {"epochs": {k: [r[k] for r in records] for k in CURVE_KEYS},
-            "steps": [value for _, value in events.read_scalars(log_dir)["train/loss_step"]]}
+            "steps": [value for _, value in tensorboard_scalars(log_dir)["train/loss_step"]]}
 
 
 def one_device(config, root: pathlib.Path) -> list[dict]:
