@@ -1,4 +1,7 @@
-"""Command line: `python -m jaxdl.main --config configs/esc50.py [--mode=MODE] [--config.KEY=VALUE]`.
+"""Command line: `python -m jaxdl.main --config esc50 [--mode=MODE] [--config.KEY=VALUE]`.
+
+`--config` takes a task name (`esc50`, `esc50:synthetic` with a preset), which names the task's
+config file shipped with jaxdl (configs/esc50.py in a checkout), or the path of a config file.
 
 Parses flags and the config, validates it, dispatches to the mode, and ends by printing one line
 of JSON with the mode's headline figures. User errors print one line `error: ...` and exit with 2.
@@ -17,8 +20,9 @@ from jaxdl import config as config_lib
 from jaxdl.errors import JaxdlError
 from jaxdl.modes import MODES, ModeArgs, run_mode
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file, e.g. configs/esc50.py "
-                                          "or configs/esc50.py:synthetic.", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "A task name or a config file, with an optional preset: esc50, "
+    "esc50:synthetic, configs/esc50.py or my_config.py:synthetic.", lock_config=True)
 _MODE = flags.DEFINE_enum("mode", "train", MODES, "What to run.")
 _WORKDIR = flags.DEFINE_string("workdir", ".", "Where logs/ and checkpoints/ are written.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "checkpoints/<run> to evaluate.")
@@ -37,35 +41,43 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def _config_argument(argv: list[str]) -> str | None:
-    """The value of the last `--config` (absl keeps the last), `--config=X` or `--config X`."""
-    value = None
+def _config_argument(argv: list[str]) -> tuple[int, str] | None:
+    """Where the value of the last `--config` (absl keeps the last) is: its index in argv and the
+    prefix before it, `--config=X` (index of that argument, '--config=') or `--config X` (index of
+    X, '')."""
+    found = None
     for index, arg in enumerate(argv[1:], 1):
         if arg == "--":
             break
         if match := _CONFIG_FLAG.fullmatch(arg):
-            following = argv[index + 1] if index + 1 < len(argv) else None
-            value = match.group(1) if match.group(1) is not None else following
-    return value
+            if match.group(1) is not None:
+                found = (index, arg[:match.start(1)])
+            else:
+                found = (index + 1, "") if index + 1 < len(argv) else None
+    return found
 
 
-def _check_config(argv: list[str]) -> None:
-    """Loads `--config` and checks the override keys before config_flags does: it answers a missing
-    file, a syntax error, an unknown preset or an unknown key with a traceback."""
-    argument = _config_argument(argv)
-    if argument is None:
-        return  # main() says --config is required
-    path, _, preset = argument.partition(":")
-    config = config_lib.load_config_file(path, preset or None)
+def _check_config(argv: list[str]) -> list[str]:
+    """Loads `--config` and checks the override keys before config_flags does (it answers a missing
+    file, a syntax error, an unknown preset or an unknown key with a traceback). Returns argv with
+    a task name (`--config esc50:synthetic`) replaced by the path of its config file, which is what
+    config_flags loads."""
+    found = _config_argument(argv)
+    if found is None:
+        return argv  # main() says --config is required
+    index, prefix = found
+    name, colon, preset = argv[index].removeprefix(prefix).partition(":")
+    config = config_lib.load_config_file(name, preset or None)
     overrides = [match.group(1) for arg in argv if (match := _OVERRIDE.match(arg))]
     config_lib.check_override_keys(config, overrides)
+    return [*argv[:index], f"{prefix}{config_lib.config_path(name)}{colon}{preset}",
+            *argv[index + 1:]]
 
 
 def parse_flags(argv: list[str]) -> list[str]:
     """absl parsing, with every mistake in the flags or the config file a one-line error."""
     try:
-        _check_config(argv)
-        return flags.FLAGS(argv)
+        return flags.FLAGS(_check_config(argv))
     except JaxdlError as err:
         _fail(str(err))
     except flags.Error as err:
