@@ -63,3 +63,55 @@ def initial_softmax_loss(model: nn.Module, x: np.ndarray) -> float:
         return optax.softmax_cross_entropy_with_integer_labels(logits, jnp.arange(len(x))).mean()
 
     return float(loss(x))
+
+
+def tensorboard_scalars(log_dir: pathlib.Path) -> dict[str, list[tuple[int, float]]]:
+    """{tag: [(step, value), …]} of every event file under `log_dir` (sub-directories included),
+    read with TensorBoard's own EventAccumulator: `simple_value` scalars and the rank-0 tensors of
+    the scalars plugin. Of a step written twice (a resumed run) the later write wins."""
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.util import tensor_util
+
+    directories = sorted({p.parent for p in pathlib.Path(log_dir).rglob("events.out.tfevents.*")})
+    assert directories, f"no TensorBoard event files under {log_dir}"
+    latest: dict[str, dict[int, tuple[float, float]]] = {}  # tag -> step -> (wall time, value)
+    for directory in directories:
+        # No purging: files of one directory are read in name order, which is not write order.
+        accumulator = event_accumulator.EventAccumulator(
+            str(directory), size_guidance={event_accumulator.SCALARS: 0,
+                                           event_accumulator.TENSORS: 0},
+            purge_orphaned_data=False)
+        accumulator.Reload()
+        tags = accumulator.Tags()
+        points = [(tag, e.step, e.wall_time, e.value) for tag in tags["scalars"]
+                  for e in accumulator.Scalars(tag)]
+        points += [(tag, e.step, e.wall_time, float(tensor_util.make_ndarray(e.tensor_proto)))
+                   for tag in tags["tensors"]
+                   if accumulator.SummaryMetadata(tag).plugin_data.plugin_name == "scalars"
+                   for e in accumulator.Tensors(tag)]
+        for tag, step, wall_time, value in points:
+            steps = latest.setdefault(tag, {})
+            if step not in steps or wall_time >= steps[step][0]:
+                steps[step] = (wall_time, value)
+    return {tag: [(step, value) for step, (_, value) in sorted(steps.items())]
+            for tag, steps in sorted(latest.items())}
+
+
+def tensorboard_hparams(log_dir: pathlib.Path) -> dict[str, dict]:
+    """What TensorBoard's HParams tab shows for the run in `log_dir`: {"hparams": {name: value},
+    "metrics": {tag: its last value, None if never written}}, read with TensorBoard's reader and
+    its hparams plugin's own parsers."""
+    from google.protobuf import json_format
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.plugins.hparams import metadata
+
+    accumulator = event_accumulator.EventAccumulator(str(log_dir))
+    accumulator.Reload()
+    content = accumulator.PluginTagToContent(metadata.PLUGIN_NAME)
+    start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
+    experiment = metadata.parse_experiment_plugin_data(content[metadata.EXPERIMENT_TAG])
+    scalars = tensorboard_scalars(log_dir)
+    return {"hparams": {name: json_format.MessageToDict(value)
+                        for name, value in start.hparams.items()},
+            "metrics": {info.name.tag: scalars[info.name.tag][-1][1] if info.name.tag in scalars
+                        else None for info in experiment.metric_infos}}

@@ -1,18 +1,20 @@
 """compare on existing runs: two short real trainings on synthetic ESC-50 that differ in lr,
-overlaid and tabulated; values checked against each run's metrics.jsonl; runs without curves fail
-before anything is written. (compare.run=True and bad globs: test_compare_runs.py.)"""
+overlaid and tabulated; values checked against each run's metrics.jsonl; runs without curves or
+with a damaged metrics.jsonl fail before anything is written. (compare.run=True and bad globs:
+test_compare_runs.py.)"""
 
 import csv
 import json
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from jaxdl.errors import DataError
-from jaxdl.modes import ModeArgs, compare, run_mode, train
-from jaxdl.utils.events import EventFileError
+from jaxdl.modes import ModeArgs, run_mode, train
+from jaxdl.report import comparison
 from jaxdl.utils.logging import RunLogger
 from tests.helpers import tiny_esc50_config
 
@@ -82,34 +84,54 @@ def test_overlay_figures(compared):
 def test_runs_by_name_and_by_directory_resolve_alike(compared, tmp_path):
     workdir, summaries, _ = compared
     logs = workdir / "logs"
-    by_name = compare.resolve_runs([summaries[0]["run"], str(logs / summaries[1]["run"])], logs)
+    by_name = comparison.resolve_runs([summaries[0]["run"], str(logs / summaries[1]["run"])], logs)
     assert by_name == [(logs / s["run"]).resolve() for s in summaries]
     # A glob expands in sorted order; a run named again is kept once.
-    assert compare.resolve_runs(["esc50_train_*", summaries[0]["run"]], logs) == sorted(by_name)
+    assert comparison.resolve_runs(["esc50_train_*", summaries[0]["run"]], logs) == sorted(by_name)
 
 
 def test_labels_name_only_the_keys_that_differ():
     a = {"train.lr": 0.01, "model.channels": [16, 32, 64], "data.cache_dir": "/a", "seed": 1}
     b = {"train.lr": 0.003, "model.channels": [32, 64, 128], "data.cache_dir": "/b", "seed": 1}
-    keys = compare.differing_hyperparameters([a, b])
+    keys = comparison.differing_hyperparameters([a, b])
     assert keys == ["model.channels", "train.lr"]
-    labels = compare._labels([pathlib.Path("x"), pathlib.Path("y")], [a, b], keys)
+    labels = comparison.labels([pathlib.Path("x"), pathlib.Path("y")], [a, b], keys)
     assert labels == ["channels=[16,32,64], lr=0.01", "channels=[32,64,128], lr=0.003"]
     # Same hyper-parameters (a repeated run): the run names tell them apart.
-    assert compare._labels([pathlib.Path("x"), pathlib.Path("y")], [a, a], []) == ["x", "y"]
+    assert comparison.labels([pathlib.Path("x"), pathlib.Path("y")], [a, a], []) == ["x", "y"]
 
 
 def test_runs_without_curves_are_named_and_nothing_is_written(compared, tmp_path):
     workdir, summaries, _ = compared
     config = tiny_esc50_config(workdir)
     before = sorted((workdir / "logs").iterdir())
-    empty = tmp_path / "no_events"
+    empty = tmp_path / "no_metrics"
     empty.mkdir()
     (empty / "config.json").write_text("{}")
-    with pytest.raises(EventFileError, match="no_events"):
+    with pytest.raises(DataError, match=f"{empty} holds no metrics.jsonl: not a jaxdl training run"):
         run_mode("compare", config, workdir, ModeArgs(runs=(summaries[0]["run"], str(empty))))
     with RunLogger(tmp_path / "sweep_only", {"task": "esc50"}) as logger:
         logger.scalars(1, {"lr_finder/loss": 2.3})
-    with pytest.raises(DataError, match="sweep_only: no 'train/loss' scalars"):
+    with pytest.raises(DataError, match="sweep_only: no 'train/loss' in its metrics.jsonl"):
         run_mode("compare", config, workdir, ModeArgs(runs=(str(tmp_path / "sweep_only"),)))
     assert sorted((workdir / "logs").iterdir()) == before  # nothing written on failure
+
+
+def test_a_damaged_metrics_line_is_named_and_a_cut_short_last_one_skipped(compared, tmp_path,
+                                                                          capsys):
+    workdir, summaries, _ = compared
+    config = tiny_esc50_config(workdir)
+    before = sorted((workdir / "logs").iterdir())
+    run = shutil.copytree(workdir / "logs" / summaries[0]["run"], tmp_path / "damaged")
+    metrics = run / "metrics.jsonl"
+    lines = metrics.read_text().splitlines(keepends=True)
+    metrics.write_text(lines[0][:-10] + "\n" + lines[1])  # a middle line cut short
+    with pytest.raises(DataError, match=f"{metrics}, line 1: not JSON"):
+        run_mode("compare", config, workdir, ModeArgs(runs=(str(run),)))
+    assert sorted((workdir / "logs").iterdir()) == before
+    # Killed while writing epoch 2: epoch 1 is compared, the partial line named in a warning.
+    metrics.write_text(lines[0] + lines[1][:-10])
+    result = run_mode("compare", config, tmp_path, ModeArgs(runs=(str(run),)))
+    assert f"warning: {metrics}, line 2: cut short" in capsys.readouterr().err
+    assert result["runs"][0]["epochs"] == 1
+    assert result["runs"][0]["final_val_loss"] == json.loads(lines[0])["val/loss"]

@@ -13,8 +13,7 @@ from jaxdl.modes import ModeArgs, grid_search, train
 from jaxdl.training import fit, group
 from jaxdl.training.data import training_data
 from jaxdl.training.grid import member_config, member_name
-from jaxdl.utils import events
-from tests.helpers import tiny_esc50_config
+from tests.helpers import tensorboard_hparams, tiny_esc50_config
 
 
 def _grid_config(tmp_path, **grid):
@@ -69,7 +68,7 @@ def test_hparams_tab_holds_each_members_values_and_metrics(grid):
     log_dir = workdir / "logs" / summary["run"]
     rows = {r["run"]: r for r in csv.DictReader((log_dir / "summary.csv").open())}
     for name, row in rows.items():
-        hparams = events.read_hparams(log_dir / name)
+        hparams = tensorboard_hparams(log_dir / name)
         assert hparams["hparams"]["lr"] == pytest.approx(float(row["lr"]))
         assert hparams["hparams"]["kernel_size"] == pytest.approx(float(row["kernel_size"]))
         assert hparams["metrics"]["hparam/best_val_accuracy"] == pytest.approx(

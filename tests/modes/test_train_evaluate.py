@@ -9,8 +9,7 @@ import pytest
 from PIL import Image
 
 from jaxdl.modes import ModeArgs, evaluate, train
-from jaxdl.utils import events
-from tests.helpers import tiny_esc50_config
+from tests.helpers import tensorboard_scalars, tiny_esc50_config
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,7 @@ def test_run_directory_holds_config_metrics_and_event_tags(trained):
     assert saved["train"]["lr"] == config.train.lr and saved["task"] == "esc50"
     records = [json.loads(line) for line in (log_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == list(range(1, 9))
-    scalars = events.read_scalars(log_dir)
+    scalars = tensorboard_scalars(log_dir)
     for tag in ("train/loss", "train/accuracy", "val/loss", "val/accuracy", "test/accuracy"):
         assert tag in scalars, tag
     assert [step for step, _ in scalars["val/accuracy"]] == list(range(1, 9))
@@ -76,7 +75,7 @@ def test_evaluate_writes_predictions_per_class_and_confusion_outputs(trained, tm
     assert len(per_class) == 10 and sum(int(r["support"]) for r in per_class) == 40
     width, height = Image.open(tmp_path / "eval" / "confusion_matrix_test.png").size
     assert width > 300 and height > 300
-    assert events.read_scalars(tmp_path / "eval")["test/accuracy"][0][1] == pytest.approx(
+    assert tensorboard_scalars(tmp_path / "eval")["test/accuracy"][0][1] == pytest.approx(
         again["accuracy"])
 
 

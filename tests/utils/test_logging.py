@@ -1,14 +1,15 @@
-"""RunLogger outputs, and reading event files back without TensorFlow."""
+"""RunLogger outputs, read back with TensorBoard's own reader."""
 
 import json
-import os
 
 import numpy as np
-import pytest
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import metadata
+from tensorboard.util import tensor_util
 from tensorboardX.proto import types_pb2
 
-from jaxdl.utils.events import EventFileError, _iter_values, read_hparams, read_scalars
 from jaxdl.utils.logging import RunLogger
+from tests.helpers import tensorboard_hparams, tensorboard_scalars
 
 
 def test_run_logger_writes_config_scalars_and_jsonl(tmp_path):
@@ -25,7 +26,7 @@ def test_run_logger_writes_config_scalars_and_jsonl(tmp_path):
         {"epoch": 1, "val/accuracy": 0.25},
         {"epoch": 2, "val/accuracy": 0.5},
     ]
-    assert read_scalars(tmp_path) == {
+    assert tensorboard_scalars(tmp_path) == {
         "train/loss": [(1, 1.0), (2, 0.5)],
         "val/accuracy": [(1, 0.25), (2, 0.5)],
     }
@@ -36,7 +37,7 @@ def test_hparams_round_trip_shows_metric_values(tmp_path):
         logger.scalars(3, {"val/accuracy": 0.5})
         hparams = {"lr": 0.01, "channels": np.int64(32), "opt": "adamw", "bn": True, "sizes": (1, 2)}
         logger.hparams(hparams, {"hparam/best_val_accuracy": 0.75, "hparam/best_val_loss": 0.5})
-    assert read_hparams(tmp_path) == {
+    assert tensorboard_hparams(tmp_path) == {
         "hparams": {"lr": 0.01, "channels": 32.0, "opt": "adamw", "bn": True, "sizes": "(1, 2)"},
         "metrics": {"hparam/best_val_accuracy": 0.75, "hparam/best_val_loss": 0.5},
     }
@@ -47,35 +48,25 @@ def test_hparams_event_format_is_what_the_hparams_tab_reads(tmp_path):
         logger.hparams({"lr": 0.01}, {"hparam/best_val_accuracy": 0.75})
     event_files = list(tmp_path.rglob("events.out.tfevents.*"))
     assert [p.parent for p in event_files] == [tmp_path]  # no timestamp sub-directory
-    values = {value.tag: value for _, value in _iter_values(tmp_path)}
-    hparams_tags = ("experiment", "session_start_info", "session_end_info")
-    assert {f"_hparams_/{tag}" for tag in hparams_tags} <= set(values)
-    metric = values["hparam/best_val_accuracy"]
-    assert not metric.HasField("simple_value")
-    assert metric.metadata.plugin_data.plugin_name == "scalars"
-    assert metric.tensor.dtype == types_pb2.DT_FLOAT
-    assert list(metric.tensor.tensor_shape.dim) == []
-    assert list(metric.tensor.float_val) == [0.75]
+    accumulator = event_accumulator.EventAccumulator(str(tmp_path))
+    accumulator.Reload()
+    hparams_tags = (metadata.EXPERIMENT_TAG, metadata.SESSION_START_INFO_TAG,
+                    metadata.SESSION_END_INFO_TAG)
+    assert set(accumulator.PluginTagToContent(metadata.PLUGIN_NAME)) == set(hparams_tags)
+    # The metric value: a rank-0 DT_FLOAT tensor of the scalars plugin, not a `simple_value`.
+    assert "hparam/best_val_accuracy" not in accumulator.Tags()["scalars"]
+    metric_metadata = accumulator.SummaryMetadata("hparam/best_val_accuracy")
+    assert metric_metadata.plugin_data.plugin_name == "scalars"
+    (event,) = accumulator.Tensors("hparam/best_val_accuracy")
+    assert event.step == 0 and event.tensor_proto.dtype == types_pb2.DT_FLOAT
+    assert list(event.tensor_proto.tensor_shape.dim) == []
+    assert list(event.tensor_proto.float_val) == [0.75]
+    assert tensor_util.make_ndarray(event.tensor_proto).shape == ()
 
 
 def test_two_loggers_in_one_second_keep_both_event_files(tmp_path):
     for step in (1, 2):
         with RunLogger(tmp_path, {}) as logger:
             logger.scalars(step, {"train/loss": float(step)})
-    assert read_scalars(tmp_path) == {"train/loss": [(1, 1.0), (2, 2.0)]}
-
-
-def test_read_scalars_keeps_the_last_write_of_a_step_and_survives_a_truncated_tail(tmp_path):
-    with RunLogger(tmp_path, {}) as logger:
-        logger.scalars(5, {"train/loss": 9.0})
-    with RunLogger(tmp_path, {}) as logger:  # resumed run logs step 5 again
-        logger.scalars(5, {"train/loss": 1.0})
-    newest = max(tmp_path.glob("events.out.tfevents.*"), key=os.path.getmtime)
-    with open(newest, "ab") as f:
-        f.write(b"\x10\x00\x00")  # a record cut off mid-header
-    assert read_scalars(tmp_path) == {"train/loss": [(5, 1.0)]}
-
-
-def test_reading_a_directory_without_events_is_a_user_error(tmp_path):
-    with pytest.raises(EventFileError, match=str(tmp_path)):
-        read_scalars(tmp_path)
+    assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 2
+    assert tensorboard_scalars(tmp_path) == {"train/loss": [(1, 1.0), (2, 2.0)]}
