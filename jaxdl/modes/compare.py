@@ -1,4 +1,4 @@
-"""`--mode=compare` (M7): overlay the curves of finished runs and tabulate their final and best values.
+"""`--mode=compare` (M7): overlay the curves of finished runs, tabulate their final and best values.
 
 `--runs=A,B,...` names runs under `<workdir>/logs/`, `logs/<run>` directories, or globs of either.
 The curves come from each run's `metrics.jsonl` and the labels from the hyper-parameters that
@@ -56,7 +56,8 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
     loaded = comparison.load(comparison.resolve_runs(args.runs, workdir / "logs"),
                              config.train.best_metric, config.train.best_mode)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = files.unique_dir(workdir / "logs", config.run_name or f"compare_{config.task}_{stamp}")
+    name = config.run_name or f"compare_{config.task}_{stamp}"
+    out_dir = files.unique_dir(workdir / "logs", name)
     result = comparison.write(loaded, out_dir)
     print(f"compared {len(loaded.rows)} runs on val/{loaded.metric} (differing: "
           f"{', '.join(result['differing_keys']) or 'nothing'}) -> {out_dir}")

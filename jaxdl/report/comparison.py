@@ -60,17 +60,19 @@ def differing_hyperparameters(configs: Sequence[dict[str, Any]]) -> list[str]:
 def _short_names(keys: Sequence[str]) -> dict[str, str]:
     """`train.lr` -> `lr`, unless two keys share their last part (then the full dotted key)."""
     last = [key.rsplit(".", 1)[-1] for key in keys]
-    return {key: name if last.count(name) == 1 else key for key, name in zip(keys, last)}
+    return {key: name if last.count(name) == 1 else key
+            for key, name in zip(keys, last, strict=True)}
 
 
 def labels(log_dirs: Sequence[pathlib.Path], configs: Sequence[dict],
            keys: Sequence[str]) -> list[str]:
-    """"lr=0.005, weight_decay=1e-05" per run; the run name where nothing differs or labels clash."""
+    """"lr=0.005, weight_decay=1e-05" per run; the run name where nothing differs or labels
+    clash."""
     short = _short_names(keys)
     named = [", ".join(f"{short[k]}={json.dumps(c.get(k), separators=(',', ':'))}" for k in keys)
              for c in configs]
     return [label if label and named.count(label) == 1 else f"{d.name} {label}".strip()
-            for d, label in zip(log_dirs, named)]
+            for d, label in zip(log_dirs, named, strict=True)]
 
 
 def _curve_keys(metric: str) -> tuple[str, str, str]:
@@ -85,7 +87,7 @@ def _run_row(log_dir: pathlib.Path, history: list[dict], metric: str, mode: str)
             found = sorted(set().union(*history)) if history else "no epoch"
             raise DataError(f"{log_dir}: no '{key}' in its {run_metrics.METRICS_FILE} (found: "
                             f"{found}); compare needs runs written by --mode=train")
-    epochs, values = zip(*run_metrics.curve(history, f"val/{metric}"))
+    epochs, values = zip(*run_metrics.curve(history, f"val/{metric}"), strict=True)
     backwards = values[::-1]
     best = len(values) - 1 - int(np.argmax(backwards) if mode == "max" else np.argmin(backwards))
     val_loss = dict(run_metrics.curve(history, "val/loss"))
@@ -119,7 +121,7 @@ def load(log_dirs: Sequence[pathlib.Path], metric: str, mode: str) -> Comparison
     names = labels(log_dirs, configs, keys)
     histories = [run_metrics.read_history(d) for d in log_dirs]
     rows = [{"label": label, **{k: c.get(k) for k in keys}, **_run_row(d, h, metric, mode)}
-            for d, c, h, label in zip(log_dirs, configs, histories, names)]
+            for d, c, h, label in zip(log_dirs, configs, histories, names, strict=True)]
     return Comparison(metric, names, keys, histories, rows)
 
 
@@ -130,15 +132,16 @@ def write(comparison: Comparison, out_dir: pathlib.Path) -> dict:
     metric, figures = comparison.metric, {}
     for key in _curve_keys(metric):
         path = out_dir / f"{key.replace('/', '_')}.png"
-        plots.plot_curves({label: run_metrics.curve(history, key)
-                           for label, history in zip(comparison.labels, comparison.histories)},
-                          path, title=f"{key}, {len(comparison.rows)} runs", xlabel="epoch",
-                          ylabel=key.split("/")[1])
+        curves = {label: run_metrics.curve(history, key) for label, history
+                  in zip(comparison.labels, comparison.histories, strict=True)}
+        plots.plot_curves(curves, path, title=f"{key}, {len(comparison.rows)} runs",
+                          xlabel="epoch", ylabel=key.split("/")[1])
         figures[key] = str(path)
     fixed = ("run", "label", *comparison.keys)
     columns = [*fixed, *[c for c in comparison.rows[0] if c not in fixed]]
     files.write_csv_atomic(out_dir / "comparison.csv", comparison.rows, columns)
-    files.write_text_atomic(out_dir / "comparison.md", markdown.rows_table(comparison.rows, columns))
+    table = markdown.rows_table(comparison.rows, columns)
+    files.write_text_atomic(out_dir / "comparison.md", table)
     return {"mode": "compare", "dir": str(out_dir), "metric": metric,
             "differing_keys": comparison.keys, "runs": comparison.rows,
             "outputs": {"figures": figures, "csv": str(out_dir / "comparison.csv"),

@@ -10,8 +10,17 @@ import pathlib
 
 from jaxdl.analysis.markdown import table
 from jaxdl.report import discover
-from jaxdl.report.context import (Context, Section, grid_rows, model_keys, not_run, records,
-                                  scores, todo, value)
+from jaxdl.report.context import (
+    Context,
+    Section,
+    grid_rows,
+    model_keys,
+    not_run,
+    records,
+    scores,
+    todo,
+    value,
+)
 from jaxdl.report.figures import image
 
 MAX_EPOCH_ROWS = 30  # longer histories show their first and last 10 epochs

@@ -74,7 +74,7 @@ def general(ctx: Context, env: dict) -> Section:
     model = (ctx.runs.latest("train").config if ctx.runs.latest("train") else ctx.config)["model"]
     lines = [f"- **Student**: {TODO} name, first name",
              f"- **Project**: {tasks.by_name(ctx.task).card.name} × `{model['name']}` "
-             f"({', '.join(model_keys({'model': model}))})",
+             f"({', '.join(model_keys({'task': ctx.task, 'model': model}))})",
              f"- **Git repository**: {TODO} public URL",
              f"- **Environment**: {_environment(env)}",
              "- **Commands used** (the task's config file plus every key that differs from its "

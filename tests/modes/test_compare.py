@@ -41,7 +41,7 @@ def test_table_values_are_those_of_each_runs_metrics(compared):
     assert result["differing_keys"] == ["train.lr"]
     rows = {row["run"]: row for row in result["runs"]}
     assert set(rows) == {s["run"] for s in summaries}
-    for summary, lr in zip(summaries, LRS):
+    for summary, lr in zip(summaries, LRS, strict=True):
         row, records = rows[summary["run"]], _records(workdir / "logs" / summary["run"])
         best = max(reversed(records), key=lambda r: r["val/accuracy"])  # the later of equal bests
         assert row["label"] == f"lr={lr}" and row["train.lr"] == lr
@@ -60,7 +60,7 @@ def test_csv_and_markdown_hold_the_table(compared):
     rows = list(csv.DictReader(open(result["outputs"]["csv"])))
     assert [r["run"] for r in rows] == [r["run"] for r in result["runs"]]
     assert list(rows[0])[:3] == ["run", "label", "train.lr"]
-    for saved, row in zip(rows, result["runs"]):
+    for saved, row in zip(rows, result["runs"], strict=True):
         assert float(saved["best_val_accuracy"]) == row["best_val_accuracy"]
         assert int(saved["best_epoch"]) == row["best_epoch"]
     lines = pathlib.Path(result["outputs"]["markdown"]).read_text().splitlines()
@@ -76,7 +76,8 @@ def test_overlay_figures(compared):
     for path in figures.values():
         assert pathlib.Path(path).parent == pathlib.Path(result["dir"])
         with Image.open(path) as image:
-            assert image.format == "PNG" and 600 <= image.width <= 1200 and 350 <= image.height <= 800
+            assert image.format == "PNG"
+            assert 600 <= image.width <= 1200 and 350 <= image.height <= 800
             pixels.append(np.asarray(image.convert("L")))
     assert not np.array_equal(pixels[0], pixels[1])  # train and val curves differ
 
@@ -108,7 +109,7 @@ def test_runs_without_curves_are_named_and_nothing_is_written(compared, tmp_path
     empty = tmp_path / "no_metrics"
     empty.mkdir()
     (empty / "config.json").write_text("{}")
-    with pytest.raises(DataError, match=f"{empty} holds no metrics.jsonl: not a jaxdl training run"):
+    with pytest.raises(DataError, match=f"{empty} holds no metrics.jsonl: not a jaxdl training"):
         run_mode("compare", config, workdir, ModeArgs(runs=(summaries[0]["run"], str(empty))))
     with RunLogger(tmp_path / "sweep_only", {"task": "esc50"}) as logger:
         logger.scalars(1, {"lr_finder/loss": 2.3})

@@ -35,7 +35,8 @@ def test_run_logger_writes_config_scalars_and_jsonl(tmp_path):
 def test_hparams_round_trip_shows_metric_values(tmp_path):
     with RunLogger(tmp_path, {}) as logger:
         logger.scalars(3, {"val/accuracy": 0.5})
-        hparams = {"lr": 0.01, "channels": np.int64(32), "opt": "adamw", "bn": True, "sizes": (1, 2)}
+        hparams = {"lr": 0.01, "channels": np.int64(32), "opt": "adamw", "bn": True,
+                   "sizes": (1, 2)}
         logger.hparams(hparams, {"hparam/best_val_accuracy": 0.75, "hparam/best_val_loss": 0.5})
     assert tensorboard_hparams(tmp_path) == {
         "hparams": {"lr": 0.01, "channels": 32.0, "opt": "adamw", "bn": True, "sizes": "(1, 2)"},
