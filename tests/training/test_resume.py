@@ -1,8 +1,13 @@
 """Interrupted runs resume exactly: SIGTERM and Ctrl-C save and stop, SIGKILL loses nothing
 checkpointed, and the rerun of the same command ends with the numbers of a run never interrupted
-(bitwise). A second command started while a run trains is refused and writes nothing."""
+(bitwise). A second command started while a run trains is refused and writes nothing.
+
+The runs follow a cosine lr schedule with warmup, so the schedule's step count is resumed too (the
+default constant lr adds no state to the optimizer's): the first interruption falls in the
+warmup, the second in the cosine."""
 
 import json
+import math
 import os
 import pathlib
 import re
@@ -18,14 +23,25 @@ import numpy as np
 import pytest
 
 from jaxdl.training import checkpoint
-from tests.helpers import REPO, SESSION_CACHE
+from tests.helpers import REPO, SESSION_CACHE, tensorboard_scalars
 
-# A tiny synthetic ESC-50: 120 train clips in batches of 16 = 7 steps per epoch, 2 epochs.
+# A tiny synthetic ESC-50: 120 train clips in batches of 16 = 7 steps per epoch, 2 epochs; lr
+# 0.01 reached after 3 warmup steps, then a cosine over the 11 steps left.
 _OVERRIDES = ("--config.data.source=synthetic", "--config.data.synthetic.num_classes=10",
-              "--config.data.synthetic.clips_per_class_per_fold=4", "--config.model.channels=(8,16,16)",
-              "--config.model.kernel_size=3", "--config.train.batch_size=16",
-              "--config.train.epochs=2", "--config.train.lr=0.01", "--config.train.log_every_steps=2",
-              "--config.train.checkpoint_every_steps=1", "--config.train.evaluate_test=False")
+              "--config.data.synthetic.clips_per_class_per_fold=4",
+              "--config.model.channels=(8,16,16)", "--config.model.kernel_size=3",
+              "--config.train.batch_size=16", "--config.train.epochs=2", "--config.train.lr=0.01",
+              "--config.train.log_every_steps=2",
+              "--config.train.checkpoint_every_steps=1", "--config.train.evaluate_test=False",
+              "--config.train.schedule=cosine", "--config.train.warmup_steps=3")
+
+
+def _scheduled_lr(step: int) -> float:
+    """The lr of step 1..14, written out: count/3 of the peak for count = step - 1 < 3, then
+    (1 + cos(π · (count - 3) / 11)) / 2."""
+    count = step - 1
+    factor = count / 3 if count < 3 else (1 + math.cos(math.pi * (count - 3) / 11)) / 2
+    return 0.01 * factor
 
 
 def _command(workdir: pathlib.Path, cache: pathlib.Path, *extra: str) -> list[str]:
@@ -108,7 +124,7 @@ def _assert_same_as(workdir: pathlib.Path, reference: pathlib.Path) -> None:
     step, meta, params = _final_params(workdir)
     ref_step, ref_meta, ref_params = _final_params(reference)
     assert step == ref_step == 14 and meta["epoch"] == ref_meta["epoch"] == 2
-    for a, b in zip(params, ref_params):
+    for a, b in zip(params, ref_params, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -139,6 +155,14 @@ def test_sigterm_then_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path, 
     _assert_same_as(workdir, reference)
     status = json.loads(next((workdir / "logs").iterdir()).joinpath("run_status.json").read_text())
     assert status["status"] == "finished"
+    # The lr logged each epoch (its last step) and every 2 steps follows the schedule.
+    assert [r["train/lr"] for r in _records(workdir)] == pytest.approx(
+        [_scheduled_lr(7), _scheduled_lr(14)], rel=1e-5)
+    (reference_logs,) = (reference / "logs").iterdir()
+    logged = tensorboard_scalars(reference_logs)["train/lr"]
+    assert [step for step, _ in logged] == [2, 4, 6, 8, 10, 12, 14]
+    assert [lr for _, lr in logged] == pytest.approx([_scheduled_lr(s) for s, _ in logged],
+                                                     rel=1e-5)
 
 
 def _tree(directory: pathlib.Path) -> dict:
