@@ -269,6 +269,8 @@ def _validate_lr_finder(config: ml_collections.ConfigDict) -> None:
 
 def _validate_grid(config: ml_collections.ConfigDict, task) -> None:
     """Value lists of grid/compare; each member is validated again as a whole config when built."""
+    from jaxdl.training.group import STRATEGIES
+
     grid = config.grid
     for key in ("lr", "weight_decay", "seeds"):
         check(len(tuple(grid[key])) > 0, f"grid.{key}", grid[key], "a non-empty list of values")
@@ -283,7 +285,7 @@ def _validate_grid(config: ml_collections.ConfigDict, task) -> None:
            "non-negative integer seeds")
     check_range(config, "grid.epochs", 1)
     check_range(config, "compare.epochs", 0)
-    check_choice(config, "grid.strategy", ("auto", "vmap", "sequential"))
+    check_choice(config, "grid.strategy", ("auto", *STRATEGIES))
     allowed = task.hyperparameters
     for section in ("grid", "compare"):
         for key in config[section].model:
@@ -354,15 +356,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def _validate(config: ml_collections.ConfigDict, task) -> None:
+    # Each allowed-values list belongs to the module that acts on the value.
+    from jaxdl.data.cache import ON_CORRUPT
+    from jaxdl.data.locate import SOURCES
+    from jaxdl.training.checkpoint import BEST_MODES
+    from jaxdl.training.steps import NAN_POLICIES
+
     _validate_finite(config)
     _validate_run_name(config)
     check(isinstance(config.seed, int) and config.seed >= 0, "seed", config.seed,
            "a non-negative integer")
-    check_choice(config, "data.source", ("auto", "synthetic"))
-    check_choice(config, "data.on_corrupt", ("error", "skip"))
+    check_choice(config, "data.source", SOURCES)
+    check_choice(config, "data.on_corrupt", ON_CORRUPT)
     check_range(config, "data.workers", 0)
     optim_config.check_config(config.train)
-    check_choice(config, "train.best_mode", ("max", "min"))
+    check_choice(config, "train.best_mode", BEST_MODES)
     check_range(config, "train.lr", 0.0, low_inclusive=False)
     check_range(config, "train.weight_decay", 0.0)
     check_range(config, "train.momentum", 0.0, 1.0)
@@ -371,7 +379,7 @@ def _validate(config: ml_collections.ConfigDict, task) -> None:
     check_range(config, "train.epochs", 1)
     check_range(config, "train.overfit_n", 0)
     check_range(config, "train.log_every_steps", 0)
-    check_choice(config, "train.nan_policy", ("stop", "skip"))
+    check_choice(config, "train.nan_policy", NAN_POLICIES)
     check_range(config, "train.checkpoint_every_steps", 0)
     check_range(config, "analyze.examples", 1)
     check_range(config, "bench.warmup", 1)

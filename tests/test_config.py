@@ -97,7 +97,7 @@ BAD_VALUES = [
     ("esc50", "grid.seeds", (), "a non-empty list of values"),
     ("esc50", "grid.seeds", (-1,), "non-negative integer seeds"),
     ("esc50", "grid.epochs", 0, "a number in [1, inf)"),
-    ("esc50", "grid.strategy", "pmap", "one of ['auto', 'vmap', 'sequential']"),
+    ("esc50", "grid.strategy", "pmap", "one of ['auto', 'sequential', 'vmap']"),
     ("esc50", "grid.model.kernel_size", (), "a non-empty list of values"),
     ("esc50", "compare.lr", (-1e-3,), "positive learning rates"),
     ("esc50", "compare.weight_decay", (-1.0,), "non-negative values"),

@@ -14,6 +14,9 @@ from jaxdl.data.download import download_file, extract_archive
 from jaxdl.errors import ConfigError, DataError
 
 
+SOURCES = ("auto", "synthetic")  # data.source: data.dir or the download | generated data
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetSource:
     title: str  # for messages, e.g. "ESC-50"
@@ -34,7 +37,7 @@ def dataset_dir(config: ml_collections.ConfigDict, source: DatasetSource) -> Pat
         return source.make_synthetic(cache_root(config) / "synthetic",
                                      **config.data.synthetic.to_dict())
     if config.data.source != "auto":
-        raise ConfigError(f"data.source={config.data.source!r}; allowed: ('auto', 'synthetic')")
+        raise ConfigError(f"data.source={config.data.source!r}; allowed: {SOURCES}")
     if config.data.dir:
         return _official_folder(Path(config.data.dir).expanduser(), source)
     if not source.archive_name:

@@ -18,12 +18,10 @@ from jaxdl import models
 from jaxdl.checks import check, check_choice
 from jaxdl.data.locate import DatasetSource, dataset_dir
 from jaxdl.data.split import Split
+from jaxdl.training.metrics import METRIC_NAMES
 from jaxdl.utils.plots import Panel
 
 OBJECTIVE_KINDS = ("multiclass", "multilabel")
-# The metrics each objective reports (train.best_metric picks one); training/metrics.py computes them.
-METRIC_NAMES = {"multiclass": ("accuracy", "macro_f1", "top5_accuracy", "loss"),
-                "multilabel": ("macro_f1", "micro_f1", "mean_accuracy", "loss")}
 
 
 @dataclasses.dataclass(frozen=True)

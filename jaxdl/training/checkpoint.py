@@ -34,6 +34,8 @@ from jaxdl.utils import distributed, files
 _policies = ocp.checkpoint_managers
 _TMP = ".orbax-checkpoint-tmp"
 
+BEST_MODES = ("max", "min")  # train.best_mode: keep the checkpoint of the largest | smallest value
+
 
 def _orbax_failure_log(record: logging.LogRecord) -> bool:
     """False for Orbax's logged traceback of a failed save: the same error reaches `Checkpoints`,
@@ -98,7 +100,7 @@ class Checkpoints:
 
     def __init__(self, directory: pathlib.Path, best_metric: str, best_mode: str,
                  read_only: bool = False):
-        if best_mode not in ("max", "min"):
+        if best_mode not in BEST_MODES:
             raise CheckpointError(f"train.best_mode must be 'max' or 'min', got {best_mode!r}")
         key = metric_key(best_metric)
         self.directory = pathlib.Path(directory).absolute()

@@ -17,6 +17,9 @@ from jaxdl.errors import DataError
 Sums = dict[str, jax.Array]
 
 TOP_K = 5
+# What each objective reports (train.best_metric picks one of them).
+METRIC_NAMES = {"multiclass": ("accuracy", "macro_f1", "top5_accuracy", "loss"),
+                "multilabel": ("macro_f1", "micro_f1", "mean_accuracy", "loss")}
 
 
 def _weights(mask: jax.Array) -> jax.Array:

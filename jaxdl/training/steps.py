@@ -17,6 +17,8 @@ from jaxdl.training.objectives import Objective
 from jaxdl.training.state import TrainState
 from jaxdl.utils import distributed
 
+NAN_POLICIES = ("stop", "skip")  # train.nan_policy: end the run | skip the step (update dropped)
+
 
 def training_loss(params, state: TrainState, batch: dict, objective: Objective):
     """Mean loss of `batch` as a training step sees it (BatchNorm on batch statistics, dropout keyed
