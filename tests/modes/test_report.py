@@ -17,6 +17,7 @@ from absl import flags
 from ml_collections import config_flags
 from PIL import Image
 
+from jaxdl.errors import DataError
 from jaxdl.modes import ModeArgs, analyze, compare, evaluate, grid_search, lr_finder, report, train
 from jaxdl.report import commands, discover
 from tests.helpers import REPO, load_config, tiny_esc50_config
@@ -264,3 +265,14 @@ def test_latest_run_is_the_last_finished_and_failed_runs_are_listed(project, tmp
     assert [run.name for run in runs.all("train")] == ["b_older", "a_newer"]
     assert runs.latest("train").name == "a_newer" and runs.failed == [failed]
     assert discover.find_runs(logs, "celeba").all("train") == []
+
+
+def test_a_damaged_line_of_a_runs_metrics_is_named_and_no_report_written(project, tmp_path):
+    run = shutil.copytree(project.workdir / "logs" / project.trained["run"],
+                          tmp_path / "logs" / project.trained["run"])
+    metrics = run / "metrics.jsonl"
+    lines = metrics.read_text().splitlines(keepends=True)
+    metrics.write_text(lines[0] + lines[1][:20] + "\n")  # line 2 cut short, then a newline
+    with pytest.raises(DataError, match=f"{metrics}, line 2: not JSON"):
+        report.run(_config(tmp_path), tmp_path, ModeArgs())
+    assert not (tmp_path / "logs" / "report" / "esc50" / "report.md").exists()
