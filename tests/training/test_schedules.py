@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -16,9 +17,10 @@ import pytest
 from flax import traverse_util
 
 from jaxdl import config as config_lib
+from jaxdl import tasks
 from jaxdl.errors import ConfigError
-from jaxdl.training import optim
-from tests.helpers import REPO, load_config
+from jaxdl.training import group, loop, optim
+from tests.helpers import REPO, load_config, tiny_esc50_config
 from tests.training.test_optim import (
     B1,
     B2,
@@ -203,6 +205,51 @@ def test_lrs_match_torch_schedulers(schedule, build):
             scheduler.step()
     np.testing.assert_allclose(_lrs(train, steps_per_epoch, len(expected)), expected, rtol=1e-5,
                                atol=1e-12)
+
+
+def _member_config(tmp_path, lr: float) -> ml_collections.ConfigDict:
+    """A narrow ESC-50 model under cosine with warmup over 2 epochs of 3 steps, at peak `lr`.
+
+    SGD: Adam would turn the float noise in the gradients of the conv biases (cancelled by the
+    BatchNorm after them) into lr-sized steps, which differ between vmapped and sequential programs.
+    """
+    config = tiny_esc50_config(tmp_path, optimizer="sgd", lr=lr, schedule="cosine",
+                               warmup_steps=2, epochs=2)
+    config.model.channels = (4, 8, 8)
+    return config
+
+
+def _train_group(configs: list, strategy: str) -> list:
+    """Each member's params and optimizer state after the 6 steps of 2 epochs of 3 steps, on the
+    same random batches."""
+    trainer = group.build(configs, [str(i) for i in range(10)], strategy, steps_per_epoch=3)
+    rng = np.random.default_rng(0)
+    shape = tasks.get(configs[0]).input_shape(configs[0])
+    states = trainer.states
+    for _ in range(6):
+        batch = {"x": rng.normal(size=(8, *shape)).astype(np.float32),
+                 "y": rng.integers(0, 10, 8).astype(np.int32), "mask": np.ones(8, np.float32)}
+        states, _ = trainer.train(states, loop.to_device(batch, trainer.mesh))
+    return jax.device_get(trainer.member_states(states))
+
+
+def test_grid_members_follow_their_own_peak_lr_vmapped_and_sequential(tmp_path):
+    """Two members (peaks 0.1 and 0.03, same seed) trained together end where the second one
+    trained alone ends: its schedule scales its own peak, not the first member's; vmapped and
+    sequential alike. Each state holds its peak and the schedule's count, so `train/lr` (the peak
+    through the schedule at the step) is the lr each member applied."""
+    members = [_member_config(tmp_path, 0.1), _member_config(tmp_path, 0.03)]
+    (alone,) = _train_group(members[1:], "sequential")
+    for strategy in ("sequential", "vmap"):
+        states = _train_group(members, strategy)
+        for state, config in zip(states, members, strict=True):
+            assert optax.tree_utils.tree_get(state.opt_state, "learning_rate") == pytest.approx(
+                config.train.lr)
+            assert int(state.opt_state[1].count) == 6  # the schedule's own step count
+        for got, expected in zip(jax.tree.leaves(states[1].params), jax.tree.leaves(alone.params),
+                                 strict=True):
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6, err_msg=strategy)
+        assert max_difference(states[0].params, states[1].params) > 1e-2  # the peaks matter
 
 
 @pytest.mark.parametrize(("key", "value", "expected"), [
