@@ -10,7 +10,8 @@ learning rate rising geometrically from `lr_finder.start` to `lr_finder.end` ove
 The learning rate lives in the optimizer state (`optax.inject_hyperparams`), so it is written
 there before each step and the one compiled `train_step` serves the whole sweep. The lr logged for
 step i is the float32 value the optimizer used at step i (the reference projects logged the lr
-after `scheduler.step()`, one step late).
+after `scheduler.step()`, one step late). `train.schedule` and `train.warmup_steps` are ignored:
+the sweep is the schedule, so the optimizer applies each step's lr as it is written.
 
 Suggestion rule (on the smoothed loss, which is the raw loss when smoothing is 0; non-finite
 points ignored):
@@ -40,7 +41,7 @@ from jaxdl.data import pipeline
 from jaxdl import tasks
 from jaxdl.tasks.spec import Task
 from jaxdl.errors import DataError
-from jaxdl.training import components, loop
+from jaxdl.training import components, loop, optim
 from jaxdl.training.state import TrainState
 from jaxdl.utils import distributed, files, plots, runs
 from jaxdl.utils.logging import RunLogger
@@ -158,7 +159,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
     finder = config.lr_finder
     task = tasks.get(config)
     train_split = task.load_split(config, "train")
-    parts = components.build(config, train_split.class_names)
+    parts = components.build(optim.without_schedule(config), train_split.class_names)
     batch_key = "lr_finder.batch_size" if finder.batch_size else "train.batch_size"
     batch_size = finder.batch_size or config.train.batch_size
     distributed.check_batch_size(batch_key, batch_size, parts.mesh)
