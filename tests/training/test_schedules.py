@@ -4,6 +4,7 @@ numpy and torch, each grid member on its own peak lr (vmapped and sequential ali
 config errors. The bitwise resume of a cosine run and its logged `train/lr` are in test_resume.py.
 """
 
+import csv
 import math
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from flax import traverse_util
 from jaxdl import config as config_lib
 from jaxdl import tasks
 from jaxdl.errors import ConfigError
+from jaxdl.modes import ModeArgs, run_mode
 from jaxdl.training import group, loop, optim
 from tests.helpers import REPO, load_config, tiny_esc50_config
 from tests.training.test_optim import (
@@ -250,6 +252,22 @@ def test_grid_members_follow_their_own_peak_lr_vmapped_and_sequential(tmp_path):
                                  strict=True):
             np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6, err_msg=strategy)
         assert max_difference(states[0].params, states[1].params) > 1e-2  # the peaks matter
+
+
+def _lr_finder_trace(tmp_path, **train) -> list[dict]:
+    config = tiny_esc50_config(tmp_path, **train)
+    config.model.channels = (4, 8, 8)
+    config.lr_finder.update(dict(start=1e-3, end=1e-1, steps=4))
+    summary = run_mode("lr_finder", config, tmp_path / train.get("schedule", "none"), ModeArgs())
+    with open(summary["outputs"]["csv"]) as trace:
+        return list(csv.DictReader(trace))
+
+
+def test_lr_finder_ignores_the_schedule(tmp_path):
+    """The sweep is the finder's schedule: a cosine with a long warmup configured for training
+    changes none of its steps (applied, it would start every sweep at lr 0)."""
+    swept = _lr_finder_trace(tmp_path)
+    assert _lr_finder_trace(tmp_path, schedule="cosine", warmup_steps=1000) == swept
 
 
 @pytest.mark.parametrize(("key", "value", "expected"), [
