@@ -259,7 +259,7 @@ def _check_layout(config: ml_collections.ConfigDict, checkpoint: TorchCheckpoint
     raise CheckpointError(
         f"{checkpoint.path} holds a checkpoint of the {task} task's model {found} (tensors "
         f"{_listed(telling)}), not of {own}, the model of this config's task {config.task!r}: "
-        f"import it with --config configs/{task}.py")
+        f"import it with --config {task}")
 
 
 # --- Tensor mapping ---------------------------------------------------------------------------

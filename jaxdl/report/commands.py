@@ -50,9 +50,10 @@ def overrides(config: Mapping, defaults: Mapping) -> list[str]:
 
 def command(task: str, mode: str, workdir: pathlib.Path, flags: Sequence[str] = (),
             config_overrides: Sequence[str] = ()) -> str:
-    """`python -m jaxdl.main --config configs/<task>.py --mode=MODE [--workdir] [flags]
-    [overrides]`, each argument shell-quoted; `--workdir` only when it is not `.`."""
+    """`python -m jaxdl.main --config <task> --mode=MODE [--workdir] [flags] [overrides]`, each
+    argument shell-quoted; `--workdir` only when it is not `.`. The task name finds the task's
+    config file in a checkout and in an installed jaxdl alike."""
     workdir_flag = [] if pathlib.Path(workdir) == pathlib.Path(".") else [f"--workdir={workdir}"]
-    arguments = ["python", "-m", "jaxdl.main", "--config", f"configs/{task}.py", f"--mode={mode}",
+    arguments = ["python", "-m", "jaxdl.main", "--config", task, f"--mode={mode}",
                  *workdir_flag, *flags, *config_overrides]
     return " ".join(shlex.quote(a) for a in arguments)

@@ -317,4 +317,4 @@ def test_another_tasks_checkpoint_is_named_first(tmp_path, saved_task, config_ta
         f"{path} holds a checkpoint of the {saved_task} task's model {model_name} (tensors ")
     assert str(raised.value).endswith(
         f"not of {own}, the model of this config's task {config_task!r}: import it with "
-        f"--config configs/{saved_task}.py")
+        f"--config {saved_task}")

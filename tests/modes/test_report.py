@@ -17,10 +17,11 @@ from absl import flags
 from ml_collections import config_flags
 from PIL import Image
 
+from jaxdl import config as config_lib
 from jaxdl.errors import DataError
 from jaxdl.modes import ModeArgs, analyze, compare, evaluate, grid_search, lr_finder, report, train
 from jaxdl.report import commands, discover
-from tests.helpers import REPO, load_config, tiny_esc50_config
+from tests.helpers import load_config, tiny_esc50_config
 
 ALL_SECTIONS_BUT_0_10_11_12 = ["1) Data", "2) Model", "3) Overfitting a small subset",
                                "4) LR finder", "5) Mini grid search", "6) Full training",
@@ -155,7 +156,7 @@ def test_a_mode_not_run_yet_names_the_command_that_produces_it(project):
                          (6, "train"), (7, "compare"), (9, "train")):
         section = _section(text, number)
         assert "*Not run yet.* This command produces" in section, number
-        assert f"python -m jaxdl.main --config configs/esc50.py --mode={mode} " in section
+        assert f"python -m jaxdl.main --config esc50 --mode={mode} " in section
     assert "--config.train.overfit_n=32" in _section(text, 3)
     assert "not run yet" in _section(project.text, 8).lower()
 
@@ -179,7 +180,8 @@ def test_commands_carry_each_runs_overrides(project):
 def _parsed(command: str) -> dict:
     """The config a command line gives, parsed by config_flags as `jaxdl.main` parses it."""
     arguments = shlex.split(command)
-    argv = ["prog", "--config", str(REPO / arguments[arguments.index("--config") + 1]),
+    config_file = config_lib.config_path(arguments[arguments.index("--config") + 1])
+    argv = ["prog", "--config", str(config_file),
             *[a for a in arguments if a.startswith("--config.")]]
     flag_values = flags.FlagValues()
     holder = config_flags.DEFINE_config_file("config", None, "", flag_values=flag_values,
