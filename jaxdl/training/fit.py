@@ -28,8 +28,8 @@ import ml_collections
 import numpy as np
 
 from jaxdl.data import pipeline
-from jaxdl.tasks.spec import Task
 from jaxdl.errors import CheckpointError, DataError, JaxdlError
+from jaxdl.tasks.spec import Task
 from jaxdl.training import checkpoint, loop, metrics, optim
 from jaxdl.training.group import Group
 from jaxdl.utils import distributed, files, preemption, runs
@@ -169,13 +169,13 @@ def _restore(members: list[Member], group: Group, checkpoints: list[checkpoint.C
 def _read_position(members: list[Member], group: Group, checkpoints: list[checkpoint.Checkpoints],
                    step: int, num_batches: int) -> _Position:
     metas = [c.read_meta(step) for c in checkpoints]
-    for c, meta, member in zip(checkpoints, metas, members):
+    for c, meta, member in zip(checkpoints, metas, members, strict=True):
         _check_same_config(c, meta, member)
-    states = [c.restore_state(step, template)
-              for c, template in zip(checkpoints, group.member_states(group.states))]
+    states = [c.restore_state(step, template) for c, template
+              in zip(checkpoints, group.member_states(group.states), strict=True)]
     if metas[0]["num_batches"] != num_batches:
-        raise DataError(f"cannot resume from {checkpoints[0].directory}/{step}: it was trained with "
-                        f"{metas[0]['num_batches']} batches per epoch, the data now gives "
+        raise DataError(f"cannot resume from {checkpoints[0].directory}/{step}: it was trained "
+                        f"with {metas[0]['num_batches']} batches per epoch, the data now gives "
                         f"{num_batches}; the dataset or batch size changed")
     partial = metas[0]["epoch_sums"] is not None
     return _Position(step, metas[0]["epoch"], metas[0]["batches_done"], states,
@@ -213,7 +213,8 @@ class _Run:
         for i in self.active():
             if step in self.checkpoints[i].all_steps():  # a stale save from before a resume
                 self.checkpoints[i].delete(step)
-            meta = {"config": self.members[i].config.to_dict(), "class_names": list(self.data.names),
+            meta = {"config": self.members[i].config.to_dict(),
+                    "class_names": list(self.data.names),
                     "epoch": epoch, "batches_done": batches_done, "num_batches": self.num_batches,
                     "history": self.histories[i], "diverged": self.diverged[i],
                     "epoch_sums": None if member_sums is None else _encode_sums(member_sums[i]),
@@ -278,7 +279,8 @@ class _Run:
         raise Preempted(f"{received.name} at step {step} (epoch {epoch}): checkpoint saved in "
                         f"{where}; rerun the same command to resume", received.value)
 
-    def end_epoch(self, epoch: int, step: int, states, train_sums, val_sums, seconds: float) -> None:
+    def end_epoch(self, epoch: int, step: int, states, train_sums, val_sums,
+                  seconds: float) -> None:
         train_members = self.group.member_sums(train_sums)
         self.check_health(train_members, epoch)
         val_members = self.group.member_sums(val_sums)
@@ -310,7 +312,7 @@ class _Run:
     def results(self) -> list[Result]:
         out = []
         for member, c, history, diverged in zip(self.members, self.checkpoints, self.histories,
-                                                self.diverged):
+                                                self.diverged, strict=True):
             c.wait()
             best = c.best_step()
             out.append(Result(member, history,
@@ -350,7 +352,7 @@ def fit(members: list[Member], data: Data, group: Group) -> list[Result]:
         checkpoints = [stack.enter_context(_open_checkpoints(m)) for m in members]
         position = _restore(members, group, checkpoints, num_batches)
         run = _Run(members, data, group, num_batches, checkpoints, position)
-        for member, history in zip(members, run.histories):
+        for member, history in zip(members, run.histories, strict=True):
             _rewrite_jsonl(member.log_dir, history)
         states, epoch_sums, start_epoch, skip, step = _start(position, group)
         if position is not None:
