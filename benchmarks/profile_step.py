@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from jaxdl import tasks  # noqa: E402
-from jaxdl.training import components  # noqa: E402
+from jaxdl.training import group  # noqa: E402
 from tests.helpers import load_config  # noqa: E402
 
 HOST_EVENTS = ("ThunkExecutor", "$", "Slinky")  # runtime and Python frames, not kernels
@@ -73,7 +73,7 @@ def main() -> None:
     config = load_config(args.task)
     task = tasks.get(config)
     names = tuple(f"class{i}" for i in range(task.num_classes))
-    parts = components.build(config, names)
+    parts = group.build([config], names)
     batch = jax.device_put(random_batch(task, config, len(names)))
     state = parts.state
     hlo = parts.steps.train.lower(state, batch).compile().as_text()

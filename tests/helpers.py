@@ -1,6 +1,7 @@
 """Shared test helpers: task configs with a test-local cache, small models, random batches."""
 
 import atexit
+import contextlib
 import pathlib
 import shutil
 import tempfile
@@ -115,3 +116,19 @@ def tensorboard_hparams(log_dir: pathlib.Path) -> dict[str, dict]:
                         for name, value in start.hparams.items()},
             "metrics": {info.name.tag: scalars[info.name.tag][-1][1] if info.name.tag in scalars
                         else None for info in experiment.metric_infos}}
+
+
+@contextlib.contextmanager
+def counting_compilations():
+    """The XLA backend compilations inside the block, one list entry each."""
+    names = []
+
+    def listener(name, seconds, **kwargs):
+        if name == "/jax/core/compile/backend_compile_duration":
+            names.append(name)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield names
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)

@@ -3,7 +3,7 @@
 For the ESC-50 and CelebA models, a freshly initialised twin (`jaxdl.interop.torch_models`) is saved
 with `torch.save`, read and mapped by jaxdl's PyTorch checkpoint import, and both frameworks take
 the same 20 steps on the same batches (no augmentation; CelebA's dropout is 0, as the two
-frameworks' dropout masks cannot be made equal): jaxdl through the train step `components.build`
+frameworks' dropout masks cannot be made equal): jaxdl through the train step `group.build`
 compiles, torch through `Adam(lr, weight_decay)` for `adam_l2` and `AdamW` for `adamw`.
 
 - Per-step losses agree within LOSS_RTOL (measured: ≤ 3e-7 with adam_l2, ≤ 1e-5 with adamw).
@@ -34,7 +34,7 @@ from flax import traverse_util
 
 from jaxdl import tasks
 from jaxdl.interop.torch_checkpoint import flax_variables, read_torch_checkpoint
-from jaxdl.training import components, loop
+from jaxdl.training import group, loop
 from jaxdl.utils import distributed
 from tests.helpers import load_config
 
@@ -111,7 +111,7 @@ def _jaxdl_run(config: ml_collections.ConfigDict, names: list[str], twin_path: P
     On one device: data-parallel steps equal one device's in tests/training/test_steps.py.
     """
     mesh = distributed.make_mesh(jax.devices()[:1])
-    parts = components.build(config, names, mesh=mesh)
+    parts = group.build([config], names, mesh=mesh)
     template = {"params": parts.state.params, "batch_stats": parts.state.batch_stats}
     imported = flax_variables(parts.model, template, read_torch_checkpoint(twin_path))
     state = parts.state.replace(**jax.device_put(imported, distributed.replicated(mesh)))

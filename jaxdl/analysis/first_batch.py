@@ -16,7 +16,7 @@ import numpy as np
 from jaxdl.data import pipeline
 from jaxdl.tasks.spec import Task
 from jaxdl.training import loop, steps
-from jaxdl.training.components import Components
+from jaxdl.training.group import Group
 
 # An uninformed model's loss is within this relative distance of ln C (or ln 2); farther means
 # over-confident initial logits (a too-large init scale) or a mislabelled batch.
@@ -33,7 +33,7 @@ def first_train_batch(source, task: Task, config: ml_collections.ConfigDict,
                                             augment=bool(config.augment.enabled))))
 
 
-def batch_shapes(batch: dict, parts: Components, input_shape: tuple[int, ...]) -> dict:
+def batch_shapes(batch: dict, parts: Group, input_shape: tuple[int, ...]) -> dict:
     """Shapes and dtypes of the batch against `input_shape` (the task's model input, per example)
     and the number of outputs; the model runs on the batch's shape (eval_shape, nothing computed)."""
     size, outputs = len(batch["x"]), len(parts.objective.names)
@@ -56,7 +56,7 @@ def _name(path) -> str:
     return "/".join(str(getattr(key, "key", key)) for key in path)
 
 
-def gradient_check(parts: Components, batch: dict, layer_order: Sequence[str] = ()) -> dict:
+def gradient_check(parts: Group, batch: dict, layer_order: Sequence[str] = ()) -> dict:
     """Initial loss vs `objective.chance_loss`, global and per-tensor gradient L2 norms.
 
     Returns loss, chance_loss, relative_gap (|loss - chance| / chance), within_tolerance,

@@ -63,7 +63,7 @@ from jaxdl.analysis import (baselines, card, census, distribution, examples, fir
                             markdown, model_summary, pipelines)
 from jaxdl import tasks
 from jaxdl.errors import DataError
-from jaxdl.training import components
+from jaxdl.training import group
 from jaxdl.utils import files, plots, runs
 
 SPLITS = ("train", "val", "test")
@@ -145,7 +145,7 @@ def analyze(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         labels[name], filenames[name] = distribution.read_labels(split.source, f"{name} labels")
     distributions = _write_distribution(out, task.objective_kind, names, labels)
 
-    parts = components.build(config, names)
+    parts = group.build([config], names)
     batch_size = config.train.batch_size
     if len(splits["train"].source) < batch_size:
         raise DataError(f"the train split has {len(splits['train'].source)} examples, fewer than "

@@ -12,7 +12,7 @@ import ml_collections
 import numpy as np
 
 from jaxdl import tasks
-from jaxdl.training import components
+from jaxdl.training import group
 from jaxdl.training.state import count_params
 from jaxdl.utils import distributed
 
@@ -31,7 +31,7 @@ def _median_ms(step, warmup: int, steps: int) -> float:
 def benchmark(config: ml_collections.ConfigDict) -> dict:
     task = tasks.get(config)
     names = tuple(f"class{i}" for i in range(task.num_classes))
-    parts = components.build(config, names)
+    parts = group.build([config], names)
     batch_size = config.train.batch_size
     distributed.check_batch_size("train.batch_size", batch_size, parts.mesh)
     rng = np.random.default_rng(config.seed)

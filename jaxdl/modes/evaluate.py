@@ -1,136 +1,13 @@
-"""`--mode=evaluate` (M9): restore a run's best checkpoint and score one split.
+"""`--mode=evaluate` (M9): restore a run's best checkpoint and score one split
+(`training/evaluation.py`: the outputs, and why the model comes from the checkpoint's config)."""
 
-Outputs: metrics (JSON line, `test/*` TensorBoard scalars) and a per-example `predictions.csv`;
-for multi-class tasks a confusion-matrix PNG and a per-class CSV, for multi-label tasks a
-per-attribute CSV. Only the evaluated split is read, so a dataset folder that
-holds just the test fold is enough. Model and features come from the checkpoint's own config.
-"""
-
-import dataclasses
 import pathlib
 
 import ml_collections
-import numpy as np
 
-from jaxdl.data import pipeline
-from jaxdl.data.split import Split
-from jaxdl import tasks
-from jaxdl.errors import CheckpointError, DataError
-from jaxdl.training import checkpoint, components, loop, metrics
-from jaxdl.utils import files, plots
-from jaxdl.utils.logging import RunLogger
-
-# Sections of a checkpoint's config that define the model and its inputs; they override the
-# command line so a checkpoint is always evaluated on what it was trained on.
-_FROM_CHECKPOINT = ("model", "features")
-
-
-def evaluation_config(config: ml_collections.ConfigDict, saved: dict) -> ml_collections.ConfigDict:
-    if saved.get("task") != config.task:
-        raise CheckpointError(f"the checkpoint was trained for task {saved.get('task')!r}, "
-                              f"but the config is for task {config.task!r}")
-    merged = ml_collections.ConfigDict(config.to_dict())
-    for section in _FROM_CHECKPOINT:
-        if section in saved:
-            merged[section] = ml_collections.ConfigDict(saved[section])
-    return merged
-
-
-def _multiclass_outputs(split, probabilities: np.ndarray, sums: dict, names: tuple[str, ...],
-                        out_dir: pathlib.Path) -> None:
-    """predictions.csv (file, true, predicted, top probability), per_class.csv, confusion PNG."""
-    predicted = probabilities.argmax(axis=-1)
-    rows = [{"filename": split.source[i]["filename"], "true_label": names[split.source[i]["label"]],
-             "predicted_label": names[predicted[i]],
-             "probability": f"{probabilities[i, predicted[i]]:.6f}"}
-            for i in range(len(probabilities))]
-    files.write_csv_atomic(out_dir / "predictions.csv", rows,
-                           ["filename", "true_label", "predicted_label", "probability"])
-    files.write_csv_atomic(out_dir / "per_class.csv",
-                           metrics.per_class_report(sums["confusion"], names),
-                           ["class", "support", "precision", "recall", "f1"])
-    plots.plot_confusion_matrix(sums["confusion"], names,
-                                out_dir / f"confusion_matrix_{split.name}.png")
-
-
-def _multilabel_outputs(split, probabilities: np.ndarray, sums: dict, results: dict,
-                        names: tuple[str, ...], out_dir: pathlib.Path) -> None:
-    """predictions.csv (file, per attribute: target and probability), per_attribute.csv."""
-    rows = []
-    for i in range(len(probabilities)):
-        row = {"filename": split.source[i]["filename"]}
-        targets = split.source[i]["label"]
-        for j, name in enumerate(names):
-            row[f"{name}_true"] = int(targets[j])
-            row[f"{name}_probability"] = f"{probabilities[i, j]:.6f}"
-        rows.append(row)
-    columns = ["filename"] + [f"{n}_{kind}" for n in names for kind in ("true", "probability")]
-    files.write_csv_atomic(out_dir / "predictions.csv", rows, columns)
-    per_attribute = [{"attribute": name, "positives": int(sums["tp"][j] + sums["fn"][j]),
-                      **{m: results[f"{m}/{name}"] for m in ("accuracy", "precision", "recall", "f1")}}
-                     for j, name in enumerate(names)]
-    files.write_csv_atomic(out_dir / "per_attribute.csv", per_attribute,
-                           ["attribute", "positives", "accuracy", "precision", "recall", "f1"])
-
-
-@dataclasses.dataclass(frozen=True)
-class Scores:
-    """One split scored by one checkpoint, before anything is written."""
-
-    config: ml_collections.ConfigDict
-    checkpoint: pathlib.Path
-    epoch: int
-    split: Split
-    names: tuple[str, ...]
-    kind: str  # the objective's: multiclass | multilabel
-    sums: dict
-    probabilities: np.ndarray
-    results: dict
-
-
-def score_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str | pathlib.Path,
-                     split: str) -> Scores:
-    """Scores the best checkpoint of `checkpoint_dir` on `split` (writes nothing)."""
-    checkpoints, step, meta = checkpoint.open_for_evaluation(checkpoint_dir)
-    with checkpoints:
-        config = evaluation_config(config, meta["config"])
-        names = tuple(meta["class_names"])
-        data = tasks.get(config).load_split(config, split)
-        if tuple(data.class_names) != names:
-            raise DataError(f"the {split} split's classes {list(data.class_names)[:5]}… differ from "
-                            f"the checkpoint's {list(names)[:5]}… ({len(data.class_names)} vs "
-                            f"{len(names)} classes)")
-        parts = components.build(config, names)
-        state = checkpoints.restore_state(step, parts.state)
-    batch_size = config.train.eval_batch_size or config.train.batch_size
-    sums, probabilities = loop.predict(
-        parts.steps.predict, state,
-        pipeline.eval_batches(data.source, parts.task, config, batch_size), parts.mesh)
-    return Scores(config, checkpoints.directory, int(meta.get("epoch", step)), data, names,
-                  parts.objective.kind, sums, probabilities, parts.objective.summary(sums))
-
-
-def write_outputs(scores: Scores, out_dir: pathlib.Path) -> dict:
-    """Writes the outputs of `scores` into `out_dir`; returns the mode's figures."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if scores.kind == "multiclass":
-        _multiclass_outputs(scores.split, scores.probabilities, scores.sums, scores.names, out_dir)
-    else:
-        _multilabel_outputs(scores.split, scores.probabilities, scores.sums, scores.results,
-                            scores.names, out_dir)
-    split = scores.split.name
-    scalars = {f"{split}/{k}": v for k, v in scores.results.items()}
-    with RunLogger(out_dir, scores.config.to_dict()) as logger:
-        logger.scalars(scores.epoch, scalars)
-        logger.log_epoch({"epoch": scores.epoch, **scalars})  # what report reads back
-    return {"split": split, "checkpoint": str(scores.checkpoint), "epoch": scores.epoch,
-            "examples": len(scores.probabilities), **scores.results, "outputs": str(out_dir)}
-
-
-def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str | pathlib.Path,
-                        split: str, out_dir: pathlib.Path) -> dict:
-    """Scores the best checkpoint of `checkpoint_dir` on `split`; writes outputs into `out_dir`."""
-    return write_outputs(score_checkpoint(config, checkpoint_dir, split), out_dir)
+from jaxdl.errors import CheckpointError
+from jaxdl.training import evaluation
+from jaxdl.utils import files
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
@@ -138,7 +15,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
     made only once the split is scored (a failed evaluate leaves nothing behind)."""
     if not args.checkpoint:
         raise CheckpointError("--mode=evaluate needs --checkpoint=checkpoints/<run>")
-    scores = score_checkpoint(config, args.checkpoint, args.split)
+    scores = evaluation.score_checkpoint(config, args.checkpoint, args.split)
     run_name = pathlib.Path(args.checkpoint).name
     out_dir = files.unique_dir(workdir / "logs", f"{run_name}_evaluate_{args.split}")
-    return {"mode": "evaluate", **write_outputs(scores, out_dir)}
+    return {"mode": "evaluate", **evaluation.write_outputs(scores, out_dir)}

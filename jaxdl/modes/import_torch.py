@@ -20,7 +20,7 @@ from jaxdl import config as config_lib
 from jaxdl import tasks
 from jaxdl.errors import CheckpointError, DataError
 from jaxdl.interop import torch_checkpoint
-from jaxdl.training import checkpoint, components
+from jaxdl.training import checkpoint, group
 from jaxdl.training.state import count_params
 from jaxdl.utils import files, runs
 
@@ -62,7 +62,7 @@ def import_checkpoint(config: ml_collections.ConfigDict, torch_path: str | pathl
     config, sources = torch_checkpoint.imported_config(config, saved)
     config_lib.validate(config)
     names, names_from = class_names(config, saved)
-    parts = components.build(config, names)
+    parts = group.build([config], names)
     template = {"params": parts.state.params, "batch_stats": parts.state.batch_stats}
     try:
         variables = torch_checkpoint.flax_variables(parts.model, template, saved)

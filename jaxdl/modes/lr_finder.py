@@ -41,7 +41,7 @@ from jaxdl.data import pipeline
 from jaxdl import tasks
 from jaxdl.tasks.spec import Task
 from jaxdl.errors import DataError
-from jaxdl.training import components, loop, optim
+from jaxdl.training import group, loop, optim
 from jaxdl.training.state import TrainState
 from jaxdl.utils import distributed, files, plots, runs
 from jaxdl.utils.logging import RunLogger
@@ -159,7 +159,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
     finder = config.lr_finder
     task = tasks.get(config)
     train_split = task.load_split(config, "train")
-    parts = components.build(optim.without_schedule(config), train_split.class_names)
+    parts = group.build([optim.without_schedule(config)], train_split.class_names)
     batch_key = "lr_finder.batch_size" if finder.batch_size else "train.batch_size"
     batch_size = finder.batch_size or config.train.batch_size
     distributed.check_batch_size(batch_key, batch_size, parts.mesh)

@@ -1,5 +1,6 @@
 """`--mode=train` (M6, and M3 with `train.overfit_n`): train, validate every epoch, keep the best
-checkpoint, then score it on the test split.
+checkpoint, then score it on the test split with the model it trained (restored into its state,
+predicted by its compiled step: nothing is initialised or compiled a second time).
 
 With `train.overfit_n = N` the model trains on a fixed N-example subset with augmentation off and is
 validated on that same subset: `train/loss` (train-mode BatchNorm, batch statistics) and `val/loss`
@@ -13,9 +14,7 @@ import jax
 import ml_collections
 from absl import logging
 
-from jaxdl.data import pipeline
-from jaxdl.modes import evaluate as evaluate_mode
-from jaxdl.training import fit, group
+from jaxdl.training import evaluation, fit, group
 from jaxdl.training.data import training_data
 from jaxdl.utils import runs
 
@@ -28,7 +27,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
     """
     mode = "overfit" if config.train.overfit_n > 0 else "train"
     data = training_data(config, jax.device_count())
-    trainer = group.build([config], data.names, "sequential")
+    trainer = group.build([config], data.names, "sequential",
+                          steps_per_epoch=fit.batches_per_epoch(data))
     with runs.open_run(workdir / "logs", config, mode) as (log_dir, resumed):
         return _train_run(config, workdir, data, trainer, mode, log_dir, resumed)
 
@@ -39,7 +39,7 @@ def _train_run(config: ml_collections.ConfigDict, workdir: pathlib.Path, data: f
     checkpoint_dir = workdir / "checkpoints" / log_dir.name
     print(f"run {log_dir.name}{' (resumed)' if resumed else ''}: {len(data.train)} train / "
           f"{len(data.val)} val examples, {len(data.names)} classes, batch {data.batch_size}, "
-          f"{pipeline.num_train_batches(data.train, data.batch_size)} steps/epoch on "
+          f"{fit.batches_per_epoch(data)} steps/epoch on "
           f"{trainer.mesh.shape['data']} device(s)")
     print(f"  logs: {log_dir}\n  checkpoints: {checkpoint_dir}")
     member = fit.Member(log_dir.name, config, log_dir, checkpoint_dir)
@@ -54,7 +54,8 @@ def _train_run(config: ml_collections.ConfigDict, workdir: pathlib.Path, data: f
                **{k.replace("/", "_"): v for k, v in best.items() if k.startswith("val/")},
                "final_train_loss": result.history[-1]["train/loss"]}
     if not overfit and config.train.evaluate_test:
-        test = evaluate_mode.evaluate_checkpoint(config, checkpoint_dir, "test", log_dir / "test")
+        test = evaluation.evaluate_checkpoint(config, checkpoint_dir, "test", log_dir / "test",
+                                              trainer)
         summary |= {f"test_{k}": v for k, v in test.items()
                     if k not in ("split", "checkpoint", "outputs", "epoch")}
     runs.write_status(log_dir, config, "finished")

@@ -86,7 +86,8 @@ def train_members(base: ml_collections.ConfigDict, members: list[ml_collections.
     for member in members:
         groups.setdefault(architecture(member), []).append(member)
     for number, configs in enumerate(groups.values(), start=1):
-        trainer = group.build(configs, data.names, strategy)
+        trainer = group.build(configs, data.names, strategy,
+                              steps_per_epoch=fit.batches_per_epoch(data))
         print(f"group {number}/{len(groups)}: {len(configs)} member(s), "
               f"{dict(zip(tasks.hyperparameter_names(base), architecture(configs[0])))}, "
               f"{trainer.strategy}")

@@ -1,30 +1,36 @@
-"""Members that train together: configurations sharing an architecture, fed the same batches.
+"""The one assembler: configurations → task, objective, model, fresh states, compiled steps, mesh.
 
-`train` is a group of one; `grid_search` and `compare` make one group per architecture. The
-group's `train`/`eval` take and return the states and metric sums of *all* members, so the epoch
-loop (`loop.train_epoch`, `loop.evaluate`) drives one member or many through the same code.
+Every mode builds its model here, as a group of members that share an architecture and are fed the
+same batches: `train`, `evaluate`, `lr_finder`, `analyze`, `bench` and `import_torch` a group of
+one; `grid_search` and `compare` one group per architecture. The group's `train`/`eval` take and
+return the states and metric sums of *all* members, so the epoch loop (`loop.train_epoch`,
+`loop.evaluate`) drives one member or many through the same code.
 
 Strategies (`grid.strategy`):
 - `sequential`: one compiled single-member step, called for each member on each shared batch.
-  The fast path on XLA:CPU, where vmapped per-member convolutions become slow grouped convs.
+  The fast path on XLA:CPU, where vmapped per-member convolutions become slow grouped convs. Its
+  validation runs the predict step (sums and probabilities), so `train` scores its best checkpoint
+  on the test split with the program it validated with: nothing is initialised or compiled twice.
 - `vmap`: members stacked on a leading axis and `jax.vmap`ped in one program, sharded over the
   `config` axis of a `("config", "data")` mesh. The accelerator path.
-Learning rate and weight decay live in each member's optimizer state (`inject_hyperparams`), so
-members of different lr / weight decay / seed share the compiled program.
+Learning rate and weight decay are injected hyper-parameters of the optimizer state: each member's
+state is initialised by its own config's optimizer, so its values enter once, there, and members of
+different lr / weight decay / seed share the compiled program.
 """
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
-import optax
+from flax import linen as nn
 from jax.sharding import Mesh
 
 from jaxdl import tasks
 from jaxdl.errors import ConfigError
+from jaxdl.tasks.spec import Task
 from jaxdl.training import optim, steps
 from jaxdl.training.objectives import Objective, make_objective
 from jaxdl.training.state import TrainState, create_train_state
@@ -57,25 +63,36 @@ def _check_shared_architecture(configs: Sequence[ml_collections.ConfigDict]) -> 
                               "train.weight_decay and seed")
 
 
-def member_state(model, tx: optax.GradientTransformation, config: ml_collections.ConfigDict,
-                 input_shape: tuple[int, ...]) -> TrainState:
-    """A fresh state for `config`'s seed, with its own lr and weight decay in the optimizer state."""
-    state = create_train_state(model, tx, config.seed, input_shape)
-    opt_state = optax.tree_utils.tree_set(
-        state.opt_state, learning_rate=jnp.asarray(config.train.lr, jnp.float32),
-        weight_decay=jnp.asarray(config.train.weight_decay, jnp.float32))
-    return state.replace(opt_state=opt_state)
-
-
 @dataclasses.dataclass(frozen=True)
 class Group:
+    task: Task
     objective: Objective
+    model: nn.Module
     mesh: Mesh
     strategy: str
     size: int
+    steps: steps.CompiledSteps  # one member's steps (sequential) or the vmapped ones
     states: Any  # tuple of TrainStates (sequential) or one stacked TrainState (vmap)
-    train: Callable[[Any, dict], tuple[Any, Any]]  # (states, batch) -> (states, sums)
-    eval: Callable[[Any, dict], Any]  # (states, batch) -> sums
+
+    def train(self, states, batch: dict) -> tuple[Any, Any]:
+        """One step of every member on `batch`: (states, sums)."""
+        if self.strategy == "vmap":
+            return self.steps.train(states, batch)
+        outputs = [self.steps.train(s, batch) for s in states]
+        return tuple(o[0] for o in outputs), tuple(o[1] for o in outputs)
+
+    def eval(self, states, batch: dict) -> Any:
+        """Every member's eval sums of `batch`."""
+        if self.strategy == "vmap":
+            return self.steps.eval(states, batch)
+        return tuple(self.steps.predict(s, batch)[0] for s in states)
+
+    @property
+    def state(self) -> TrainState:
+        """The fresh state of a group of one (the modes that build a single model)."""
+        if self.size != 1:
+            raise ValueError(f"a group of {self.size} members has no single state")
+        return self.member_states(self.states)[0]
 
     def member_states(self, states) -> list[TrainState]:
         if self.strategy == "sequential":
@@ -104,34 +121,40 @@ class Group:
         return distributed.put(stacked, distributed.config_sharded(self.mesh))
 
 
+def _member_states(model: nn.Module, input_shape: tuple[int, ...],
+                   configs: Sequence[ml_collections.ConfigDict],
+                   steps_per_epoch: int) -> list[TrainState]:
+    """A fresh state per member from its seed, its optimizer state initialised by its own config's
+    optimizer (its lr and weight decay). Every state then holds the first member's optimizer object:
+    it is static in TrainState, so jit caches on it, and the update reads the injected lr and weight
+    decay from the state, not from the object."""
+    optimizers = [optim.make_optimizer(c.train, steps_per_epoch) for c in configs]
+    return [create_train_state(model, tx, c.seed, input_shape).replace(tx=optimizers[0])
+            for c, tx in zip(configs, optimizers, strict=True)]
+
+
 def build(configs: Sequence[ml_collections.ConfigDict], names: Sequence[str],
-          strategy: str = "sequential", mesh: Mesh | None = None) -> Group:
-    """A group training `configs` (same architecture) on data with classes/labels `names`."""
+          strategy: str = "sequential", mesh: Mesh | None = None,
+          steps_per_epoch: int = 1) -> Group:
+    """A group training `configs` (same architecture) on data with classes/labels `names`.
+
+    `steps_per_epoch` places the lr schedule's epochs (`optim.make_optimizer`); modes that never
+    step the optimizer by the schedule may leave it at 1.
+    """
     configs = list(configs)
     _check_shared_architecture(configs)
     strategy = resolve_strategy(strategy)
     base = configs[0]
     task = tasks.get(base)
     objective = make_objective(task.objective_kind, names)
-    # One model and one optimizer object: jit caches on them (they are static in TrainState).
-    model = tasks.build_model(base, num_classes=len(names))
-    tx = optim.make_optimizer(base.train)
-    states = [member_state(model, tx, c, task.input_shape(base)) for c in configs]
+    model = task.build_model(base, len(names))  # one object: jit caches on it (static in the state)
+    states = _member_states(model, task.input_shape(base), configs, steps_per_epoch)
     skip = base.train.nan_policy == "skip"
     if strategy == "sequential":
         mesh = mesh or distributed.make_mesh()
         compiled = steps.compile_steps(objective, mesh, skip)
-
-        def train(states, batch):
-            outputs = [compiled.train(s, batch) for s in states]
-            return tuple(o[0] for o in outputs), tuple(o[1] for o in outputs)
-
-        def evaluate(states, batch):
-            return tuple(compiled.eval(s, batch) for s in states)
-
-        group = Group(objective, mesh, strategy, len(configs), (), train, evaluate)
     else:
         mesh = mesh or distributed.make_grid_mesh(len(configs))
         compiled = steps.compile_vmapped_steps(objective, mesh, skip)
-        group = Group(objective, mesh, strategy, len(configs), (), compiled.train, compiled.eval)
+    group = Group(task, objective, model, mesh, strategy, len(configs), compiled, ())
     return dataclasses.replace(group, states=group.join_states(states))

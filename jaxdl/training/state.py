@@ -24,13 +24,16 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation, seed:
     # Jitted: one compilation instead of one per initialiser op (same values, ~3x faster on CPU).
     init = jax.jit(functools.partial(model.init, train=False))
     variables = init(init_key, jnp.zeros((1, *input_shape), jnp.float32))
-    return TrainState.create(
+    state = TrainState.create(
         apply_fn=model.apply,
         params=variables["params"],
         batch_stats=variables.get("batch_stats", {}),
         tx=tx,
         key=dropout_key,
     )
+    # A strong int32 step, as restored from a checkpoint: flax's weakly typed 0 would make a
+    # restored state another signature of the jitted steps, compiled once more.
+    return state.replace(step=jnp.zeros((), jnp.int32))
 
 
 def count_params(params: Any) -> int:

@@ -6,7 +6,8 @@ import csv
 import numpy as np
 import pytest
 
-from jaxdl.modes import evaluate, train
+from jaxdl.modes import train
+from jaxdl.training import evaluation
 from tests.helpers import load_config
 
 
@@ -37,7 +38,7 @@ def test_multiclass_image_task_learns_and_evaluates(task, tmp_path):
     config = _tiny(task, tmp_path)
     summary = train.train_and_evaluate(config, tmp_path)
     assert summary["val_accuracy"] >= 2.5 * (1 / 5), summary
-    again = evaluate.evaluate_checkpoint(config, summary["checkpoint"], "test", tmp_path / "eval")
+    again = evaluation.evaluate_checkpoint(config, summary["checkpoint"], "test", tmp_path / "eval")
     assert again["accuracy"] == summary["test_accuracy"]
     rows = list(csv.DictReader((tmp_path / "eval" / "predictions.csv").open()))
     assert len(rows) == summary["test_examples"]
@@ -50,7 +51,7 @@ def test_celeba_multilabel_learns_and_reports_per_attribute(tmp_path):
     # The per-attribute majority baseline's mean accuracy on these rates is about 0.8.
     assert summary["val_mean_accuracy"] > 0.85, summary
     assert summary["test_macro_f1"] > 0.5, summary
-    again = evaluate.evaluate_checkpoint(config, summary["checkpoint"], "test", tmp_path / "eval")
+    again = evaluation.evaluate_checkpoint(config, summary["checkpoint"], "test", tmp_path / "eval")
     assert again["macro_f1"] == summary["test_macro_f1"]
     per_attribute = list(csv.DictReader((tmp_path / "eval" / "per_attribute.csv").open()))
     assert [r["attribute"] for r in per_attribute] == list(config.data.attributes)

@@ -14,7 +14,7 @@ from PIL import Image
 from jaxdl.data import pipeline
 from jaxdl import tasks
 from jaxdl.modes import ModeArgs, lr_finder, run_mode
-from jaxdl.training import components, loop
+from jaxdl.training import group, loop
 from jaxdl.utils import distributed
 from tests.helpers import tensorboard_scalars, tiny_esc50_config
 
@@ -89,7 +89,7 @@ def test_injected_learning_rate_is_used_by_the_compiled_step(data_root):
     config = tiny_esc50_config(data_root, optimizer="sgd", momentum=0.0, weight_decay=0.0)
     task = tasks.get(config)
     train = task.load_split(config, "train")
-    parts = components.build(config, train.class_names)
+    parts = group.build([config], train.class_names)
     batch = loop.to_device(next(pipeline.train_batches(train.source, task, config, 1, 16, False)),
                            parts.mesh)
     gradients, compilations = [], []

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from jaxdl.modes import ModeArgs, evaluate, train
+from jaxdl.training import evaluation
 from tests.helpers import tensorboard_scalars, tiny_esc50_config
 
 
@@ -63,7 +64,7 @@ def test_evaluate_scores_the_best_epoch_logged_with_its_logged_val_metrics(train
 
 def test_evaluate_writes_predictions_per_class_and_confusion_outputs(trained, tmp_path):
     config, workdir, summary = trained
-    again = evaluate.evaluate_checkpoint(config, summary["checkpoint"], "test", tmp_path / "eval")
+    again = evaluation.evaluate_checkpoint(config, summary["checkpoint"], "test", tmp_path / "eval")
     for key in ("loss", "accuracy", "macro_f1", "top5_accuracy"):
         assert again[key] == summary[f"test_{key}"], key
     rows = list(csv.DictReader((tmp_path / "eval" / "predictions.csv").open()))
@@ -93,7 +94,7 @@ def test_evaluate_needs_only_the_test_fold(trained, tmp_path):
     eval_config = tiny_esc50_config(tmp_path)
     eval_config.data.source = "auto"
     eval_config.data.dir = str(only_test)
-    result = evaluate.evaluate_checkpoint(eval_config, summary["checkpoint"], "test", tmp_path / "e")
+    result = evaluation.evaluate_checkpoint(eval_config, summary["checkpoint"], "test", tmp_path / "e")
     assert result["accuracy"] == summary["test_accuracy"]
 
 

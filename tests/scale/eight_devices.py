@@ -31,7 +31,7 @@ from jaxdl.data import pipeline  # noqa: E402
 from jaxdl import tasks  # noqa: E402
 from jaxdl.errors import ConfigError  # noqa: E402
 from jaxdl.modes import grid_search, train  # noqa: E402
-from jaxdl.training import checkpoint, components, fit, group, loop  # noqa: E402
+from jaxdl.training import checkpoint, fit, group, loop  # noqa: E402
 from jaxdl.training.data import training_data  # noqa: E402
 from jaxdl.training.grid import expand, member_name  # noqa: E402
 from jaxdl.utils import distributed  # noqa: E402
@@ -80,7 +80,7 @@ def train_and_evaluate(config, root: pathlib.Path) -> dict:
     mesh = distributed.make_mesh(jax.devices()[:1])
     checkpoints, step, meta = checkpoint.open_for_evaluation(eight["checkpoint"])
     with checkpoints:
-        parts = components.build(config, meta["class_names"], mesh=mesh)
+        parts = group.build([config], meta["class_names"], mesh=mesh)
         state = checkpoints.restore_state(step, parts.state)
     test = tasks.get(config).load_split(config, "test").source
     sums, probabilities = loop.predict(parts.steps.predict, state, pipeline.eval_batches(

@@ -12,7 +12,7 @@ import pytest
 from jaxdl.errors import CheckpointError
 from jaxdl.modes import ModeArgs, evaluate
 from jaxdl.models.esc50_cnn import Esc50CNN
-from jaxdl.training import checkpoint, optim
+from jaxdl.training import checkpoint, evaluation, optim
 from jaxdl.training.state import create_train_state
 from tests.helpers import load_config
 
@@ -74,7 +74,7 @@ def test_evaluating_a_checkpoint_of_another_task_is_refused(tmp_path):
     with checkpoint.Checkpoints(tmp_path / "ck", "macro_f1", "max") as ckpts:
         ckpts.save(1, _state(), _meta("celeba"), {"macro_f1": 0.5})
     with pytest.raises(CheckpointError, match="trained for task 'celeba'.*'esc50'"):
-        evaluate.evaluate_checkpoint(load_config("esc50"), tmp_path / "ck", "test", tmp_path / "o")
+        evaluation.evaluate_checkpoint(load_config("esc50"), tmp_path / "ck", "test", tmp_path / "o")
 
 
 def _save_epochs(directory, accuracies, state=None):
