@@ -26,9 +26,6 @@ from jaxdl.training import fit, grid, group
 from jaxdl.training.data import training_data
 from jaxdl.utils import files, runs
 
-# compare.py imports these from here until it imports them from jaxdl.training.grid.
-from jaxdl.training.grid import member_config, member_name, train_members  # noqa: F401
-
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
     """Loads and checks the data, then trains the grid in its run directory, locked meanwhile."""
