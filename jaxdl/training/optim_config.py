@@ -3,7 +3,7 @@ them. Apart from optim.py so that validating a config does not import optax (ove
 
 import ml_collections
 
-from jaxdl.checks import check, is_number
+from jaxdl.checks import check, check_range, is_number
 
 OPTIMIZERS = ("adamw", "adam_l2", "sgd")
 SCHEDULES = ("none", "step", "cosine")
@@ -13,8 +13,9 @@ def _is_count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def check_config(train: ml_collections.ConfigDict) -> None:
-    """ConfigError naming the first invalid optimizer or schedule key of the `train` section."""
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """ConfigError naming the first invalid optimizer or schedule key of `config.train`."""
+    train = config.train
     check(train.optimizer in OPTIMIZERS, "train.optimizer", train.optimizer,
           f"one of {list(OPTIMIZERS)}")
     check(train.schedule in SCHEDULES, "train.schedule", train.schedule,
@@ -26,3 +27,6 @@ def check_config(train: ml_collections.ConfigDict) -> None:
           ">= 1 when train.schedule='step'")
     check(is_number(train.gamma) and 0 < train.gamma <= 1, "train.gamma", train.gamma,
           "a decay factor in (0, 1]")
+    check_range(config, "train.lr", 0.0, low_inclusive=False)
+    check_range(config, "train.weight_decay", 0.0)
+    check_range(config, "train.momentum", 0.0, 1.0)
