@@ -35,7 +35,8 @@ def first_train_batch(source, task: Task, config: ml_collections.ConfigDict,
 
 def batch_shapes(batch: dict, parts: Group, input_shape: tuple[int, ...]) -> dict:
     """Shapes and dtypes of the batch against `input_shape` (the task's model input, per example)
-    and the number of outputs; the model runs on the batch's shape (eval_shape, nothing computed)."""
+    and the number of outputs; the model runs on the batch's shape (eval_shape: nothing computed)
+    """
     size, outputs = len(batch["x"]), len(parts.objective.names)
     expected_x = [size, *input_shape]
     expected_y = [size] if parts.objective.kind == "multiclass" else [size, outputs]
@@ -83,7 +84,7 @@ def gradient_check(parts: Group, batch: dict, layer_order: Sequence[str] = ()) -
              "nonzero": bool(g > 0)}
             for (path, g), f, p, leaf in zip(flat_norms, jax.tree.leaves(finite),
                                              jax.tree.leaves(param_norms),
-                                             jax.tree.leaves(parts.state.params))]
+                                             jax.tree.leaves(parts.state.params), strict=True)]
     position = {layer: i for i, layer in enumerate(layer_order)}
     rows.sort(key=lambda r: (position.get(r["parameter"].rpartition("/")[0], len(position)),
                              r["parameter"]))

@@ -65,6 +65,7 @@ def _run_grid(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     print(markdown.rows_table(rows[:10], list(rows[0])))
     return {"mode": "grid_search", "run": log_dir.name, "members": len(members),
             "groups": len({grid.architecture(m) for m in members}), "strategy": strategy,
-            "seconds": seconds, "best_run": top["run"], f"best_val_{metric}": top[f"best_val_{metric}"],
+            "seconds": seconds, "best_run": top["run"],
+            f"best_val_{metric}": top[f"best_val_{metric}"],
             "best_val_loss": top["val_loss"], "best_config": str(log_dir / "best_config.py"),
             "summary": str(log_dir / "summary.md")}

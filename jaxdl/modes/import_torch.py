@@ -10,7 +10,6 @@ saved label map that disagrees with the data stops the import. The optimizer sta
 imported: a fresh one is saved, and evaluation never reads it.
 """
 
-import hashlib
 import pathlib
 
 import jax
@@ -18,6 +17,7 @@ import ml_collections
 
 from jaxdl import config as config_lib
 from jaxdl import tasks
+from jaxdl.data import content
 from jaxdl.errors import CheckpointError, DataError
 from jaxdl.interop import torch_checkpoint
 from jaxdl.training import checkpoint, group
@@ -29,7 +29,8 @@ def class_names(config: ml_collections.ConfigDict,
                 saved: torch_checkpoint.TorchCheckpoint) -> tuple[tuple[str, ...], str]:
     """(names in label order, where they came from)."""
     try:
-        from_data, unreadable = tuple(tasks.get(config).load_split(config, "test").class_names), None
+        test = tasks.get(config).load_split(config, "test")
+        from_data, unreadable = tuple(test.class_names), None
     except DataError as err:
         from_data, unreadable = None, err
     if saved.class_names and from_data and saved.class_names != from_data:
@@ -43,16 +44,8 @@ def class_names(config: ml_collections.ConfigDict,
         return from_data, "dataset"
     if config.data.get("attributes"):
         return tuple(config.data.attributes), "config's data.attributes"
-    raise DataError(f"the class names (label order) come from the dataset, which could not be read: "
-                    f"{unreadable}")
-
-
-def _sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as source:
-        for block in iter(lambda: source.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    raise DataError("the class names (label order) come from the dataset, which could not be "
+                    f"read: {unreadable}")
 
 
 def import_checkpoint(config: ml_collections.ConfigDict, torch_path: str | pathlib.Path,
@@ -67,7 +60,8 @@ def import_checkpoint(config: ml_collections.ConfigDict, torch_path: str | pathl
     try:
         variables = torch_checkpoint.flax_variables(parts.model, template, saved)
     except CheckpointError as err:
-        raise CheckpointError(f"{err} (the {len(names)} classes come from the {names_from})") from err
+        raise CheckpointError(
+            f"{err} (the {len(names)} classes come from the {names_from})") from err
     placed = jax.tree.map(lambda new, old: jax.device_put(new, old.sharding), variables, template)
     state = parts.state.replace(**placed)
 
@@ -75,7 +69,8 @@ def import_checkpoint(config: ml_collections.ConfigDict, torch_path: str | pathl
     hyperparameters = {key: config.model[key] for key in sources}
     meta = {"config": config.to_dict(), "class_names": list(names), "epoch": epoch,
             "metrics": {f"val/{k}": v for k, v in saved.metrics.items()},
-            "imported_from": {"path": str(saved.path.absolute()), "sha256": _sha256(saved.path)}}
+            "imported_from": {"path": str(saved.path.absolute()),
+                              "sha256": content.sha256_file(saved.path)}}
     # Orbax ranks steps by the best metric; a checkpoint that saved none is restored as the latest.
     best = config.train.best_metric
     metrics = saved.metrics if best in saved.metrics else None

@@ -1,4 +1,5 @@
-"""The data a training run shares among its members: train and val splits, batch sizes, augmentation.
+"""The data a training run shares among its members: train and val splits, batch sizes and
+augmentation.
 
 With `train.overfit_n = N` both splits are one fixed N-example subset of train, augmentation off,
 so `train/loss` (batch statistics) and `val/loss` (running statistics) measure the same examples.

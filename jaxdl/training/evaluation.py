@@ -67,8 +67,9 @@ def _multilabel_outputs(split, probabilities: np.ndarray, sums: dict, results: d
         rows.append(row)
     columns = ["filename"] + [f"{n}_{kind}" for n in names for kind in ("true", "probability")]
     files.write_csv_atomic(out_dir / "predictions.csv", rows, columns)
+    kinds = ("accuracy", "precision", "recall", "f1")
     per_attribute = [{"attribute": name, "positives": int(sums["tp"][j] + sums["fn"][j]),
-                      **{m: results[f"{m}/{name}"] for m in ("accuracy", "precision", "recall", "f1")}}
+                      **{m: results[f"{m}/{name}"] for m in kinds}}
                      for j, name in enumerate(names)]
     files.write_csv_atomic(out_dir / "per_attribute.csv", per_attribute,
                            ["attribute", "positives", "accuracy", "precision", "recall", "f1"])
@@ -102,8 +103,8 @@ def score_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str | pa
         names = tuple(meta["class_names"])
         data = tasks.get(config).load_split(config, split)
         if tuple(data.class_names) != names:
-            raise DataError(f"the {split} split's classes {list(data.class_names)[:5]}… differ from "
-                            f"the checkpoint's {list(names)[:5]}… ({len(data.class_names)} vs "
+            raise DataError(f"the {split} split's classes {list(data.class_names)[:5]}… differ "
+                            f"from the checkpoint's {list(names)[:5]}… ({len(data.class_names)} vs "
                             f"{len(names)} classes)")
         model = model or group.build([config], names)
         state = checkpoints.restore_state(step, model.state)
@@ -116,7 +117,7 @@ def score_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str | pa
 
 
 def write_outputs(scores: Scores, out_dir: pathlib.Path) -> dict:
-    """Writes the outputs of `scores` into `out_dir`; returns the figures (split, epoch, metrics)."""
+    """Writes the outputs of `scores` into `out_dir`; returns split, epoch and metrics."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if scores.kind == "multiclass":
         _multiclass_outputs(scores.split, scores.probabilities, scores.sums, scores.names, out_dir)
@@ -133,6 +134,7 @@ def write_outputs(scores: Scores, out_dir: pathlib.Path) -> dict:
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str | pathlib.Path,
-                        split: str, out_dir: pathlib.Path, model: group.Group | None = None) -> dict:
+                        split: str, out_dir: pathlib.Path,
+                        model: group.Group | None = None) -> dict:
     """Scores the best checkpoint of `checkpoint_dir` on `split`; writes outputs into `out_dir`."""
     return write_outputs(score_checkpoint(config, checkpoint_dir, split, model), out_dir)

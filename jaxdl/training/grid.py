@@ -20,7 +20,8 @@ from jaxdl.utils import files, runs
 from jaxdl.utils.logging import RunLogger
 
 
-def member_config(base: ml_collections.ConfigDict, epochs: int, **changes) -> ml_collections.ConfigDict:
+def member_config(base: ml_collections.ConfigDict, epochs: int,
+                  **changes) -> ml_collections.ConfigDict:
     """`base` with `changes` (lr, weight_decay, seed, or a model key), trained `epochs` epochs.
 
     The member is validated as a whole config, so a grid value that makes no valid model
@@ -54,7 +55,7 @@ def expand(config: ml_collections.ConfigDict) -> list[ml_collections.ConfigDict]
         for lr, wd, seed in itertools.product(config.grid.lr, config.grid.weight_decay,
                                               config.grid.seeds):
             members.append(member_config(config, config.grid.epochs, lr=lr, weight_decay=wd,
-                                         seed=seed, **dict(zip(keys, architecture))))
+                                         seed=seed, **dict(zip(keys, architecture, strict=True))))
     return members
 
 
@@ -88,8 +89,8 @@ def train_members(base: ml_collections.ConfigDict, members: list[ml_collections.
     for number, configs in enumerate(groups.values(), start=1):
         trainer = group.build(configs, data.names, strategy,
                               steps_per_epoch=fit.batches_per_epoch(data))
-        print(f"group {number}/{len(groups)}: {len(configs)} member(s), "
-              f"{dict(zip(tasks.hyperparameter_names(base), architecture(configs[0])))}, "
+        shared = dict(zip(tasks.hyperparameter_names(base), architecture(configs[0]), strict=True))
+        print(f"group {number}/{len(groups)}: {len(configs)} member(s), {shared}, "
               f"{trainer.strategy}")
         named = [fit.Member(member_name(c), c, log_dir / member_name(c),
                             checkpoint_dir / member_name(c)) for c in configs]
@@ -133,7 +134,7 @@ def write_best_config(path: pathlib.Path, best: ml_collections.ConfigDict,
     config.train.epochs = base.train.epochs
     config.train.evaluate_test = base.train.evaluate_test
     # Every user string (the note holds run names; the config holds paths) is embedded as a
-    # Python literal by repr (pformat does so for the values): loading the file runs no text of theirs.
+    # Python literal by repr (pformat does so for the values): loading the file runs none of it.
     body = pprint.pformat(config.to_dict(), indent=1, width=100, sort_dicts=True)
     files.write_text_atomic(path, f"{note!r}\n\nimport ml_collections\n\n\n"
                                   f"def get_config():\n    return ml_collections.ConfigDict(\n"

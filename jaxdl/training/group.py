@@ -44,7 +44,8 @@ def resolve_strategy(strategy: str) -> str:
     if strategy == "auto":
         return "sequential" if jax.default_backend() == "cpu" else "vmap"
     if strategy not in STRATEGIES:
-        raise ConfigError(f"grid.strategy={strategy!r} is invalid: expected auto, vmap or sequential")
+        raise ConfigError(f"grid.strategy={strategy!r} is invalid: expected one of "
+                          f"{['auto', *STRATEGIES]}")
     return strategy
 
 

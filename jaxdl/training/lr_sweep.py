@@ -140,7 +140,7 @@ def step_losses(train_step: Callable, state: TrainState, batches: Iterator[dict]
     """
     sharding = distributed.replicated(mesh)
     in_flight = None
-    for lr, batch in zip(lrs, batches):
+    for lr, batch in zip(lrs, batches, strict=False):  # the batches cycle without end
         state = with_learning_rate(state, jax.device_put(lr, sharding))
         state, sums = train_step(state, loop.to_device(batch, mesh))
         if in_flight is not None:

@@ -49,7 +49,8 @@ def test_summary_ranks_every_member_with_its_best_epoch(grid):
     rows = list(csv.DictReader((log_dir / "summary.csv").open()))
     assert summary["members"] == 4 and summary["groups"] == 2 and len(rows) == 4
     scores = [float(r["best_val_accuracy"]) for r in rows]
-    assert scores == sorted(scores, reverse=True) and [r["rank"] for r in rows] == ["1", "2", "3", "4"]
+    assert scores == sorted(scores, reverse=True)
+    assert [r["rank"] for r in rows] == ["1", "2", "3", "4"]
     for row in rows:
         records = _records(log_dir / row["run"])
         assert [r["epoch"] for r in records] == [1, 2]
@@ -96,7 +97,7 @@ def test_a_member_equals_the_same_config_trained_alone(grid, tmp_path):
     alone = train.train_and_evaluate(member, tmp_path)
     alone_records = _records(tmp_path / "logs" / alone["run"])
     in_grid = _records(workdir / "logs" / summary["run"] / member_name(member))
-    for a, b in zip(alone_records, in_grid):
+    for a, b in zip(alone_records, in_grid, strict=True):
         for key in ("train/loss", "val/loss", "val/accuracy"):
             assert a[key] == pytest.approx(b[key], rel=1e-5), key
 
@@ -120,7 +121,7 @@ def test_vmapped_members_match_the_sequential_ones(tmp_path):
                             tmp_path / "ckpt" / strategy / str(i)) for i, m in enumerate(members)]
         curves[strategy] = [r.history[-1] for r in fit.fit(named, data, trainer)]
     assert dict(group.build(members, ("a", "b"), "vmap").mesh.shape) == {"config": 2, "data": 2}
-    for seq, vm in zip(curves["sequential"], curves["vmap"]):
+    for seq, vm in zip(curves["sequential"], curves["vmap"], strict=True):
         # Eval-mode BatchNorm on a 2-epoch model amplifies reduction-order rounding in val/loss
         # (measured up to 1e-3 over seeds); train/loss stays within 3e-5.
         assert vm["train/loss"] == pytest.approx(seq["train/loss"], rel=1e-4)
@@ -129,7 +130,7 @@ def test_vmapped_members_match_the_sequential_ones(tmp_path):
 
 
 def _untouched_state(workdir, grid_run) -> dict:
-    """Per member: checkpoint steps and each checkpoint file's mtime; metrics.jsonl and its mtime."""
+    """Per member: checkpoint steps, each checkpoint file's mtime, metrics.jsonl and its mtime."""
     checkpoints, logs = workdir / "checkpoints" / grid_run, workdir / "logs" / grid_run
     state = {}
     for member in sorted(p.name for p in checkpoints.iterdir()):

@@ -87,5 +87,6 @@ def test_sweep_stops_on_divergence(data_root, tmp_path):
         assert not np.isfinite(last["smoothed_loss"])
     # No earlier step met the rule: the sweep stopped at the first divergent step.
     running_best = np.minimum.accumulate([r["smoothed_loss"] for r in before])
-    assert all(r["smoothed_loss"] <= 4 * b for r, b in zip(before[5:], running_best[5:]))
+    assert all(r["smoothed_loss"] <= 4 * b
+               for r, b in zip(before[5:], running_best[5:], strict=True))
     assert config.lr_finder.start <= summary["suggested_lr"] <= last["lr"]

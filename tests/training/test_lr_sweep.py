@@ -73,8 +73,10 @@ def test_injected_learning_rate_is_used_by_the_compiled_step(tmp_path):
         compilations.append(len(compiled))
         assert new_state.opt_state.hyperparams["learning_rate"] == lr
         # Plain SGD: Δθ = −lr·g, so Δθ / lr is the same gradient for both rates.
-        gradients.append([np.asarray(new - old) / lr for new, old in
-                          zip(jax.tree.leaves(new_state.params), jax.tree.leaves(parts.state.params))])
-    for a, b in zip(*gradients):
+        new_params = jax.tree.leaves(new_state.params)
+        old_params = jax.tree.leaves(parts.state.params)
+        gradients.append([np.asarray(new - old) / lr
+                          for new, old in zip(new_params, old_params, strict=True)])
+    for a, b in zip(*gradients, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
     assert compilations[0] >= 1 and compilations[1] == 0  # the lr is data, not a constant
