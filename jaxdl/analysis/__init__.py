@@ -5,5 +5,6 @@ card (dataset card, split protocol), census (raw files of the official layout), 
 examples (before/after augmentation), baselines (majority and random), model_summary
 (per-layer parameters), first_batch (batch shapes, initial loss, gradients), markdown
 (analysis.md). What differs between tasks (split protocol, raw files, pipeline steps, example
-panels, dataset mean/std) is asked of the task (`jaxdl/tasks/`). The mode composes them (`jaxdl/modes/analyze.py`).
+panels, dataset mean/std) is asked of the task (`jaxdl/tasks/`). summary composes them into
+analyze's folder, summary.json and analysis.md (`--mode=analyze` runs it).
 """
