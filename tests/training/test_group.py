@@ -17,7 +17,8 @@ def test_each_member_starts_from_its_own_lr_and_weight_decay(tmp_path):
     members = [member_config(config, 1, lr=lr, weight_decay=wd, seed=config.seed + i)
                for i, (lr, wd) in enumerate(((1e-2, 1e-4), (3e-3, 5e-4)))]
     names = tuple(f"class{i}" for i in range(10))
-    states = group.build(members, names).member_states(group.build(members, names).states)
+    trainer = group.build(members, names)
+    states = trainer.member_states(trainer.states)
     for state, member in zip(states, members, strict=True):
         hyperparameters = state.opt_state.hyperparams
         assert hyperparameters["learning_rate"] == np.float32(member.train.lr)
