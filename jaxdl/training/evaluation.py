@@ -23,6 +23,8 @@ from jaxdl.utils.logging import RunLogger
 # Sections of a checkpoint's config that define the model and its inputs; they override the
 # command line so a checkpoint is always evaluated on what it was trained on.
 _FROM_CHECKPOINT = ("model", "features")
+# train keys that shape the optimizer state stored in the checkpoint (restored whole).
+_OPTIMIZER_LAYOUT = ("optimizer", "schedule", "warmup_steps")
 
 
 def evaluation_config(config: ml_collections.ConfigDict, saved: dict) -> ml_collections.ConfigDict:
@@ -34,6 +36,9 @@ def evaluation_config(config: ml_collections.ConfigDict, saved: dict) -> ml_coll
     for section in _FROM_CHECKPOINT:
         if section in saved:
             merged[section] = ml_collections.ConfigDict(saved[section])
+    for key in _OPTIMIZER_LAYOUT:
+        if key in saved.get("train", {}):
+            merged.train[key] = saved["train"][key]
     return merged
 
 

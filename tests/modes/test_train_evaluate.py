@@ -98,6 +98,16 @@ def test_evaluate_needs_only_the_test_fold(trained, tmp_path):
     assert result["accuracy"] == summary["test_accuracy"]
 
 
+def test_a_checkpoint_is_scored_whatever_optimizer_and_schedule_the_command_line_names(tmp_path):
+    """The optimizer state's layout (optimizer, schedule, warmup) comes from the checkpoint."""
+    config = tiny_esc50_config(tmp_path, epochs=1, schedule="cosine", warmup_steps=2)
+    summary = train.train_and_evaluate(config, tmp_path)
+    plain = tiny_esc50_config(tmp_path, optimizer="sgd")  # schedule "none", no warmup
+    result = evaluate.run(plain, tmp_path, ModeArgs(checkpoint=summary["checkpoint"]))
+    assert result["accuracy"] == summary["test_accuracy"]
+    assert result["loss"] == pytest.approx(summary["test_loss"], rel=1e-6)
+
+
 def test_overfit_mode_drives_the_train_loss_down_on_the_subset(tmp_path):
     config = tiny_esc50_config(tmp_path, overfit_n=8, epochs=30, lr=1e-2)
     summary = train.train_and_evaluate(config, tmp_path)
