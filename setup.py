@@ -8,5 +8,7 @@ folder, hence this file.
 
 from setuptools import find_packages, setup
 
-setup(packages=[*find_packages(include=["jaxdl", "jaxdl.*"]), "jaxdl.configs"],
-      package_dir={"jaxdl.configs": "configs"})
+setup(
+    packages=[*find_packages(include=["jaxdl", "jaxdl.*"]), "jaxdl.configs"],
+    package_dir={"jaxdl.configs": "configs"},
+)

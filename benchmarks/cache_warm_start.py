@@ -35,8 +35,10 @@ def timed(fn) -> tuple[float, float]:
 
 def cpu_model() -> str:
     lines = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name")),
-                 "unknown CPU")
+    model = next(
+        (line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name")),
+        "unknown CPU",
+    )
     return f"{model}, {os.cpu_count()} cores"
 
 
@@ -45,8 +47,9 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("/tmp/jaxdl-warm-start"))
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    folder = make_synthetic_esc50(args.root / "data", num_classes=50, clips_per_class_per_fold=8,
-                                  clip_seconds=5.0)
+    folder = make_synthetic_esc50(
+        args.root / "data", num_classes=50, clips_per_class_per_fold=8, clip_seconds=5.0
+    )
     config = get_config()
     config.data.update(dir=str(folder), cache_dir=str(args.root / "cache"))
     wavs = sorted((folder / "audio").glob("*.wav"))
@@ -59,8 +62,9 @@ def main() -> None:
     load_all()  # builds the cache (untimed), and fills the page cache
     runs = {
         "warm load_split (train + val + test)": load_all,
-        f"of which hashing {len(wavs)} clips, {os.cpu_count()} threads":
-            lambda: content.threaded_map(content.sha256_file, wavs),
+        f"of which hashing {len(wavs)} clips, {os.cpu_count()} threads": lambda: (
+            content.threaded_map(content.sha256_file, wavs)
+        ),
         "hashing on one thread": lambda: [content.sha256_file(path) for path in wavs],
     }
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
@@ -69,8 +73,10 @@ def main() -> None:
     print("|---|---|---|")
     for name, fn in runs.items():
         walls, cpus = zip(*(timed(fn) for _ in range(args.repeats)))
-        print(f"| {name} | {statistics.median(walls):.2f}, {min(walls):.2f} | "
-              f"{statistics.median(cpus):.2f} |")
+        print(
+            f"| {name} | {statistics.median(walls):.2f}, {min(walls):.2f} | "
+            f"{statistics.median(cpus):.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -46,14 +46,23 @@ from jaxdl.training.data import training_data  # noqa: E402
 # the subprocesses. Full: the synthetic preset (50 classes, 300 train / 100 val clips of 1 s), the
 # reference model and batch; a reduced reference grid (lr x weight decay x kernel size).
 FULL = {
-    "grid.lr": (5e-3, 1e-2), "grid.weight_decay": (1e-5, 1e-4), "grid.seeds": (42,),
-    "grid.model.channels": ((32, 64, 128),), "grid.model.kernel_size": (3, 5),
+    "grid.lr": (5e-3, 1e-2),
+    "grid.weight_decay": (1e-5, 1e-4),
+    "grid.seeds": (42,),
+    "grid.model.channels": ((32, 64, 128),),
+    "grid.model.kernel_size": (3, 5),
 }
 QUICK = {
-    "data.synthetic.num_classes": 10, "data.synthetic.clips_per_class_per_fold": 4,
-    "model.channels": (8, 16, 16), "model.kernel_size": 3, "train.batch_size": 16,
-    "grid.lr": (1e-2, 3e-3), "grid.weight_decay": (1e-4,), "grid.seeds": (42,),
-    "grid.model.channels": ((8, 16, 16),), "grid.model.kernel_size": (3, 1),
+    "data.synthetic.num_classes": 10,
+    "data.synthetic.clips_per_class_per_fold": 4,
+    "model.channels": (8, 16, 16),
+    "model.kernel_size": 3,
+    "train.batch_size": 16,
+    "grid.lr": (1e-2, 3e-3),
+    "grid.weight_decay": (1e-4,),
+    "grid.seeds": (42,),
+    "grid.model.channels": ((8, 16, 16),),
+    "grid.model.kernel_size": (3, 1),
 }
 
 
@@ -81,9 +90,16 @@ def load_config(overrides: dict) -> ml_collections.ConfigDict:
 
 
 def jaxdl_command(mode: str, workdir: Path, overrides: dict) -> list[str]:
-    return [sys.executable, "-m", "jaxdl.main", "--config", "configs/esc50.py:synthetic",
-            f"--mode={mode}", f"--workdir={workdir}",
-            *(f"--config.{key}={_flag_value(value)}" for key, value in overrides.items())]
+    return [
+        sys.executable,
+        "-m",
+        "jaxdl.main",
+        "--config",
+        "configs/esc50.py:synthetic",
+        f"--mode={mode}",
+        f"--workdir={workdir}",
+        *(f"--config.{key}={_flag_value(value)}" for key, value in overrides.items()),
+    ]
 
 
 def timed_run(command: list[str]) -> float:
@@ -97,26 +113,38 @@ def timed_run(command: list[str]) -> float:
 
 def member_overrides(member: ml_collections.ConfigDict, base: dict, epochs: int) -> dict:
     """A grid member as a `train` command line: its lr, weight decay, seed and model."""
-    return {**base, "seed": member.seed, "train.lr": member.train.lr,
-            "train.weight_decay": member.train.weight_decay,
-            **{f"model.{key}": member.model[key] for key in tasks.hyperparameter_names(member)},
-            "train.epochs": epochs, "train.evaluate_test": False}
+    return {
+        **base,
+        "seed": member.seed,
+        "train.lr": member.train.lr,
+        "train.weight_decay": member.train.weight_decay,
+        **{f"model.{key}": member.model[key] for key in tasks.hyperparameter_names(member)},
+        "train.epochs": epochs,
+        "train.evaluate_test": False,
+    }
 
 
 def grid_against_processes(base: dict, epochs: int, workdir: Path) -> dict:
     """(a): one grid_search process against one train process per member."""
     overrides = {**base, "grid.epochs": epochs, "grid.strategy": "auto"}
     members = grid.expand(load_config(overrides))
-    print(f"(a) grid_search: {len(members)} members x {epochs} epochs", file=sys.stderr,
-          flush=True)
+    print(f"(a) grid_search: {len(members)} members x {epochs} epochs", file=sys.stderr, flush=True)
     grid_s = timed_run(jaxdl_command("grid_search", workdir / "grid", overrides))
     separate = []
     for number, member in enumerate(members, start=1):
         print(f"(a) train process {number}/{len(members)}", file=sys.stderr, flush=True)
-        separate.append(timed_run(jaxdl_command(
-            "train", workdir / "separate", member_overrides(member, base, epochs))))
-    return {"members": len(members), "epochs": epochs, "grid_s": grid_s,
-            "separate_s": separate, "speedup": sum(separate) / grid_s}
+        separate.append(
+            timed_run(
+                jaxdl_command("train", workdir / "separate", member_overrides(member, base, epochs))
+            )
+        )
+    return {
+        "members": len(members),
+        "epochs": epochs,
+        "grid_s": grid_s,
+        "separate_s": separate,
+        "speedup": sum(separate) / grid_s,
+    }
 
 
 def group_sizes(base: dict, epochs: int, sizes: list[int], workdir: Path) -> list[dict]:
@@ -124,21 +152,38 @@ def group_sizes(base: dict, epochs: int, sizes: list[int], workdir: Path) -> lis
     rows = []
     for size in sizes:
         # One architecture (the grid's first kernel size); members differ in learning rate.
-        overrides = {**base, "grid.epochs": epochs, "grid.weight_decay": (1e-4,),
-                     "grid.model.kernel_size": base["grid.model.kernel_size"][:1],
-                     "grid.lr": tuple(1e-2 * 0.8 ** i for i in range(size))}
+        overrides = {
+            **base,
+            "grid.epochs": epochs,
+            "grid.weight_decay": (1e-4,),
+            "grid.model.kernel_size": base["grid.model.kernel_size"][:1],
+            "grid.lr": tuple(1e-2 * 0.8**i for i in range(size)),
+        }
         config = load_config(overrides)
         members = grid.expand(config)
         for strategy in ("sequential", "vmap"):
             print(f"(b) {size} member(s), {strategy}", file=sys.stderr, flush=True)
             out = workdir / f"{strategy}-{size}"
-            results = grid.train_members(config, members, out / "logs", out / "ckpt", strategy,
-                                         training_data(config, jax.device_count()))
+            results = grid.train_members(
+                config,
+                members,
+                out / "logs",
+                out / "ckpt",
+                strategy,
+                training_data(config, jax.device_count()),
+            )
             seconds = [record["seconds"] for record in results[0].history]  # the group's epochs
-            rows.append({"members": size, "strategy": strategy, "epoch_s": seconds,
-                         "first_member_epoch_s": seconds[0] / size,
-                         "later_member_epoch_s": (sum(seconds[1:]) / len(seconds[1:]) / size
-                                                  if len(seconds) > 1 else None)})
+            rows.append(
+                {
+                    "members": size,
+                    "strategy": strategy,
+                    "epoch_s": seconds,
+                    "first_member_epoch_s": seconds[0] / size,
+                    "later_member_epoch_s": (
+                        sum(seconds[1:]) / len(seconds[1:]) / size if len(seconds) > 1 else None
+                    ),
+                }
+            )
     return rows
 
 
@@ -148,48 +193,78 @@ def _fmt(value: float | None) -> str:
 
 def markdown(started: datetime.datetime, host: dict, a: dict, b: list[dict], quick: bool) -> str:
     note = " (quick smoke run, not a measurement)" if quick else ""
-    lines = [f"# Grid search speed-up, {started:%Y-%m-%d %H:%M}{note}",
-             "", f"Machine: {host['cpu']}, {host['cores']} cores, jax {host['jax']} on "
-             f"{host['backend']} ({host['devices']} device(s)); 1-min load {host['load_1m']:.1f} "
-             "at the start.", "",
-             "## (a) one grid_search process vs one train process per member", "",
-             "| | members x epochs | wall s | s per member |", "|---|---|---|---|",
-             f"| `--mode=grid_search` (one process) | {a['members']} x {a['epochs']} | "
-             f"{a['grid_s']:.1f} | {a['grid_s'] / a['members']:.1f} |",
-             f"| one `--mode=train` process per member | {a['members']} x {a['epochs']} | "
-             f"{sum(a['separate_s']):.1f} | {sum(a['separate_s']) / a['members']:.1f} |", "",
-             f"Speed-up: **{a['speedup']:.2f}x** (target >= 2x).", "",
-             "## (b) seconds per member-epoch by group size (one process)", "",
-             "First epoch includes compilation; later = mean of the other epochs.", "",
-             "| members | sequential first | sequential later | vmap first | vmap later | "
-             "vmap later / sequential later |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Grid search speed-up, {started:%Y-%m-%d %H:%M}{note}",
+        "",
+        f"Machine: {host['cpu']}, {host['cores']} cores, jax {host['jax']} on "
+        f"{host['backend']} ({host['devices']} device(s)); 1-min load {host['load_1m']:.1f} "
+        "at the start.",
+        "",
+        "## (a) one grid_search process vs one train process per member",
+        "",
+        "| | members x epochs | wall s | s per member |",
+        "|---|---|---|---|",
+        f"| `--mode=grid_search` (one process) | {a['members']} x {a['epochs']} | "
+        f"{a['grid_s']:.1f} | {a['grid_s'] / a['members']:.1f} |",
+        f"| one `--mode=train` process per member | {a['members']} x {a['epochs']} | "
+        f"{sum(a['separate_s']):.1f} | {sum(a['separate_s']) / a['members']:.1f} |",
+        "",
+        f"Speed-up: **{a['speedup']:.2f}x** (target >= 2x).",
+        "",
+        "## (b) seconds per member-epoch by group size (one process)",
+        "",
+        "First epoch includes compilation; later = mean of the other epochs.",
+        "",
+        "| members | sequential first | sequential later | vmap first | vmap later | "
+        "vmap later / sequential later |",
+        "|---|---|---|---|---|---|",
+    ]
     by_size = {}
     for row in b:
         by_size.setdefault(row["members"], {})[row["strategy"]] = row
     for size, pair in by_size.items():
         seq, vm = pair["sequential"], pair["vmap"]
-        ratio = (vm["later_member_epoch_s"] / seq["later_member_epoch_s"]
-                 if vm["later_member_epoch_s"] and seq["later_member_epoch_s"] else None)
-        lines.append(f"| {size} | {_fmt(seq['first_member_epoch_s'])} | "
-                     f"{_fmt(seq['later_member_epoch_s'])} | {_fmt(vm['first_member_epoch_s'])} | "
-                     f"{_fmt(vm['later_member_epoch_s'])} | {_fmt(ratio)} |")
+        ratio = (
+            vm["later_member_epoch_s"] / seq["later_member_epoch_s"]
+            if vm["later_member_epoch_s"] and seq["later_member_epoch_s"]
+            else None
+        )
+        lines.append(
+            f"| {size} | {_fmt(seq['first_member_epoch_s'])} | "
+            f"{_fmt(seq['later_member_epoch_s'])} | {_fmt(vm['first_member_epoch_s'])} | "
+            f"{_fmt(vm['later_member_epoch_s'])} | {_fmt(ratio)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run, not a measurement")
-    parser.add_argument("--epochs", type=int, default=2,
-                        help="epochs per member (at least 2 for the 'later' columns)")
-    parser.add_argument("--sizes", type=int, nargs="+", default=None,
-                        help="group sizes for (b); default 1 2 4 8 (quick: 1 2)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=2,
+        help="epochs per member (at least 2 for the 'later' columns)",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="group sizes for (b); default 1 2 4 8 (quick: 1 2)",
+    )
     args = parser.parse_args()
     base = QUICK if args.quick else FULL
     sizes = args.sizes or ([1, 2] if args.quick else [1, 2, 4, 8])
     started = datetime.datetime.now()
-    host = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "jax": jax.__version__, "backend": jax.default_backend(),
-            "devices": jax.device_count(), "load_1m": os.getloadavg()[0]}
+    host = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "devices": jax.device_count(),
+        "load_1m": os.getloadavg()[0],
+    }
     with tempfile.TemporaryDirectory(prefix="grid_speedup-") as tmp:
         workdir = Path(tmp)
         base = {**base, "data.cache_dir": str(workdir / "cache")}
@@ -203,9 +278,14 @@ def main() -> None:
     RESULTS_DIR.mkdir(exist_ok=True)
     stem = RESULTS_DIR / f"grid_speedup-{started:%Y%m%d-%H%M%S}"
     stem.with_suffix(".md").write_text(text)
-    raw = {"started": started.isoformat(), "args": vars(args), "machine": host,
-           "overrides": {k: v for k, v in base.items() if k != "data.cache_dir"},
-           "grid_vs_processes": a, "group_sizes": b}
+    raw = {
+        "started": started.isoformat(),
+        "args": vars(args),
+        "machine": host,
+        "overrides": {k: v for k, v in base.items() if k != "data.cache_dir"},
+        "grid_vs_processes": a,
+        "group_sizes": b,
+    }
     stem.with_suffix(".json").write_text(json.dumps(raw, indent=2) + "\n")
     print(f"written: {stem.with_suffix('.md')} and .json", file=sys.stderr)
 

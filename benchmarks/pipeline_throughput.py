@@ -19,8 +19,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from jaxdl.data import pipeline  # noqa: E402
 from jaxdl import tasks  # noqa: E402
+from jaxdl.data import pipeline  # noqa: E402
 from tests.helpers import load_config  # noqa: E402
 
 TASKS = ("esc50", "tiny_imagenet", "cub200", "celeba")
@@ -35,15 +35,26 @@ def pipeline_rate(task_name: str, workers: int) -> tuple[float, int]:
     batch = config.train.batch_size
     for epoch in (1, 2):
         started = time.perf_counter()
-        count = sum(len(b["y"]) for b in pipeline.train_batches(
-            source, task, config, epoch, batch, augment=config.augment.enabled))
+        count = sum(
+            len(b["y"])
+            for b in pipeline.train_batches(
+                source, task, config, epoch, batch, augment=config.augment.enabled
+            )
+        )
         seconds = time.perf_counter() - started
     return count / seconds, count
 
 
 def model_rate(task_name: str) -> float:
-    cmd = [sys.executable, "-m", "jaxdl.main", "--config", f"configs/{task_name}.py:synthetic",
-           "--mode=bench", "--config.bench.steps=5"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jaxdl.main",
+        "--config",
+        f"configs/{task_name}.py:synthetic",
+        "--mode=bench",
+        "--config.bench.steps=5",
+    ]
     out = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
     return json.loads(out.stdout.strip().splitlines()[-1])["train_samples_per_s"]
 
@@ -58,8 +69,10 @@ def main() -> None:
     for name in args.tasks:
         rate, count = pipeline_rate(name, args.workers)
         consumed = model_rate(name)
-        print(f"| {name} | {rate:.0f} ({count} per epoch) | {consumed:.1f} | {rate / consumed:.0f}× |",
-              flush=True)
+        print(
+            f"| {name} | {rate:.0f} ({count} per epoch) | {consumed:.1f} | {rate / consumed:.0f}× |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -35,28 +35,41 @@ HOST_EVENTS = ("ThunkExecutor", "$", "Slinky")  # runtime and Python frames, not
 def random_batch(task, config, num_classes: int) -> dict:
     rng = np.random.default_rng(0)
     batch = config.train.batch_size
-    labels = (rng.integers(0, num_classes, batch) if task.objective_kind == "multiclass"
-              else rng.integers(0, 2, (batch, num_classes)))
-    return {"x": rng.standard_normal((batch, *task.input_shape(config)), np.float32),
-            "y": labels.astype(np.int32), "mask": np.ones(batch, np.float32)}
+    labels = (
+        rng.integers(0, num_classes, batch)
+        if task.objective_kind == "multiclass"
+        else rng.integers(0, 2, (batch, num_classes))
+    )
+    return {
+        "x": rng.standard_normal((batch, *task.input_shape(config)), np.float32),
+        "y": labels.astype(np.int32),
+        "mask": np.ones(batch, np.float32),
+    }
 
 
 def kernel_kinds(hlo: str) -> dict[str, str]:
     """HLO instruction name -> kind, from the compiled module's text."""
     called = dict(re.findall(r"^\s*(?:ROOT )?%([\w.\-]+) = [^\n]*?calls=%([\w.\-]+)", hlo, re.M))
     bodies = dict(re.findall(r"^%([\w.\-]+) [^\n]*\{\n(.*?)\n\}", hlo, re.M | re.S))
-    op_names = dict(re.findall(
-        r"^\s*(?:ROOT )?%([\w.\-]+) = [^\n]*?metadata=\{op_name=\"([^\"]+)\"", hlo, re.M))
+    op_names = dict(
+        re.findall(r"^\s*(?:ROOT )?%([\w.\-]+) = [^\n]*?metadata=\{op_name=\"([^\"]+)\"", hlo, re.M)
+    )
     kinds = {}
     for name in set(called) | set(op_names):
         body, op_name = bodies.get(called.get(name, ""), ""), op_names.get(name, "")
-        if "while/body" in op_name or "while/body" in body or name.startswith(
-                ("concatenate", "dynamic-slice")):
+        if (
+            "while/body" in op_name
+            or "while/body" in body
+            or name.startswith(("concatenate", "dynamic-slice"))
+        ):
             kinds[name] = "kernel gradients (jaxdl: stacked slices + GEMMs)"
         elif "convolution(" in body or name.startswith("convolution"):
             conv = body.split("convolution(", 1)[-1][:600]
-            kinds[name] = ("input gradients (XLA convolutions)" if "transpose(jvp" in conv
-                           else "forward convolutions and XLA kernel gradients")
+            kinds[name] = (
+                "input gradients (XLA convolutions)"
+                if "transpose(jvp" in conv
+                else "forward convolutions and XLA kernel gradients"
+            )
         else:
             kinds[name] = "elementwise and reductions (BatchNorm, ReLU, pooling, pads)"
     return kinds
@@ -64,8 +77,9 @@ def kernel_kinds(hlo: str) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", default="esc50",
-                        choices=("esc50", "tiny_imagenet", "cub200", "celeba"))
+    parser.add_argument(
+        "--task", default="esc50", choices=("esc50", "tiny_imagenet", "cub200", "celeba")
+    )
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
@@ -96,8 +110,10 @@ def main() -> None:
         ms = event["dur"] / 1e3 / args.steps
         per_kind[kinds.get(event["name"], "other")] += ms
         per_kernel[event["name"]] += ms
-    print(f"{args.task}: batch {config.train.batch_size}, {sum(per_kind.values()):.0f} ms of "
-          f"kernels per train step ({args.steps} steps traced)")
+    print(
+        f"{args.task}: batch {config.train.batch_size}, {sum(per_kind.values()):.0f} ms of "
+        f"kernels per train step ({args.steps} steps traced)"
+    )
     for kind, ms in per_kind.most_common():
         print(f"  {ms:8.0f} ms  {kind}")
     print(f"slowest {args.top} kernels:")

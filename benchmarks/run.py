@@ -66,8 +66,19 @@ def bench_jax(model: str, steps: int, timeout: float) -> dict:
 def bench_torch(model: str, steps: int, warmup: int, threads: int, timeout: float) -> dict:
     script = str(BENCH_DIR / "torch_bench.py")
     return run_json(
-        [sys.executable, script, "--model", model, "--json", "--steps", str(steps),
-         "--warmup", str(warmup), "--threads", str(threads)],
+        [
+            sys.executable,
+            script,
+            "--model",
+            model,
+            "--json",
+            "--steps",
+            str(steps),
+            "--warmup",
+            str(warmup),
+            "--threads",
+            str(threads),
+        ],
         timeout,
     )
 
@@ -99,8 +110,11 @@ def machine() -> dict:
     cpu = platform.processor()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [l.split(":", 1)[1].strip() for l in cpuinfo.read_text().splitlines()
-                 if l.startswith("model name")]
+        names = [
+            l.split(":", 1)[1].strip()
+            for l in cpuinfo.read_text().splitlines()
+            if l.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     versions = {}
     for package in ("jax", "jaxlib", "flax", "torch", "numpy"):
@@ -147,11 +161,19 @@ def summarize(models: list[str], runs: dict, gemms: list[dict], flops: dict) -> 
     rows, summary, errors = [], {}, []
     for model in models:
         jax_runs, torch_runs = runs[model]["jax"], runs[model]["torch"]
-        errors += [f"{model} {fw}: {r['error']}" for fw in ("jax", "torch")
-                   for r in runs[model][fw] if "error" in r]
-        med = {fw: {k: _median(rs, k) for k in ("params", "batch_size", "train_samples_per_s",
-                                                "eval_samples_per_s")}
-               for fw, rs in (("jax", jax_runs), ("torch", torch_runs))}
+        errors += [
+            f"{model} {fw}: {r['error']}"
+            for fw in ("jax", "torch")
+            for r in runs[model][fw]
+            if "error" in r
+        ]
+        med = {
+            fw: {
+                k: _median(rs, k)
+                for k in ("params", "batch_size", "train_samples_per_s", "eval_samples_per_s")
+            }
+            for fw, rs in (("jax", jax_runs), ("torch", torch_runs))
+        }
         summary[model] = med
         j, t = med["jax"], med["torch"]
         params = f"{_fmt(j['params'], ',.0f')} / {_fmt(t['params'], ',.0f')}"
@@ -211,8 +233,9 @@ def main() -> None:
             print(f"  {model}: jax", file=sys.stderr, flush=True)
             runs[model]["jax"].append(measured(bench_jax, model, args.steps, args.timeout))
             print(f"  {model}: torch", file=sys.stderr, flush=True)
-            runs[model]["torch"].append(measured(
-                bench_torch, model, args.steps, args.warmup, args.threads, args.timeout))
+            runs[model]["torch"].append(
+                measured(bench_torch, model, args.steps, args.warmup, args.threads, args.timeout)
+            )
 
     host = machine()
     table, summary = summarize(args.models, runs, gemms, flops)
@@ -229,8 +252,15 @@ def main() -> None:
     RESULTS_DIR.mkdir(exist_ok=True)
     stem = RESULTS_DIR / f"{started:%Y%m%d-%H%M%S}"
     stem.with_suffix(".md").write_text(markdown)
-    raw = {"started": started.isoformat(), "args": vars(args), "machine": host,
-           "forward_flops_per_sample": flops, "gemm": gemms, "runs": runs, "summary": summary}
+    raw = {
+        "started": started.isoformat(),
+        "args": vars(args),
+        "machine": host,
+        "forward_flops_per_sample": flops,
+        "gemm": gemms,
+        "runs": runs,
+        "summary": summary,
+    }
     stem.with_suffix(".json").write_text(json.dumps(raw, indent=2) + "\n")
     print(f"written: {stem.with_suffix('.md')} and .json", file=sys.stderr)
 

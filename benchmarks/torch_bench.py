@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
-
 from torch_models import build_torch_model, count_params, twin_spec
 
 
@@ -94,7 +93,9 @@ def bench_torch(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="esc50")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the model's reference batch")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="default: the model's reference batch"
+    )
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from jaxdl.interop.torch_models import (
+    ESC50CNN2D,
     CNNMultiLabel,
     Cub200GroupedCNN,
-    ESC50CNN2D,
     InceptionTinyNet,
 )
 
@@ -38,9 +38,7 @@ TWINS: dict[str, TwinSpec] = {
     "tiny_imagenet": TwinSpec(
         InceptionTinyNet, input_shape=(3, 64, 64), num_classes=200, batch_size=32
     ),
-    "cub200": TwinSpec(
-        Cub200GroupedCNN, input_shape=(3, 224, 224), num_classes=200, batch_size=32
-    ),
+    "cub200": TwinSpec(Cub200GroupedCNN, input_shape=(3, 224, 224), num_classes=200, batch_size=32),
     "celeba": TwinSpec(
         CNNMultiLabel, input_shape=(3, 64, 64), num_classes=5, batch_size=64, multilabel=True
     ),

@@ -13,6 +13,7 @@ from jaxdl import config as common
 
 ATTRIBUTES = ("Smiling", "Wearing_Hat", "Male", "Young", "Eyeglasses")
 
+
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config = common.base_config(task="celeba")
 
@@ -25,11 +26,21 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
 
     config.preprocess = ml_collections.ConfigDict(dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)))
     config.augment = ml_collections.ConfigDict(
-        dict(enabled=True, flip_p=0.5, crop_padding=0, brightness=0.2, contrast=0.2,
-             saturation=0.2, hue=0.1, rotation_degrees=15.0))
+        dict(
+            enabled=True,
+            flip_p=0.5,
+            crop_padding=0,
+            brightness=0.2,
+            contrast=0.2,
+            saturation=0.2,
+            hue=0.1,
+            rotation_degrees=15.0,
+        )
+    )
 
     config.model = ml_collections.ConfigDict(
-        dict(name="celeba_cnn", channels_block3=256, dropout=0.0, init="flax"))
+        dict(name="celeba_cnn", channels_block3=256, dropout=0.0, init="flax")
+    )
 
     train = config.train
     train.batch_size = 64
@@ -43,7 +54,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.lr_finder.update(dict(start=1e-7, end=1.0, steps=100, smoothing=0.0))
     config.grid.update(dict(lr=(1e-3, 5e-3), weight_decay=(1e-5, 1e-4), epochs=3))
     config.grid.model = ml_collections.ConfigDict(
-        dict(channels_block3=(192, 256), dropout=(0.0, 0.2, 0.4)))
+        dict(channels_block3=(192, 256), dropout=(0.0, 0.2, 0.4))
+    )
     # M7 (the reference did none): lr 1e-3, wd 1e-4, 192 channels, dropout 0.2.
     config.compare.update(dict(lr=(1e-3,), weight_decay=(1e-4,)))
     config.compare.model = ml_collections.ConfigDict(dict(channels_block3=(192,), dropout=(0.2,)))

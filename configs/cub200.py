@@ -10,6 +10,7 @@ import ml_collections
 
 from jaxdl import config as common
 
+
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config = common.base_config(task="cub200")
 
@@ -23,17 +24,29 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     data.split_seed = 42  # the official train split is cut 80/20, stratified by class
     data.val_fraction = 0.2
     data.synthetic = ml_collections.ConfigDict(
-        dict(num_classes=20, train_per_class=10, test_per_class=5, seed=0))
+        dict(num_classes=20, train_per_class=10, test_per_class=5, seed=0)
+    )
 
     # Dataset statistics the reference computed on 1000 train images (`analyze` recomputes them).
     config.preprocess = ml_collections.ConfigDict(
-        dict(mean=(0.48185426, 0.50031734, 0.42832923), std=(0.2270571, 0.2226704, 0.26213554)))
+        dict(mean=(0.48185426, 0.50031734, 0.42832923), std=(0.2270571, 0.2226704, 0.26213554))
+    )
     config.augment = ml_collections.ConfigDict(
-        dict(enabled=True, flip_p=0.5, crop_padding=0, brightness=0.05, contrast=0.05,
-             saturation=0.0, hue=0.0, rotation_degrees=0.0))
+        dict(
+            enabled=True,
+            flip_p=0.5,
+            crop_padding=0,
+            brightness=0.05,
+            contrast=0.05,
+            saturation=0.0,
+            hue=0.0,
+            rotation_degrees=0.0,
+        )
+    )
 
     config.model = ml_collections.ConfigDict(
-        dict(name="cub200_grouped", num_blocks=3, groups=4, init="flax"))
+        dict(name="cub200_grouped", num_blocks=3, groups=4, init="flax")
+    )
 
     train = config.train
     train.batch_size = 32

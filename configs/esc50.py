@@ -81,10 +81,12 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.lr_finder.update(dict(start=1e-6, end=1.0, steps=200, smoothing=0.0))
     config.grid.update(dict(lr=(5e-3, 1e-2, 2e-2), weight_decay=(1e-5, 1e-4), epochs=3))
     config.grid.model = ml_collections.ConfigDict(
-        dict(channels=((32, 64, 128), (48, 96, 192)), kernel_size=(3, 5)))
+        dict(channels=((32, 64, 128), (48, 96, 192)), kernel_size=(3, 5))
+    )
     # M7: the final config against one change each (the reference had no runner for this).
     config.compare.update(dict(lr=(5e-3,), weight_decay=(1e-4,)))
     config.compare.model = ml_collections.ConfigDict(
-        dict(channels=((48, 96, 192),), kernel_size=(3,)))
+        dict(channels=((48, 96, 192),), kernel_size=(3,))
+    )
 
     return common.apply_preset(config, preset)

@@ -10,6 +10,7 @@ import ml_collections
 
 from jaxdl import config as common
 
+
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config = common.base_config(task="tiny_imagenet")
 
@@ -23,18 +24,31 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     data.test_per_class = 10
     data.val_per_class = 40
     data.synthetic = ml_collections.ConfigDict(
-        dict(num_classes=20, train_per_class=30, val_per_class=50, seed=0))
+        dict(num_classes=20, train_per_class=30, val_per_class=50, seed=0)
+    )
 
     # ImageNet statistics, as the reference.
     config.preprocess = ml_collections.ConfigDict(
-        dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)))
+        dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    )
     config.augment = ml_collections.ConfigDict(
-        dict(enabled=True, flip_p=0.5, crop_padding=4, brightness=0.1, contrast=0.1,
-             saturation=0.1, hue=0.02, rotation_degrees=0.0))
+        dict(
+            enabled=True,
+            flip_p=0.5,
+            crop_padding=4,
+            brightness=0.1,
+            contrast=0.1,
+            saturation=0.1,
+            hue=0.02,
+            rotation_degrees=0.0,
+        )
+    )
 
     config.model = ml_collections.ConfigDict(
-        dict(name="tiny_imagenet_inception", num_modules=6, branch_channels=(64, 64, 64),
-             init="flax"))
+        dict(
+            name="tiny_imagenet_inception", num_modules=6, branch_channels=(64, 64, 64), init="flax"
+        )
+    )
 
     train = config.train
     train.batch_size = 32
@@ -50,11 +64,13 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.lr_finder.update(dict(start=1e-7, end=1.0, steps=200, smoothing=0.0))
     config.grid.update(dict(lr=(1e-4, 1e-3, 2e-3), weight_decay=(1e-5, 1e-4), epochs=2))
     config.grid.model = ml_collections.ConfigDict(
-        dict(num_modules=(4, 6), branch_channels=((64, 64, 64), (48, 72, 72))))
+        dict(num_modules=(4, 6), branch_channels=((64, 64, 64), (48, 72, 72)))
+    )
     # M7 of the reference (m7_compare): LR x 0.5, WD 1e-4, M = 4, branches 48-72-72.
     config.compare.update(dict(lr=(1e-3,), weight_decay=(1e-4,)))
     config.compare.model = ml_collections.ConfigDict(
-        dict(num_modules=(4,), branch_channels=((48, 72, 72),)))
+        dict(num_modules=(4,), branch_channels=((48, 72, 72),))
+    )
 
     if preset == "synthetic":
         # A CPU-sized demo: the full model, fewer generated images and epochs.

@@ -31,8 +31,13 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_range(config: ml_collections.ConfigDict, key: str, low: float,
-                high: float = float("inf"), low_inclusive: bool = True) -> None:
+def check_range(
+    config: ml_collections.ConfigDict,
+    key: str,
+    low: float,
+    high: float = float("inf"),
+    low_inclusive: bool = True,
+) -> None:
     value = get(config, key)
     above = is_number(value) and (value >= low if low_inclusive else value > low)
     opening, closing = "[" if low_inclusive else "(", "]" if math.isfinite(high) else ")"

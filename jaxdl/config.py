@@ -70,29 +70,47 @@ def base_config(task: str) -> ml_collections.ConfigDict:
     config.train.best_metric = "accuracy"
     config.train.best_mode = "max"  # max | min
     config.train.evaluate_test = True  # after training, score the best checkpoint on the test split
-    config.train.nan_policy = "stop"  # stop: end the run at a non-finite loss/gradient | skip the step
+    config.train.nan_policy = (
+        "stop"  # stop: end the run at a non-finite loss/gradient | skip the step
+    )
     config.train.checkpoint_every_steps = 0  # >0: also save a resumable checkpoint mid-epoch
     config.train.resume = True  # rerunning the same command resumes its unfinished run
 
     # --mode=lr_finder (M4): exponential sweep start -> end over `steps`, stopped at a non-finite loss
     # or when the (EMA-smoothed when smoothing > 0) loss exceeds divergence_factor x its best after
     # min_steps. Task configs set the reference's values.
-    config.lr_finder = ml_collections.ConfigDict(dict(
-        start=1e-7, end=1.0, steps=100, smoothing=0.0, divergence_factor=4.0, min_steps=10,
-        batch_size=0))  # batch_size 0: train.batch_size
+    config.lr_finder = ml_collections.ConfigDict(
+        dict(
+            start=1e-7,
+            end=1.0,
+            steps=100,
+            smoothing=0.0,
+            divergence_factor=4.0,
+            min_steps=10,
+            batch_size=0,
+        )
+    )  # batch_size 0: train.batch_size
 
     # --mode=grid_search (M5; M8 with a narrower grid): lr x weight_decay x the task's two model
     # hyper-parameters (grid.model.<key>) x seeds, `epochs` each. Members sharing an architecture
     # train together; strategy vmap | sequential | auto (sequential on CPU, vmap on accelerators).
-    config.grid = ml_collections.ConfigDict(dict(
-        lr=(1e-3,), weight_decay=(0.0,), seeds=(42,), epochs=3, strategy="auto",
-        model=ml_collections.ConfigDict()))
+    config.grid = ml_collections.ConfigDict(
+        dict(
+            lr=(1e-3,),
+            weight_decay=(0.0,),
+            seeds=(42,),
+            epochs=3,
+            strategy="auto",
+            model=ml_collections.ConfigDict(),
+        )
+    )
 
     # --mode=compare (M7): with `run=True`, trains the baseline (this config) and one variant per
     # listed value, each changing one factor (lr, weight_decay, a model hyper-parameter), for
     # `epochs` (0: train.epochs), then overlays their curves.
-    config.compare = ml_collections.ConfigDict(dict(
-        run=False, epochs=0, lr=(), weight_decay=(), model=ml_collections.ConfigDict()))
+    config.compare = ml_collections.ConfigDict(
+        dict(run=False, epochs=0, lr=(), weight_decay=(), model=ml_collections.ConfigDict())
+    )
 
     # --mode=analyze (D1-D11, M0-M2): examples shown per figure; recompute the dataset mean/std.
     config.analyze = ml_collections.ConfigDict(dict(examples=3, mean_std=False))
@@ -125,9 +143,11 @@ def task_config_file(task: str) -> pathlib.Path:
     """The config file of `task` in CONFIG_DIR, or a ConfigError listing the tasks that have one."""
     names = task_config_names()
     if task not in names:
-        raise ConfigError(f"no config file for task {task!r}: the task configs are "
-                          f"{', '.join(names)} (in {CONFIG_DIR}); a config file elsewhere is "
-                          "passed by its path, e.g. --config my_configs/my_task.py")
+        raise ConfigError(
+            f"no config file for task {task!r}: the task configs are "
+            f"{', '.join(names)} (in {CONFIG_DIR}); a config file elsewhere is "
+            "passed by its path, e.g. --config my_configs/my_task.py"
+        )
     return CONFIG_DIR / f"{task}.py"
 
 
@@ -146,8 +166,9 @@ def load_task_config(task: str, preset: str | None = None) -> ml_collections.Con
     return load_config_file(task_config_file(task), preset)
 
 
-def load_config_file(path: str | pathlib.Path,
-                     preset: str | None = None) -> ml_collections.ConfigDict:
+def load_config_file(
+    path: str | pathlib.Path, preset: str | None = None
+) -> ml_collections.ConfigDict:
     """`get_config(preset)` of the config file `path` (or of a task name's config file, see
     `config_path`), as `--config PATH[:PRESET]` loads it.
 
@@ -164,22 +185,30 @@ def load_config_file(path: str | pathlib.Path,
         raise ConfigError(f"{argument}: {err}") from err
     if not path.is_file():
         state = "is a folder" if path.is_dir() else "does not exist"
-        raise ConfigError(f"{argument}: {path} {state}; expected a config file such as "
-                          f"configs/esc50.py (the task configs are in {CONFIG_DIR})")
+        raise ConfigError(
+            f"{argument}: {path} {state}; expected a config file such as "
+            f"configs/esc50.py (the task configs are in {CONFIG_DIR})"
+        )
     try:
         source = path.read_text()
-        defines = {node.name for node in ast.parse(source, str(path)).body
-                   if isinstance(node, ast.FunctionDef)}
+        defines = {
+            node.name
+            for node in ast.parse(source, str(path)).body
+            if isinstance(node, ast.FunctionDef)
+        }
     except SyntaxError as err:
         text = f" in {err.text.strip()!r}" if err.text and err.text.strip() else ""
-        raise ConfigError(f"{argument}: syntax error in {path} line {err.lineno}{text}: {err.msg}; "
-                          "fix the file") from err
+        raise ConfigError(
+            f"{argument}: syntax error in {path} line {err.lineno}{text}: {err.msg}; fix the file"
+        ) from err
     except (OSError, ValueError) as err:  # unreadable, or not text (UnicodeDecodeError)
         raise ConfigError(f"{argument}: cannot read {path} as Python source ({err})") from err
     if "get_config" not in defines:
-        raise ConfigError(f"{argument}: {path} defines no get_config() function; a config file "
-                          "defines get_config(preset=None) returning a ConfigDict, like "
-                          "configs/esc50.py")
+        raise ConfigError(
+            f"{argument}: {path} defines no get_config() function; a config file "
+            "defines get_config(preset=None) returning a ConfigDict, like "
+            "configs/esc50.py"
+        )
     # Any file name, as config_flags reads it: the default loader would skip a name without .py.
     loader = importlib.machinery.SourceFileLoader(f"config_{path.stem}", str(path))
     spec = importlib.util.spec_from_file_location(loader.name, path, loader=loader)
@@ -190,14 +219,20 @@ def load_config_file(path: str | pathlib.Path,
     except ConfigError as err:
         raise ConfigError(f"{argument}: {err}") from err
     except Exception as err:  # noqa: BLE001 (the file is user code; any mistake in it is theirs)
-        lines = [frame.lineno for frame in traceback.extract_tb(err.__traceback__)
-                 if pathlib.Path(frame.filename).resolve() == path.resolve()]
+        lines = [
+            frame.lineno
+            for frame in traceback.extract_tb(err.__traceback__)
+            if pathlib.Path(frame.filename).resolve() == path.resolve()
+        ]
         where = f" line {lines[-1]}" if lines else ""
-        raise ConfigError(f"{argument}: running {path}{where} raised {type(err).__name__}: {err}; "
-                          "fix the file") from err
+        raise ConfigError(
+            f"{argument}: running {path}{where} raised {type(err).__name__}: {err}; fix the file"
+        ) from err
     if not isinstance(config, ml_collections.ConfigDict):
-        raise ConfigError(f"{argument}: get_config() in {path} returned {type(config).__name__}, "
-                          "not a ml_collections.ConfigDict (a missing return statement?)")
+        raise ConfigError(
+            f"{argument}: get_config() in {path} returned {type(config).__name__}, "
+            "not a ml_collections.ConfigDict (a missing return statement?)"
+        )
     return config
 
 
@@ -225,7 +260,7 @@ _SYNONYMS = {"learning_rate": "lr", "wd": "weight_decay", "num_epochs": "epochs"
 
 
 def _closest_key(key: str, keys: list[str]) -> str:
-    """"; did you mean K?" for the existing key nearest to a mistyped one, or ""."""
+    """ "; did you mean K?" for the existing key nearest to a mistyped one, or ""."""
     *section, last = key.split(".")
     last = _SYNONYMS.get(last, last)
     close = difflib.get_close_matches(".".join([*section, last]), keys, n=1, cutoff=0.7)
@@ -240,28 +275,42 @@ def check_override_keys(config: ml_collections.ConfigDict, keys: Iterable[str]) 
     known = set(_key_paths(tree))
     for key in keys:
         if re.sub(r"\[\d+\]", "", key) not in known:  # `a.b[0]` indexes a tuple value a.b
-            raise ConfigError(f"unknown config key {key!r} (--config.{key})"
-                              f"{_closest_key(key, list(flatten(tree)))}")
+            raise ConfigError(
+                f"unknown config key {key!r} (--config.{key})"
+                f"{_closest_key(key, list(flatten(tree)))}"
+            )
 
 
-def apply_preset(config: ml_collections.ConfigDict, preset: str | None) -> ml_collections.ConfigDict:
+def apply_preset(
+    config: ml_collections.ConfigDict, preset: str | None
+) -> ml_collections.ConfigDict:
     """Applies a named preset (`configs/<task>.py:NAME`)."""
     if preset:
         if preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}; the presets are {sorted(PRESETS)}, "
-                              "given after the file name (configs/<task>.py:synthetic), or none "
-                              "for the task's defaults")
+            raise ConfigError(
+                f"unknown preset {preset!r}; the presets are {sorted(PRESETS)}, "
+                "given after the file name (configs/<task>.py:synthetic), or none "
+                "for the task's defaults"
+            )
         PRESETS[preset](config)
     return config
 
 
 def _validate_lr_finder(config: ml_collections.ConfigDict) -> None:
     check_range(config, "lr_finder.start", 0.0, low_inclusive=False)
-    check(config.lr_finder.end > config.lr_finder.start, "lr_finder.end", config.lr_finder.end,
-           f"a learning rate above lr_finder.start ({config.lr_finder.start})")
+    check(
+        config.lr_finder.end > config.lr_finder.start,
+        "lr_finder.end",
+        config.lr_finder.end,
+        f"a learning rate above lr_finder.start ({config.lr_finder.start})",
+    )
     check_range(config, "lr_finder.steps", 2)
-    check(0.0 <= config.lr_finder.smoothing < 1.0, "lr_finder.smoothing",
-           config.lr_finder.smoothing, "an EMA factor in [0, 1) (0: raw loss)")
+    check(
+        0.0 <= config.lr_finder.smoothing < 1.0,
+        "lr_finder.smoothing",
+        config.lr_finder.smoothing,
+        "an EMA factor in [0, 1) (0: raw loss)",
+    )
     check_range(config, "lr_finder.divergence_factor", 1.0, low_inclusive=False)
     check_range(config, "lr_finder.min_steps", 0)
     check_range(config, "lr_finder.batch_size", 0)
@@ -274,26 +323,50 @@ def _validate_grid(config: ml_collections.ConfigDict, task) -> None:
     grid = config.grid
     for key in ("lr", "weight_decay", "seeds"):
         check(len(tuple(grid[key])) > 0, f"grid.{key}", grid[key], "a non-empty list of values")
-    check(all(isinstance(v, (int, float)) and v > 0 for v in grid.lr), "grid.lr", grid.lr,
-           "positive learning rates")
+    check(
+        all(isinstance(v, (int, float)) and v > 0 for v in grid.lr),
+        "grid.lr",
+        grid.lr,
+        "positive learning rates",
+    )
     for section in ("grid", "compare"):
-        check(all(isinstance(v, (int, float)) and v >= 0 for v in config[section].weight_decay),
-               f"{section}.weight_decay", config[section].weight_decay, "non-negative values")
-    check(all(isinstance(v, (int, float)) and v > 0 for v in config.compare.lr), "compare.lr",
-           config.compare.lr, "positive learning rates")
-    check(all(isinstance(s, int) and s >= 0 for s in grid.seeds), "grid.seeds", grid.seeds,
-           "non-negative integer seeds")
+        check(
+            all(isinstance(v, (int, float)) and v >= 0 for v in config[section].weight_decay),
+            f"{section}.weight_decay",
+            config[section].weight_decay,
+            "non-negative values",
+        )
+    check(
+        all(isinstance(v, (int, float)) and v > 0 for v in config.compare.lr),
+        "compare.lr",
+        config.compare.lr,
+        "positive learning rates",
+    )
+    check(
+        all(isinstance(s, int) and s >= 0 for s in grid.seeds),
+        "grid.seeds",
+        grid.seeds,
+        "non-negative integer seeds",
+    )
     check_range(config, "grid.epochs", 1)
     check_range(config, "compare.epochs", 0)
     check_choice(config, "grid.strategy", ("auto", *STRATEGIES))
     allowed = task.hyperparameters
     for section in ("grid", "compare"):
         for key in config[section].model:
-            check(key in allowed, f"{section}.model.{key}", config[section].model[key],
-                   f"a list for one of the model's hyper-parameters {list(allowed)}")
+            check(
+                key in allowed,
+                f"{section}.model.{key}",
+                config[section].model[key],
+                f"a list for one of the model's hyper-parameters {list(allowed)}",
+            )
     for key in grid.model:
-        check(len(tuple(grid.model[key])) > 0, f"grid.model.{key}", grid.model[key],
-               "a non-empty list of values")
+        check(
+            len(tuple(grid.model[key])) > 0,
+            f"grid.model.{key}",
+            grid.model[key],
+            "a non-empty list of values",
+        )
     _validate_model_values(config, task)
 
 
@@ -308,8 +381,10 @@ def _validate_model_values(config: ml_collections.ConfigDict, task) -> None:
                 try:
                     member.model[key] = value
                 except TypeError as err:
-                    raise ConfigError(f"{listed}: expected values of model.{key}'s type "
-                                      f"({type(config.model[key]).__name__})") from err
+                    raise ConfigError(
+                        f"{listed}: expected values of model.{key}'s type "
+                        f"({type(config.model[key]).__name__})"
+                    ) from err
                 try:
                     task.validate(member)
                 except ConfigError as err:
@@ -334,10 +409,14 @@ _RUN_NAME = re.compile(r"[A-Za-z0-9_+=,@][A-Za-z0-9._+=,@-]{0,199}")
 
 def _validate_run_name(config: ml_collections.ConfigDict) -> None:
     name = config.run_name
-    check(name == "" or (isinstance(name, str) and _RUN_NAME.fullmatch(name) is not None),
-           "run_name", name, "at most 200 letters, digits and . _ - + = , @ (no spaces, quotes or "
-           "'/'), not starting with '.' or '-': it names the folders logs/<run_name> and "
-           "checkpoints/<run_name>; or '' for a name derived from the config")
+    check(
+        name == "" or (isinstance(name, str) and _RUN_NAME.fullmatch(name) is not None),
+        "run_name",
+        name,
+        "at most 200 letters, digits and . _ - + = , @ (no spaces, quotes or "
+        "'/'), not starting with '.' or '-': it names the folders logs/<run_name> and "
+        "checkpoints/<run_name>; or '' for a name derived from the config",
+    )
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -351,8 +430,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
         _validate(config, task)
     except (AttributeError, KeyError) as err:  # ConfigDict's missing key, e.g. "'image_size'"
         missing = str(err).strip("'\"")
-        raise ConfigError(f"the config has no key {missing!r} that task {config.task!r} needs: "
-                          f"start from configs/{config.task}.py") from err
+        raise ConfigError(
+            f"the config has no key {missing!r} that task {config.task!r} needs: "
+            f"start from configs/{config.task}.py"
+        ) from err
 
 
 def _validate(config: ml_collections.ConfigDict, task) -> None:
@@ -364,8 +445,12 @@ def _validate(config: ml_collections.ConfigDict, task) -> None:
 
     _validate_finite(config)
     _validate_run_name(config)
-    check(isinstance(config.seed, int) and config.seed >= 0, "seed", config.seed,
-           "a non-negative integer")
+    check(
+        isinstance(config.seed, int) and config.seed >= 0,
+        "seed",
+        config.seed,
+        "a non-negative integer",
+    )
     check_choice(config, "data.source", SOURCES)
     check_choice(config, "data.on_corrupt", ON_CORRUPT)
     check_range(config, "data.workers", 0)

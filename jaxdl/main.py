@@ -21,14 +21,19 @@ from jaxdl.errors import JaxdlError
 from jaxdl.modes import MODES, ModeArgs, run_mode
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "A task name or a config file, with an optional preset: esc50, "
-    "esc50:synthetic, configs/esc50.py or my_config.py:synthetic.", lock_config=True)
+    "config",
+    None,
+    "A task name or a config file, with an optional preset: esc50, "
+    "esc50:synthetic, configs/esc50.py or my_config.py:synthetic.",
+    lock_config=True,
+)
 _MODE = flags.DEFINE_enum("mode", "train", MODES, "What to run.")
 _WORKDIR = flags.DEFINE_string("workdir", ".", "Where logs/ and checkpoints/ are written.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "checkpoints/<run> to evaluate.")
 _SPLIT = flags.DEFINE_enum("split", "test", ("train", "val", "test"), "Split that evaluate scores.")
-_TORCH_CHECKPOINT = flags.DEFINE_string("torch_checkpoint", None,
-                                        "import_torch: a PyTorch checkpoint (artifacts/best.ckpt).")
+_TORCH_CHECKPOINT = flags.DEFINE_string(
+    "torch_checkpoint", None, "import_torch: a PyTorch checkpoint (artifacts/best.ckpt)."
+)
 _RUNS = flags.DEFINE_list("runs", [], "compare: run names, logs/<run> directories or globs.")
 
 # `--config PATH[:PRESET]` and the `--config.KEY=VALUE` overrides, as config_flags finds them.
@@ -51,7 +56,7 @@ def _config_argument(argv: list[str]) -> tuple[int, str] | None:
             break
         if match := _CONFIG_FLAG.fullmatch(arg):
             if match.group(1) is not None:
-                found = (index, arg[:match.start(1)])
+                found = (index, arg[: match.start(1)])
             else:
                 found = (index + 1, "") if index + 1 < len(argv) else None
     return found
@@ -70,8 +75,11 @@ def _check_config(argv: list[str]) -> list[str]:
     config = config_lib.load_config_file(name, preset or None)
     overrides = [match.group(1) for arg in argv if (match := _OVERRIDE.match(arg))]
     config_lib.check_override_keys(config, overrides)
-    return [*argv[:index], f"{prefix}{config_lib.config_path(name)}{colon}{preset}",
-            *argv[index + 1:]]
+    return [
+        *argv[:index],
+        f"{prefix}{config_lib.config_path(name)}{colon}{preset}",
+        *argv[index + 1 :],
+    ]
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -86,8 +94,10 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        _fail(f"unexpected arguments {argv[1:]}: flags are written --name=value, and a value with "
-              "spaces needs quotes")
+        _fail(
+            f"unexpected arguments {argv[1:]}: flags are written --name=value, and a value with "
+            "spaces needs quotes"
+        )
     if _CONFIG.value is None:
         _fail("--config is required, e.g. --config configs/esc50.py or configs/esc50.py:synthetic")
     logging.set_verbosity(logging.ERROR)  # Orbax and TFDS are chatty at WARNING
@@ -96,8 +106,12 @@ def main(argv: list[str]) -> None:
 
     distributed.initialize()  # joins the other processes of a SLURM / TPU pod / explicit job
     try:
-        args = ModeArgs(checkpoint=_CHECKPOINT.value, split=_SPLIT.value,
-                        torch_checkpoint=_TORCH_CHECKPOINT.value, runs=tuple(_RUNS.value))
+        args = ModeArgs(
+            checkpoint=_CHECKPOINT.value,
+            split=_SPLIT.value,
+            torch_checkpoint=_TORCH_CHECKPOINT.value,
+            runs=tuple(_RUNS.value),
+        )
         workdir = pathlib.Path(_WORKDIR.value).expanduser()  # `--workdir=~/x` is not expanded
         result = run_mode(_MODE.value, _CONFIG.value, workdir, args)
     except JaxdlError as err:
@@ -105,8 +119,11 @@ def main(argv: list[str]) -> None:
         # 2: bad input; 128 + signal (143 SIGTERM, 130 Ctrl-C): stopped after saving, resumable
         sys.exit(getattr(err, "exit_code", 2))
     except KeyboardInterrupt:  # Ctrl-C outside the training loop (which saves and stops itself)
-        print("error: interrupted (Ctrl-C); files and checkpoints already complete are kept, "
-              "rerun the same command to go on", file=sys.stderr)
+        print(
+            "error: interrupted (Ctrl-C); files and checkpoints already complete are kept, "
+            "rerun the same command to go on",
+            file=sys.stderr,
+        )
         sys.exit(130)
     print(json.dumps(result, default=str))
 

@@ -7,8 +7,9 @@ import os
 # partitionable threefry, which users and these tests run, costs ~0.7 s of compilation per new
 # random shape at the default level) and changes only the rounding of fused arithmetic. Must
 # precede jax; subprocesses inherit it.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4 "
-                                   "--xla_backend_optimization_level=1")
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=1"
+)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import flags  # noqa: E402

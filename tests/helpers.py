@@ -79,23 +79,31 @@ def tensorboard_scalars(log_dir: pathlib.Path) -> dict[str, list[tuple[int, floa
     for directory in directories:
         # No purging: files of one directory are read in name order, which is not write order.
         accumulator = event_accumulator.EventAccumulator(
-            str(directory), size_guidance={event_accumulator.SCALARS: 0,
-                                           event_accumulator.TENSORS: 0},
-            purge_orphaned_data=False)
+            str(directory),
+            size_guidance={event_accumulator.SCALARS: 0, event_accumulator.TENSORS: 0},
+            purge_orphaned_data=False,
+        )
         accumulator.Reload()
         tags = accumulator.Tags()
-        points = [(tag, e.step, e.wall_time, e.value) for tag in tags["scalars"]
-                  for e in accumulator.Scalars(tag)]
-        points += [(tag, e.step, e.wall_time, float(tensor_util.make_ndarray(e.tensor_proto)))
-                   for tag in tags["tensors"]
-                   if accumulator.SummaryMetadata(tag).plugin_data.plugin_name == "scalars"
-                   for e in accumulator.Tensors(tag)]
+        points = [
+            (tag, e.step, e.wall_time, e.value)
+            for tag in tags["scalars"]
+            for e in accumulator.Scalars(tag)
+        ]
+        points += [
+            (tag, e.step, e.wall_time, float(tensor_util.make_ndarray(e.tensor_proto)))
+            for tag in tags["tensors"]
+            if accumulator.SummaryMetadata(tag).plugin_data.plugin_name == "scalars"
+            for e in accumulator.Tensors(tag)
+        ]
         for tag, step, wall_time, value in points:
             steps = latest.setdefault(tag, {})
             if step not in steps or wall_time >= steps[step][0]:
                 steps[step] = (wall_time, value)
-    return {tag: [(step, value) for step, (_, value) in sorted(steps.items())]
-            for tag, steps in sorted(latest.items())}
+    return {
+        tag: [(step, value) for step, (_, value) in sorted(steps.items())]
+        for tag, steps in sorted(latest.items())
+    }
 
 
 def tensorboard_hparams(log_dir: pathlib.Path) -> dict[str, dict]:
@@ -112,10 +120,15 @@ def tensorboard_hparams(log_dir: pathlib.Path) -> dict[str, dict]:
     start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
     experiment = metadata.parse_experiment_plugin_data(content[metadata.EXPERIMENT_TAG])
     scalars = tensorboard_scalars(log_dir)
-    return {"hparams": {name: json_format.MessageToDict(value)
-                        for name, value in start.hparams.items()},
-            "metrics": {info.name.tag: scalars[info.name.tag][-1][1] if info.name.tag in scalars
-                        else None for info in experiment.metric_infos}}
+    return {
+        "hparams": {
+            name: json_format.MessageToDict(value) for name, value in start.hparams.items()
+        },
+        "metrics": {
+            info.name.tag: scalars[info.name.tag][-1][1] if info.name.tag in scalars else None
+            for info in experiment.metric_infos
+        },
+    }
 
 
 @contextlib.contextmanager

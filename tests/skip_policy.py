@@ -47,22 +47,28 @@ def read_allowed_skips(path: Path) -> list[AllowedSkip]:
             continue
         fields = [field.strip() for field in line.split("|")]
         if len(fields) != 3 or not all(fields) or fields[1] not in WHEN:
-            raise pytest.UsageError(f"{path}:{number}: expected 'node id or pattern | when | "
-                                    f"reason' with when one of {WHEN}, got {line!r}")
+            raise pytest.UsageError(
+                f"{path}:{number}: expected 'node id or pattern | when | "
+                f"reason' with when one of {WHEN}, got {line!r}"
+            )
         entries.append(AllowedSkip(*fields))
     return entries
 
 
 def torch_expected() -> bool:
     """True when torch must be there: CI installed it, or it is importable here."""
-    return (os.environ.get("JAXDL_EXPECT_TORCH") == "1"
-            or importlib.util.find_spec("torch") is not None)
+    return (
+        os.environ.get("JAXDL_EXPECT_TORCH") == "1" or importlib.util.find_spec("torch") is not None
+    )
 
 
 def holding() -> set[str]:
     """The `when` values that hold in this run."""
-    return ({"always"} | (set() if torch_expected() else {"without torch"})
-            | (set() if os.geteuid() == 0 else {"without root"}))
+    return (
+        {"always"}
+        | (set() if torch_expected() else {"without torch"})
+        | (set() if os.geteuid() == 0 else {"without root"})
+    )
 
 
 def matching(nodeid: str, entries: list[AllowedSkip]) -> list[AllowedSkip]:
@@ -76,8 +82,10 @@ def is_allowed(nodeid: str, entries: list[AllowedSkip], holds: set[str]) -> bool
 def _described(nodeid: str, reason: str) -> str:
     listed = sorted({entry.when for entry in matching(nodeid, _entries)})
     if listed:  # listed, but only for runs in which its condition holds
-        return f"{nodeid} ({reason}; listed {' / '.join(map(repr, listed))}, which does not hold " \
-               "in this run)"
+        return (
+            f"{nodeid} ({reason}; listed {' / '.join(map(repr, listed))}, which does not hold "
+            "in this run)"
+        )
     return f"{nodeid} ({reason})"
 
 
@@ -101,10 +109,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     holds = holding()
-    _refused[:] = [_described(nodeid, reason) for nodeid, reason in _skipped.items()
-                   if not is_allowed(nodeid, _entries, holds)]
-    if _refused and session.exitstatus in (pytest.ExitCode.OK,
-                                           pytest.ExitCode.NO_TESTS_COLLECTED):
+    _refused[:] = [
+        _described(nodeid, reason)
+        for nodeid, reason in _skipped.items()
+        if not is_allowed(nodeid, _entries, holds)
+    ]
+    if _refused and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -112,8 +122,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if not _refused:
         return
     terminalreporter.section("skips not allowed", red=True)
-    terminalreporter.line(f"error: {len(_refused)} skipped test(s) not allowed by "
-                          f"{allowed_skips_path()}; make them run, or list them there with the "
-                          "reason:", red=True)
+    terminalreporter.line(
+        f"error: {len(_refused)} skipped test(s) not allowed by "
+        f"{allowed_skips_path()}; make them run, or list them there with the "
+        "reason:",
+        red=True,
+    )
     for line in _refused:
         terminalreporter.line(f"  {line}", red=True)

@@ -14,13 +14,23 @@ import pytest
 from tests.helpers import REPO
 
 # A valid tiny run: what the folder and torch cases add their one mistake to.
-SYNTHETIC = ["--config", "configs/esc50.py:synthetic", "--config.data.synthetic.num_classes=2",
-             "--config.data.synthetic.clips_per_class_per_fold=1", "--config.train.epochs=1"]
+SYNTHETIC = [
+    "--config",
+    "configs/esc50.py:synthetic",
+    "--config.data.synthetic.num_classes=2",
+    "--config.data.synthetic.clips_per_class_per_fold=1",
+    "--config.train.epochs=1",
+]
 
 
 def _jaxdl(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    return subprocess.run([*prefix, sys.executable, "-m", "jaxdl.main", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "jaxdl.main", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _error_line(result: subprocess.CompletedProcess) -> str:
@@ -36,7 +46,8 @@ def _error_line(result: subprocess.CompletedProcess) -> str:
 def test_missing_config_file():
     assert _error_line(_jaxdl("--config", "nope.py")) == (
         f"--config nope.py: nope.py does not exist; expected a config file such as "
-        f"configs/esc50.py (the task configs are in {REPO / 'configs'})")
+        f"configs/esc50.py (the task configs are in {REPO / 'configs'})"
+    )
 
 
 def test_config_file_with_a_syntax_error_names_file_and_line(tmp_path):
@@ -44,7 +55,8 @@ def test_config_file_with_a_syntax_error_names_file_and_line(tmp_path):
     path.write_text("import ml_collections\n\n\ndef get_config(preset=None:\n    return 1\n")
     assert _error_line(_jaxdl("--config", str(path))) == (
         f"--config {path}: syntax error in {path} line 4 in 'def get_config(preset=None:': "
-        "invalid syntax; fix the file")
+        "invalid syntax; fix the file"
+    )
 
 
 def test_config_file_raising_names_file_and_line(tmp_path):
@@ -52,48 +64,60 @@ def test_config_file_raising_names_file_and_line(tmp_path):
     path.write_text("def get_config(preset=None):\n    return CONFIG\n")
     assert _error_line(_jaxdl(f"--config={path}", "--config.train.lr=0.1")) == (
         f"--config {path}: running {path} line 2 raised NameError: name 'CONFIG' is not defined; "
-        "fix the file")
+        "fix the file"
+    )
 
 
 def test_unknown_preset_names_the_presets():
     assert _error_line(_jaxdl("--config", "configs/esc50.py:nonsense")) == (
         "--config configs/esc50.py:nonsense: unknown preset 'nonsense'; the presets are "
         "['synthetic'], given after the file name (configs/<task>.py:synthetic), or none for the "
-        "task's defaults")
+        "task's defaults"
+    )
 
 
 def test_unknown_key_names_only_that_key_and_the_closest_one():
     """Not a repr of every override: the other override (with its quote) is not echoed."""
-    result = _jaxdl("--config", "configs/esc50.py", "--config.run_name=it's",
-                    "--config.train.learning_rate=0.1")
-    assert _error_line(result) == ("unknown config key 'train.learning_rate' "
-                                   "(--config.train.learning_rate); did you mean train.lr?")
+    result = _jaxdl(
+        "--config", "configs/esc50.py", "--config.run_name=it's", "--config.train.learning_rate=0.1"
+    )
+    assert _error_line(result) == (
+        "unknown config key 'train.learning_rate' "
+        "(--config.train.learning_rate); did you mean train.lr?"
+    )
 
 
 def test_non_finite_learning_rate():
     """Every float key refuses inf and nan (tests/test_config.py); this is the command line."""
     assert _error_line(_jaxdl("--config", "configs/esc50.py", "--config.train.lr=1e400")) == (
-        "train.lr=inf is invalid: expected a finite number (not inf or nan)")
+        "train.lr=inf is invalid: expected a finite number (not inf or nan)"
+    )
 
 
 def test_run_name_with_a_slash_is_refused_before_anything_is_written(tmp_path):
     line = _error_line(_jaxdl(*SYNTHETIC, "--config.run_name=exp/1", "--workdir", str(tmp_path)))
-    assert line.startswith("run_name='exp/1' is invalid: expected at most 200 letters, digits "
-                           "and . _ - + = , @ (no spaces, quotes or '/')")
+    assert line.startswith(
+        "run_name='exp/1' is invalid: expected at most 200 letters, digits "
+        "and . _ - + = , @ (no spaces, quotes or '/')"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_overriding_the_task_points_to_the_tasks_config_file():
     line = _error_line(_jaxdl("--config", "configs/esc50.py", "--config.task=celeba"))
-    assert line.startswith("model.name='esc50_cnn' is invalid: expected 'celeba_cnn', the model "
-                           "of task 'celeba': to run another task, pass its config file")
+    assert line.startswith(
+        "model.name='esc50_cnn' is invalid: expected 'celeba_cnn', the model "
+        "of task 'celeba': to run another task, pass its config file"
+    )
 
 
 def test_missing_config_flag_and_stray_arguments():
-    assert _error_line(_jaxdl()) == ("--config is required, e.g. --config configs/esc50.py or "
-                                     "configs/esc50.py:synthetic")
+    assert _error_line(_jaxdl()) == (
+        "--config is required, e.g. --config configs/esc50.py or configs/esc50.py:synthetic"
+    )
     assert _error_line(_jaxdl("--config", "configs/esc50.py", "train")).startswith(
-        "unexpected arguments ['train']")
+        "unexpected arguments ['train']"
+    )
 
 
 def test_workdir_that_is_a_file(tmp_path):
@@ -101,7 +125,8 @@ def test_workdir_that_is_a_file(tmp_path):
     workdir.write_text("not a folder")
     assert _error_line(_jaxdl(*SYNTHETIC, "--workdir", str(workdir))) == (
         f"--workdir {workdir}: {workdir} is a file, not a folder; pass --workdir=<a folder you can "
-        "write> (it is created if missing) or change its permissions")
+        "write> (it is created if missing) or change its permissions"
+    )
     assert workdir.read_text() == "not a folder"
 
 
@@ -110,8 +135,14 @@ def test_workdir_that_is_a_file(tmp_path):
 # that it can still read everything (the interpreter may live under /root, mode 0700) but writes
 # only where permissions let it. As another user, chmod takes the write permission away.
 
-_NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-           "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search")
+_NOBODY = (
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=+dac_read_search",
+    "--ambient-caps=+dac_read_search",
+)
 
 
 @pytest.fixture
@@ -141,55 +172,83 @@ def folders():
 def test_unwritable_workdir_is_named_before_compute(folders):
     writable, locked, prefix = folders
     workdir = locked / "experiments"
-    result = _jaxdl(*SYNTHETIC, f"--config.data.cache_dir={writable}", "--workdir", str(workdir),
-                    prefix=prefix)
+    result = _jaxdl(
+        *SYNTHETIC, f"--config.data.cache_dir={writable}", "--workdir", str(workdir), prefix=prefix
+    )
     assert _error_line(result).startswith(
-        f"--workdir {workdir}: folder {locked} is not writable by ")
+        f"--workdir {workdir}: folder {locked} is not writable by "
+    )
     assert list(locked.iterdir()) == [] and list(writable.iterdir()) == []  # nothing generated
 
 
 def test_unwritable_data_cache_is_named_before_compute(folders):
     writable, locked, prefix = folders
-    result = _jaxdl(*SYNTHETIC, f"--config.data.cache_dir={locked}", "--workdir", str(writable),
-                    prefix=prefix)
+    result = _jaxdl(
+        *SYNTHETIC, f"--config.data.cache_dir={locked}", "--workdir", str(writable), prefix=prefix
+    )
     line = _error_line(result)
-    assert line.startswith(f"data cache {locked} (data.cache_dir, else $JAXDL_CACHE, else "
-                           f"~/.cache/jaxdl): folder {locked} is not writable by ")
-    assert line.endswith("pass --config.data.cache_dir=<a folder you can write> or change its "
-                         "permissions")
+    assert line.startswith(
+        f"data cache {locked} (data.cache_dir, else $JAXDL_CACHE, else "
+        f"~/.cache/jaxdl): folder {locked} is not writable by "
+    )
+    assert line.endswith(
+        "pass --config.data.cache_dir=<a folder you can write> or change its permissions"
+    )
     assert list(locked.iterdir()) == []
 
 
 # --- import_torch -----------------------------------------------------------------------------
 
+
 def test_import_torch_without_torch_says_how_to_install_it(tmp_path):
     """torch made unimportable in the child (the third-party package only, not jaxdl's code)."""
     checkpoint = tmp_path / "best.ckpt"
     checkpoint.write_bytes(b"weights")
-    args = [*SYNTHETIC, f"--config.data.cache_dir={tmp_path}", "--workdir", str(tmp_path),
-            "--mode=import_torch", f"--torch_checkpoint={checkpoint}"]
-    code = ("import sys; sys.modules['torch'] = None; sys.argv = ['jaxdl.main', *sys.argv[1:]]; "
-            "from absl import app; from jaxdl import main; "
-            "app.run(main.main, flags_parser=main.parse_flags)")
-    result = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True,
-                            text=True, timeout=300)
+    args = [
+        *SYNTHETIC,
+        f"--config.data.cache_dir={tmp_path}",
+        "--workdir",
+        str(tmp_path),
+        "--mode=import_torch",
+        f"--torch_checkpoint={checkpoint}",
+    ]
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.argv = ['jaxdl.main', *sys.argv[1:]]; "
+        "from absl import app; from jaxdl import main; "
+        "app.run(main.main, flags_parser=main.parse_flags)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     line = _error_line(result)
-    assert line.startswith(f"reading the PyTorch checkpoint {checkpoint} needs torch, which is "
-                           "not installed (")
+    assert line.startswith(
+        f"reading the PyTorch checkpoint {checkpoint} needs torch, which is not installed ("
+    )
     assert line.endswith("): pip install 'jaxdl[torch]'")
-
 
 
 # --- Ctrl-C -----------------------------------------------------------------------------------
 
+
 def test_ctrl_c_while_building_the_cache_exits_130_keeping_no_partial_cache(tmp_path):
     """Outside the training loop (which saves and stops itself) Ctrl-C is one line and rc 130;
     the cache build it interrupted leaves nothing a later run would take for complete."""
-    args = ["--config", "configs/esc50.py:synthetic", "--config.data.synthetic.num_classes=10",
-            "--config.data.synthetic.clips_per_class_per_fold=8",
-            f"--config.data.cache_dir={tmp_path / 'cache'}", "--workdir", str(tmp_path)]
-    child = subprocess.Popen([sys.executable, "-u", "-m", "jaxdl.main", *args], cwd=REPO,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        "--config",
+        "configs/esc50.py:synthetic",
+        "--config.data.synthetic.num_classes=10",
+        "--config.data.synthetic.clips_per_class_per_fold=8",
+        f"--config.data.cache_dir={tmp_path / 'cache'}",
+        "--workdir",
+        str(tmp_path),
+    ]
+    child = subprocess.Popen(
+        [sys.executable, "-u", "-m", "jaxdl.main", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in child.stdout:
         if line.startswith("building the log-mel cache"):
             child.send_signal(signal.SIGINT)
@@ -199,6 +258,7 @@ def test_ctrl_c_while_building_the_cache_exits_130_keeping_no_partial_cache(tmp_
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == (
         "error: interrupted (Ctrl-C); files and checkpoints already complete are kept, rerun the "
-        "same command to go on")
+        "same command to go on"
+    )
     built = list((tmp_path / "cache").rglob("dataset_info.json"))
     assert built == []  # the interrupted fold's features were not renamed into place

@@ -63,7 +63,12 @@ BAD_VALUES = [
     ("esc50", "augment.freq_mask_p", 1.5, "a number in [0.0, 1.0]"),
     ("esc50", "train.best_metric", "micro_f1", "one of ['accuracy', 'macro_f1'"),
     # Tiny ImageNet
-    ("tiny_imagenet", "model.branch_channels", (64, 64, 32), "three positive widths summing to 192"),
+    (
+        "tiny_imagenet",
+        "model.branch_channels",
+        (64, 64, 32),
+        "three positive widths summing to 192",
+    ),
     ("tiny_imagenet", "model.num_modules", 0, "a positive number of Inception modules"),
     ("tiny_imagenet", "data.val_per_class", 0, "a number in [1, inf)"),
     ("tiny_imagenet", "data.format", "zip", "one of ['auto', 'folder', 'parquet']"),
@@ -105,8 +110,11 @@ BAD_VALUES = [
 ]
 
 
-@pytest.mark.parametrize(("task", "key", "value", "expected"), BAD_VALUES,
-                         ids=[f"{t}-{k}={v!r}" for t, k, v, _ in BAD_VALUES])
+@pytest.mark.parametrize(
+    ("task", "key", "value", "expected"),
+    BAD_VALUES,
+    ids=[f"{t}-{k}={v!r}" for t, k, v, _ in BAD_VALUES],
+)
 def test_bad_value_is_rejected_naming_key_value_and_allowed(task, key, value, expected):
     config = load_config(task)
     _set(config, key, value)
@@ -121,25 +129,42 @@ def test_bad_value_is_rejected_naming_key_value_and_allowed(task, key, value, ex
 def test_grid_key_that_is_not_a_model_hyperparameter():
     config = load_config("cub200")
     config.grid.model.depth = (2, 3)
-    with pytest.raises(ConfigError, match=r"grid.model.depth=\(2, 3\) is invalid: expected a list "
-                                          r"for one of the model's hyper-parameters "
-                                          r"\['num_blocks', 'groups'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"grid.model.depth=\(2, 3\) is invalid: expected a list "
+        r"for one of the model's hyper-parameters "
+        r"\['num_blocks', 'groups'\]",
+    ):
         config_lib.validate(config)
 
 
 @pytest.mark.parametrize(
     ("task", "key", "values", "message"),
     [
-        ("cub200", "grid.model.groups", (2, 3), r"grid.model.groups lists 3, which is invalid: "
-                                                r"model.groups=3 is invalid: expected a number of "
-                                                r"groups dividing every stage width"),
+        (
+            "cub200",
+            "grid.model.groups",
+            (2, 3),
+            r"grid.model.groups lists 3, which is invalid: "
+            r"model.groups=3 is invalid: expected a number of "
+            r"groups dividing every stage width",
+        ),
         ("cub200", "compare.model.groups", (3,), r"compare.model.groups lists 3"),
-        ("tiny_imagenet", "grid.model.branch_channels", ((64, 64, 64), (64, 64, 32)),
-         r"lists \(64, 64, 32\), which is invalid: .*summing to 192"),
+        (
+            "tiny_imagenet",
+            "grid.model.branch_channels",
+            ((64, 64, 64), (64, 64, 32)),
+            r"lists \(64, 64, 32\), which is invalid: .*summing to 192",
+        ),
         ("esc50", "grid.model.channels", ((32, 64),), r"grid.model.channels lists \(32, 64\)"),
         ("celeba", "grid.model.dropout", (0.0, 1.2), r"grid.model.dropout lists 1.2, .*\[0, 1\)"),
-        ("cub200", "grid.model.groups", (2.5,), r"grid.model.groups lists 2.5, which is invalid: "
-                                               r"expected values of model.groups's type \(int\)"),
+        (
+            "cub200",
+            "grid.model.groups",
+            (2.5,),
+            r"grid.model.groups lists 2.5, which is invalid: "
+            r"expected values of model.groups's type \(int\)",
+        ),
     ],
 )
 def test_every_grid_and_compare_member_is_checked_at_start_up(task, key, values, message):
@@ -151,8 +176,11 @@ def test_every_grid_and_compare_member_is_checked_at_start_up(task, key, values,
 
 
 def test_unknown_preset_lists_the_presets():
-    with pytest.raises(ConfigError, match=r"configs/esc50.py:tiny: unknown preset 'tiny'; the "
-                                          r"presets are \['synthetic'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"configs/esc50.py:tiny: unknown preset 'tiny'; the "
+        r"presets are \['synthetic'\]",
+    ):
         load_config("esc50", "tiny")
 
 
@@ -169,23 +197,28 @@ NON_FINITE = [
 ]
 
 
-@pytest.mark.parametrize(("task", "key", "value"), NON_FINITE,
-                         ids=[f"{t}-{k}={v!r}" for t, k, v in NON_FINITE])
+@pytest.mark.parametrize(
+    ("task", "key", "value"), NON_FINITE, ids=[f"{t}-{k}={v!r}" for t, k, v in NON_FINITE]
+)
 def test_non_finite_floats_are_rejected_naming_the_key(task, key, value):
     config = load_config(task)
     _set(config, key, value)
     with pytest.raises(ConfigError) as raised:
         config_lib.validate(config)
-    assert str(raised.value) == (f"{key}={value!r} is invalid: expected a finite number (not inf "
-                                 "or nan)")
+    assert str(raised.value) == (
+        f"{key}={value!r} is invalid: expected a finite number (not inf or nan)"
+    )
 
 
 @pytest.mark.parametrize("dropout", [1.5, -0.1])
 def test_dropout_outside_zero_one_is_rejected(dropout):
     config = load_config("celeba")
     config.model.dropout = dropout
-    with pytest.raises(ConfigError, match=rf"model.dropout={dropout} is invalid: expected a "
-                                          r"probability in \[0, 1\)"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"model.dropout={dropout} is invalid: expected a "
+        r"probability in \[0, 1\)",
+    ):
         config_lib.validate(config)
 
 
@@ -196,42 +229,60 @@ def test_run_names_that_make_safe_folder_names_pass(name):
     config_lib.validate(config)
 
 
-@pytest.mark.parametrize("name", ["a/b", "../x", ".hidden", "-x", "with space", "it's", 'g"""',
-                                  "x" * 201, "é"])
+@pytest.mark.parametrize(
+    "name", ["a/b", "../x", ".hidden", "-x", "with space", "it's", 'g"""', "x" * 201, "é"]
+)
 def test_run_names_that_are_not_plain_folder_names_are_rejected(name):
     config = load_config("esc50")
     config.run_name = name
     with pytest.raises(ConfigError) as raised:
         config_lib.validate(config)
     message = str(raised.value)
-    assert message.startswith(f"run_name={name!r} is invalid: expected at most 200 letters, "
-                              "digits and . _ - + = , @ (no spaces, quotes or '/')"), message
+    assert message.startswith(
+        f"run_name={name!r} is invalid: expected at most 200 letters, "
+        "digits and . _ - + = , @ (no spaces, quotes or '/')"
+    ), message
 
 
 def test_task_and_model_of_different_tasks_are_refused():
     """Overriding `task` (or `model.name`) does not turn one task's config into another's."""
     config = load_config("esc50")
     config.task = "celeba"
-    with pytest.raises(ConfigError, match=r"model.name='esc50_cnn' is invalid: expected "
-                                          r"'celeba_cnn', the model of task 'celeba': to run "
-                                          r"another task, pass its config file"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model.name='esc50_cnn' is invalid: expected "
+        r"'celeba_cnn', the model of task 'celeba': to run "
+        r"another task, pass its config file",
+    ):
         config_lib.validate(config)
     config.model.name = "celeba_cnn"  # both overridden: the celeba keys are missing
-    with pytest.raises(ConfigError, match=r"the config has no key 'image_size' that task 'celeba' "
-                                          r"needs: start from configs/celeba.py"):
+    with pytest.raises(
+        ConfigError,
+        match=r"the config has no key 'image_size' that task 'celeba' "
+        r"needs: start from configs/celeba.py",
+    ):
         config_lib.validate(config)
 
 
 @pytest.mark.parametrize(
     ("key", "message"),
     [
-        ("train.learning_rate", "unknown config key 'train.learning_rate' "
-                                "(--config.train.learning_rate); did you mean train.lr?"),
+        (
+            "train.learning_rate",
+            "unknown config key 'train.learning_rate' "
+            "(--config.train.learning_rate); did you mean train.lr?",
+        ),
         ("trian.lr", "unknown config key 'trian.lr' (--config.trian.lr); did you mean train.lr?"),
-        ("model.chanels", "unknown config key 'model.chanels' (--config.model.chanels); did you "
-                          "mean model.channels?"),
-        ("lr", "unknown config key 'lr' (--config.lr); did you mean compare.lr or grid.lr or "
-               "train.lr?"),
+        (
+            "model.chanels",
+            "unknown config key 'model.chanels' (--config.model.chanels); did you "
+            "mean model.channels?",
+        ),
+        (
+            "lr",
+            "unknown config key 'lr' (--config.lr); did you mean compare.lr or grid.lr or "
+            "train.lr?",
+        ),
         ("nothing.like.it", "unknown config key 'nothing.like.it' (--config.nothing.like.it)"),
     ],
 )
@@ -242,32 +293,66 @@ def test_unknown_override_key_is_named_with_the_closest_key(key, message):
 
 
 def test_known_override_keys_pass():
-    config_lib.check_override_keys(load_config("esc50"), ["train.lr", "data.synthetic",
-                                                          "data.synthetic.seed", "model.channels",
-                                                          "grid.model.kernel_size"])
+    config_lib.check_override_keys(
+        load_config("esc50"),
+        [
+            "train.lr",
+            "data.synthetic",
+            "data.synthetic.seed",
+            "model.channels",
+            "grid.model.kernel_size",
+        ],
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "preset", "message"),
     [
-        (None, None, r"--config {path}: {path} does not exist; expected a config file such as "
-                     r"configs/esc50.py"),
-        ("def get_config(:\n    pass\n", None, r"--config {path}: syntax error in {path} line 1 in "
-                                                r"'def get_config\(:': invalid syntax; fix the file"),
-        ("import ml_collections\n", None, r"--config {path}: {path} defines no get_config\(\) "
-                                          r"function"),
-        ("def get_config(preset=None):\n    x = 1\n    return undefined_name\n", None,
-         r"--config {path}: running {path} line 3 raised NameError: name 'undefined_name' is not "
-         r"defined; fix the file"),
-        ("def get_config():\n    return 1\n", "synthetic",
-         r"--config {path}:synthetic: running {path} raised TypeError: get_config\(\) takes 0 "
-         r"positional arguments but 1 was given"),
-        ("def get_config(preset=None):\n    pass\n", None,
-         r"--config {path}: get_config\(\) in {path} returned NoneType, not a "
-         r"ml_collections.ConfigDict \(a missing return statement\?\)"),
+        (
+            None,
+            None,
+            r"--config {path}: {path} does not exist; expected a config file such as "
+            r"configs/esc50.py",
+        ),
+        (
+            "def get_config(:\n    pass\n",
+            None,
+            r"--config {path}: syntax error in {path} line 1 in "
+            r"'def get_config\(:': invalid syntax; fix the file",
+        ),
+        (
+            "import ml_collections\n",
+            None,
+            r"--config {path}: {path} defines no get_config\(\) "
+            r"function",
+        ),
+        (
+            "def get_config(preset=None):\n    x = 1\n    return undefined_name\n",
+            None,
+            r"--config {path}: running {path} line 3 raised NameError: name 'undefined_name' is not "
+            r"defined; fix the file",
+        ),
+        (
+            "def get_config():\n    return 1\n",
+            "synthetic",
+            r"--config {path}:synthetic: running {path} raised TypeError: get_config\(\) takes 0 "
+            r"positional arguments but 1 was given",
+        ),
+        (
+            "def get_config(preset=None):\n    pass\n",
+            None,
+            r"--config {path}: get_config\(\) in {path} returned NoneType, not a "
+            r"ml_collections.ConfigDict \(a missing return statement\?\)",
+        ),
     ],
-    ids=["missing", "syntax-error", "no-get_config", "exception-in-file", "preset-not-taken",
-         "returns-none"],
+    ids=[
+        "missing",
+        "syntax-error",
+        "no-get_config",
+        "exception-in-file",
+        "preset-not-taken",
+        "returns-none",
+    ],
 )
 def test_config_file_mistakes_name_the_file_and_line(tmp_path, text, preset, message):
     path = tmp_path / "my_config.py"
@@ -282,8 +367,10 @@ def test_a_task_name_loads_that_tasks_config_file():
     assert config_lib.config_path("esc50") == config_lib.CONFIG_DIR / "esc50.py"
     assert config_lib.CONFIG_DIR == REPO / "configs"  # the checkout's folder (editable install)
     by_name = config_lib.load_config_file("esc50", "synthetic")
-    assert by_name.to_dict() == config_lib.load_config_file(REPO / "configs/esc50.py",
-                                                            "synthetic").to_dict()
+    assert (
+        by_name.to_dict()
+        == config_lib.load_config_file(REPO / "configs/esc50.py", "synthetic").to_dict()
+    )
     assert by_name.data.source == "synthetic"
     assert {"esc50", "tiny_imagenet", "cub200", "celeba"} <= set(config_lib.task_config_names())
     assert "__init__" not in config_lib.task_config_names()
@@ -291,8 +378,10 @@ def test_a_task_name_loads_that_tasks_config_file():
 
 def test_paths_stay_paths_even_when_they_look_like_a_task_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    pathlib.Path("esc50").write_text("import ml_collections\n\n\ndef get_config():\n"
-                                     "    return ml_collections.ConfigDict({'task': 'mine'})\n")
+    pathlib.Path("esc50").write_text(
+        "import ml_collections\n\n\ndef get_config():\n"
+        "    return ml_collections.ConfigDict({'task': 'mine'})\n"
+    )
     assert config_lib.load_config_file("esc50").task == "mine"  # an existing file wins
     assert config_lib.config_path("configs/esc50.py") == pathlib.Path("configs/esc50.py")
 
@@ -305,7 +394,8 @@ def test_an_unknown_task_name_lists_the_task_configs(name):
     assert str(raised.value) == (
         f"--config {name}:synthetic: no config file for task {name!r}: the task configs are "
         f"{names} (in {config_lib.CONFIG_DIR}); a config file elsewhere is passed by its path, "
-        "e.g. --config my_configs/my_task.py")
+        "e.g. --config my_configs/my_task.py"
+    )
     with pytest.raises(ConfigError, match=f"^no config file for task {name!r}: the task configs"):
         config_lib.load_task_config(name)
 
@@ -313,11 +403,19 @@ def test_an_unknown_task_name_lists_the_task_configs(name):
 def test_a_checkout_used_without_installing_finds_its_configs_folder():
     """No `pip install` (or an install older than the jaxdl.configs mapping): only the folder."""
     site_packages = sysconfig.get_path("purelib")
-    code = ("import jaxdl.config as c, importlib.util; "
-            "print(importlib.util.find_spec('jaxdl.configs'), c.CONFIG_DIR, "
-            "c.load_task_config('esc50').task)")
+    code = (
+        "import jaxdl.config as c, importlib.util; "
+        "print(importlib.util.find_spec('jaxdl.configs'), c.CONFIG_DIR, "
+        "c.load_task_config('esc50').task)"
+    )
     # -S: no .pth files, hence not the editable install's import hook; the checkout on the path.
-    result = subprocess.run([sys.executable, "-S", "-c", code], cwd=REPO, capture_output=True,
-                            text=True, timeout=60, check=True,
-                            env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{site_packages}"})
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{site_packages}"},
+    )
     assert result.stdout.split() == ["None", str(REPO / "configs"), "esc50"]

@@ -50,8 +50,9 @@ def _config(task: str, overrides: dict):
 
 def torch_param_count(task: str, overrides: dict) -> int:
     config = _config(task, overrides)
-    model = reference.TORCH_MODELS[config.model.name](num_classes=tasks.by_name(task).num_classes,
-                                                      **overrides)
+    model = reference.TORCH_MODELS[config.model.name](
+        num_classes=tasks.by_name(task).num_classes, **overrides
+    )
     return twins.count_params(model)
 
 
@@ -93,7 +94,8 @@ def _output_shapes(model, input_shape: tuple[int, ...], names: list[str]) -> dic
     shapes = {}
     for name in names:
         model.get_submodule(name).register_forward_hook(
-            lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:])))
+            lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:]))
+        )
     with torch.no_grad():
         model.to("meta")(torch.empty(1, *input_shape, device="meta"))
     return shapes
@@ -138,11 +140,13 @@ def test_esc50_logits_equal_jaxdl_at_the_reference_input_size():
     config = load_config("esc50")
     model = tasks.build_model(config, 50)
     x = np.random.default_rng(0).standard_normal((2, 64, 501, 1)).astype(np.float32)
-    tensors = {k: v.numpy() for k, v in twin.state_dict().items()
-               if not k.endswith("num_batches_tracked")}
+    tensors = {
+        k: v.numpy() for k, v in twin.state_dict().items() if not k.endswith("num_batches_tracked")
+    }
     saved = torch_checkpoint.TorchCheckpoint(Path("twin"), tensors, {}, None, {}, None)
     variables = torch_checkpoint.flax_variables(
-        model, jax.eval_shape(model.init, jax.random.key(0), x), saved)
+        model, jax.eval_shape(model.init, jax.random.key(0), x), saved
+    )
     with torch.no_grad():
         expected = twin(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
     logits = np.asarray(jax.jit(model.apply)(variables, x))

@@ -99,13 +99,19 @@ def _batches(case: Case, config: ml_collections.ConfigDict, names: list[str]) ->
             y = (rng.random((case.batch_size, len(names))) < 0.4).astype(np.int32)
         else:
             y = rng.integers(0, len(names), case.batch_size).astype(np.int32)
-        distinct.append({"x": rng.normal(size=shape).astype(np.float32), "y": y,
-                         "mask": np.ones(case.batch_size, np.float32)})
+        distinct.append(
+            {
+                "x": rng.normal(size=shape).astype(np.float32),
+                "y": y,
+                "mask": np.ones(case.batch_size, np.float32),
+            }
+        )
     return [distinct[step % DISTINCT_BATCHES] for step in range(STEPS)]
 
 
-def _jaxdl_run(config: ml_collections.ConfigDict, names: list[str], twin_path: Path,
-               batches: list[dict]):
+def _jaxdl_run(
+    config: ml_collections.ConfigDict, names: list[str], twin_path: Path, batches: list[dict]
+):
     """(losses, imported variables, batch_stats after the first and last steps, model).
 
     On one device: data-parallel steps equal one device's in tests/training/test_steps.py.
@@ -133,8 +139,10 @@ def _torch_run(twin, optimizer: str, multilabel: bool, batches: list[dict]):
     for step, batch in enumerate(batches, start=1):
         y = torch.from_numpy(batch["y"])
         update.zero_grad()
-        loss = loss_fn(twin(torch.from_numpy(batch["x"]).permute(0, 3, 1, 2)),
-                       y.float() if multilabel else y.long())
+        loss = loss_fn(
+            twin(torch.from_numpy(batch["x"]).permute(0, 3, 1, 2)),
+            y.float() if multilabel else y.long(),
+        )
         loss.backward()
         update.step()
         losses.append(loss.item())
@@ -152,8 +160,9 @@ def _train_both(case: Case, optimizer: str, tmp_path: Path) -> Trained:
     twin_path = tmp_path / f"{optimizer}-twin.pt"
     torch.save(twin.state_dict(), twin_path)
     jaxdl_losses, imported, jaxdl_stats, model = _jaxdl_run(config, names, twin_path, batches)
-    torch_losses, state_dicts = _torch_run(twin, optimizer, bool(config.data.get("attributes")),
-                                           batches)
+    torch_losses, state_dicts = _torch_run(
+        twin, optimizer, bool(config.data.get("attributes")), batches
+    )
     torch_stats = []
     for index, state_dict in enumerate(state_dicts):  # into Flax layout by the same import
         path = tmp_path / f"{optimizer}-trained-{index}.pt"
@@ -161,8 +170,13 @@ def _train_both(case: Case, optimizer: str, tmp_path: Path) -> Trained:
         variables = flax_variables(model, imported, read_torch_checkpoint(path))
         torch_stats.append(variables["batch_stats"])
     flat = traverse_util.flatten_dict
-    return Trained(jaxdl_losses, torch_losses, flat(imported["batch_stats"]),
-                   [flat(s) for s in jaxdl_stats], [flat(s) for s in torch_stats])
+    return Trained(
+        jaxdl_losses,
+        torch_losses,
+        flat(imported["batch_stats"]),
+        [flat(s) for s in jaxdl_stats],
+        [flat(s) for s in torch_stats],
+    )
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
@@ -172,8 +186,9 @@ def trained(request, tmp_path_factory) -> dict[str, Trained]:
     torch.set_num_threads(1)  # torch's thread pool spins against jax's on a small machine
     try:
         tmp_path = tmp_path_factory.mktemp(request.param)
-        return {name: _train_both(CASES[request.param], name, tmp_path)
-                for name in TORCH_OPTIMIZERS}
+        return {
+            name: _train_both(CASES[request.param], name, tmp_path) for name in TORCH_OPTIMIZERS
+        }
     finally:
         torch.set_num_threads(threads)
 
@@ -182,8 +197,10 @@ def trained(request, tmp_path_factory) -> dict[str, Trained]:
 def test_per_step_losses_match_torch(trained, optimizer):
     run = trained[optimizer]
     np.testing.assert_allclose(run.jaxdl_losses, run.torch_losses, rtol=LOSS_RTOL)
-    first_pass, last_pass = (run.torch_losses[s].mean() for s in (slice(0, DISTINCT_BATCHES),
-                                                                   slice(-DISTINCT_BATCHES, None)))
+    first_pass, last_pass = (
+        run.torch_losses[s].mean()
+        for s in (slice(0, DISTINCT_BATCHES), slice(-DISTINCT_BATCHES, None))
+    )
     assert last_pass < 0.999 * first_pass  # the model learns: the curve is not flat
 
 
@@ -196,32 +213,49 @@ def test_the_two_optimizers_are_told_apart(trained):
 def _folded(run: Trained, stats: list[dict], statistic: str) -> dict:
     """The batch statistic the first step folded into the running one: (new - (1-m)·old) / m."""
     first = stats[0]
-    return {path: (first[path] - (1 - BN_MOMENTUM) * run.initial_stats[path]) / BN_MOMENTUM
-            for path in first if path[-1] == statistic}
+    return {
+        path: (first[path] - (1 - BN_MOMENTUM) * run.initial_stats[path]) / BN_MOMENTUM
+        for path in first
+        if path[-1] == statistic
+    }
 
 
 def _assert_close(got: dict, expected: dict, rtol: float, what: str) -> None:
     for path, value in expected.items():
-        np.testing.assert_allclose(got[path], value, rtol=0, atol=rtol * np.abs(value).max(),
-                                   err_msg=f"{what}: {'/'.join(path)}")
+        np.testing.assert_allclose(
+            got[path],
+            value,
+            rtol=0,
+            atol=rtol * np.abs(value).max(),
+            err_msg=f"{what}: {'/'.join(path)}",
+        )
 
 
 @pytest.mark.parametrize("optimizer", sorted(TORCH_OPTIMIZERS))
 def test_first_step_folds_the_batch_mean_like_torch(trained, optimizer):
     run = trained[optimizer]
-    _assert_close(_folded(run, run.jaxdl_stats, "mean"), _folded(run, run.torch_stats, "mean"),
-                  FOLDED_RTOL, "batch mean")
+    _assert_close(
+        _folded(run, run.jaxdl_stats, "mean"),
+        _folded(run, run.torch_stats, "mean"),
+        FOLDED_RTOL,
+        "batch mean",
+    )
 
 
 @pytest.mark.parametrize("optimizer", sorted(TORCH_OPTIMIZERS))
 def test_first_step_folds_the_unbiased_batch_variance_like_torch(trained, optimizer):
     run = trained[optimizer]
-    _assert_close(_folded(run, run.jaxdl_stats, "var"), _folded(run, run.torch_stats, "var"),
-                  FOLDED_RTOL, "batch variance")
+    _assert_close(
+        _folded(run, run.jaxdl_stats, "var"),
+        _folded(run, run.torch_stats, "var"),
+        FOLDED_RTOL,
+        "batch variance",
+    )
 
 
 @pytest.mark.parametrize("optimizer", sorted(TORCH_OPTIMIZERS))
 def test_running_statistics_after_twenty_steps_match_torch(trained, optimizer):
     run = trained[optimizer]
-    _assert_close(run.jaxdl_stats[-1], run.torch_stats[-1], STATS_RTOL[optimizer],
-                  "running statistics")
+    _assert_close(
+        run.jaxdl_stats[-1], run.torch_stats[-1], STATS_RTOL[optimizer], "running statistics"
+    )

@@ -52,22 +52,32 @@ def prior_logits(kind: str, train_labels: np.ndarray, num_classes: int) -> np.nd
     return np.log(rates / (1 - rates)).astype(np.float32)
 
 
-def majority(objective: Objective, train_labels: np.ndarray,
-             eval_labels: Mapping[str, np.ndarray]) -> dict:
+def majority(
+    objective: Objective, train_labels: np.ndarray, eval_labels: Mapping[str, np.ndarray]
+) -> dict:
     """The majority baseline fitted on `train_labels`, scored on each split of `eval_labels`."""
     num_classes = len(objective.names)
     logits = prior_logits(objective.kind, train_labels, num_classes)
-    result = {split: _score(objective, np.broadcast_to(logits, (len(labels), num_classes)), labels)
-              for split, labels in eval_labels.items()}
+    result = {
+        split: _score(objective, np.broadcast_to(logits, (len(labels), num_classes)), labels)
+        for split, labels in eval_labels.items()
+    }
     if objective.kind == "multiclass":
         counts = np.bincount(train_labels, minlength=num_classes)
         chosen = int(np.argmax(counts))
-        return {"class_index": chosen, "class": objective.names[chosen],
-                "train_share": float(counts[chosen] / counts.sum()),
-                "tied_classes": int((counts == counts[chosen]).sum()), **result}
+        return {
+            "class_index": chosen,
+            "class": objective.names[chosen],
+            "train_share": float(counts[chosen] / counts.sum()),
+            "tied_classes": int((counts == counts[chosen]).sum()),
+            **result,
+        }
     rates = np.asarray(train_labels, np.float64).mean(axis=0)
-    return {"predicted_positive": {n: bool(lg > 0) for n, lg in zip(objective.names, logits)},
-            "train_rate": {n: float(r) for n, r in zip(objective.names, rates)}, **result}
+    return {
+        "predicted_positive": {n: bool(lg > 0) for n, lg in zip(objective.names, logits)},
+        "train_rate": {n: float(r) for n, r in zip(objective.names, rates)},
+        **result,
+    }
 
 
 def _binomial(n: int, q: float) -> tuple[np.ndarray, np.ndarray]:
@@ -75,8 +85,13 @@ def _binomial(n: int, q: float) -> tuple[np.ndarray, np.ndarray]:
     if q in (0.0, 1.0):  # a certain outcome (e.g. one class): log(0) would give NaN below
         return np.array([n * q]), np.ones(1)
     k = np.arange(n + 1, dtype=np.float64)
-    pmf = np.exp(special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
-                 + k * np.log(q) + (n - k) * np.log1p(-q))
+    pmf = np.exp(
+        special.gammaln(n + 1)
+        - special.gammaln(k + 1)
+        - special.gammaln(n - k + 1)
+        + k * np.log(q)
+        + (n - k) * np.log1p(-q)
+    )
     keep = pmf > _NEGLIGIBLE
     return k[keep], pmf[keep]
 
@@ -107,23 +122,33 @@ def random_expected(kind: str, names: tuple[str, ...], labels: np.ndarray) -> di
     if kind == "multiclass":
         counts = np.bincount(np.asarray(labels, np.int64), minlength=len(names))
         q = 1.0 / len(names)
-        return {"accuracy": q,
-                "macro_f1": float(np.mean([expected_f1(int(c), n - int(c), q) for c in counts]))}
+        return {
+            "accuracy": q,
+            "macro_f1": float(np.mean([expected_f1(int(c), n - int(c), q) for c in counts])),
+        }
     positives = (np.asarray(labels) > 0).sum(axis=0).astype(int)
     f1 = [expected_f1(int(p), n - int(p), 0.5) for p in positives]
     total = int(positives.sum())
-    return {"mean_accuracy": 0.5, "micro_f1": expected_f1(total, n * len(names) - total, 0.5),
-            "macro_f1": float(np.mean(f1)), **{f"f1/{a}": v for a, v in zip(names, f1)}}
+    return {
+        "mean_accuracy": 0.5,
+        "micro_f1": expected_f1(total, n * len(names) - total, 0.5),
+        "macro_f1": float(np.mean(f1)),
+        **{f"f1/{a}": v for a, v in zip(names, f1)},
+    }
 
 
-def random_simulated(objective: Objective, labels: np.ndarray, seed: int,
-                     draws: int = SIMULATION_DRAWS) -> dict[str, float]:
+def random_simulated(
+    objective: Objective, labels: np.ndarray, seed: int, draws: int = SIMULATION_DRAWS
+) -> dict[str, float]:
     """Mean and std over `draws` seeded random guessings of the headline metrics (`<metric>` and
     `<metric>_std`): accuracy and macro_f1, or mean_accuracy, micro_f1 and macro_f1."""
     rng = np.random.default_rng(seed)
     n, width = len(labels), len(objective.names)
-    keys = (("accuracy", "macro_f1") if objective.kind == "multiclass"
-            else ("mean_accuracy", "micro_f1", "macro_f1"))
+    keys = (
+        ("accuracy", "macro_f1")
+        if objective.kind == "multiclass"
+        else ("mean_accuracy", "micro_f1", "macro_f1")
+    )
     values = {key: [] for key in keys}
     for _ in range(draws):
         if objective.kind == "multiclass":

@@ -7,15 +7,18 @@ from jaxdl.tasks.spec import Task
 
 def _source(config: ml_collections.ConfigDict) -> str:
     if config.data.source == "synthetic":
-        return (f"generated stand-in in the official layout (data.source=synthetic, "
-                f"{config.data.synthetic.to_dict()})")
+        return (
+            f"generated stand-in in the official layout (data.source=synthetic, "
+            f"{config.data.synthetic.to_dict()})"
+        )
     if config.data.dir:
         return f"local folder (data.dir={config.data.dir})"
     return f"official archive {config.data.get('url', '')}, downloaded into the cache"
 
 
-def dataset_card(config: ml_collections.ConfigDict, task: Task, class_names: tuple[str, ...],
-                 data_dir: str) -> dict:
+def dataset_card(
+    config: ml_collections.ConfigDict, task: Task, class_names: tuple[str, ...], data_dir: str
+) -> dict:
     """The card's fields; `class_names` come from the data, `task.num_classes` is the real count."""
     info = task.card
     multilabel = task.objective_kind == "multilabel"
@@ -26,8 +29,9 @@ def dataset_card(config: ml_collections.ConfigDict, task: Task, class_names: tup
         "source": _source(config),
         "data_dir": data_dir,
         "task_type": task.objective_kind,
-        "objective": "sigmoid binary cross-entropy per attribute" if multilabel
-                     else "softmax cross-entropy",
+        "objective": "sigmoid binary cross-entropy per attribute"
+        if multilabel
+        else "softmax cross-entropy",
         "num_classes": len(class_names),
         "real_num_classes": task.num_classes,
         "class_names": list(class_names),

@@ -32,8 +32,12 @@ def inspect_image(encoded: Path | bytes, name: str) -> dict:
     header fields when only the full decode fails)."""
     try:
         with Image.open(io.BytesIO(encoded) if isinstance(encoded, bytes) else encoded) as img:
-            header = {"width": img.width, "height": img.height, "mode": img.mode,
-                      "format": img.format}
+            header = {
+                "width": img.width,
+                "height": img.height,
+                "mode": img.mode,
+                "format": img.format,
+            }
     except FileNotFoundError:
         return {"problem": "missing", "detail": f"{name}: file not found"}
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
@@ -54,9 +58,14 @@ def inspect_audio(path: Path) -> dict:
         info = soundfile.info(str(path))
     except (soundfile.SoundFileError, OSError) as err:
         return {"problem": "corrupt", "detail": f"{path}: {err}"}
-    header = {"sample_rate": info.samplerate, "channels": info.channels, "frames": info.frames,
-              "seconds": info.frames / info.samplerate, "format": info.format,
-              "subtype": info.subtype}
+    header = {
+        "sample_rate": info.samplerate,
+        "channels": info.channels,
+        "frames": info.frames,
+        "seconds": info.frames / info.samplerate,
+        "format": info.format,
+        "subtype": info.subtype,
+    }
     try:
         audio.load_waveform(path, info.samplerate)
     except DataError as err:
@@ -71,8 +80,11 @@ def _counts(values) -> dict[str, int]:
 def _range(values: list[float]) -> dict[str, float] | None:
     if not values:
         return None
-    return {"min": float(np.min(values)), "median": float(np.median(values)),
-            "max": float(np.max(values))}
+    return {
+        "min": float(np.min(values)),
+        "median": float(np.median(values)),
+        "max": float(np.max(values)),
+    }
 
 
 def summarize(kind: str, results: Sequence[dict]) -> dict:
@@ -80,8 +92,13 @@ def summarize(kind: str, results: Sequence[dict]) -> dict:
     of the readable files (image: modes, formats, sizes; audio: rates, channels, lengths)."""
     ok = [r for r in results if "problem" not in r]
     problems = collections.Counter(r["problem"] for r in results if "problem" in r)
-    summary = {"files": len(results), "ok": len(ok), "missing": problems["missing"],
-               "corrupt": problems["corrupt"], "formats": _counts(r["format"] for r in ok)}
+    summary = {
+        "files": len(results),
+        "ok": len(ok),
+        "missing": problems["missing"],
+        "corrupt": problems["corrupt"],
+        "formats": _counts(r["format"] for r in ok),
+    }
     if kind == "image":
         sizes = collections.Counter((r["width"], r["height"]) for r in ok)
         summary |= {
@@ -122,15 +139,29 @@ def census(config: ml_collections.ConfigDict) -> dict:
 
     jobs = [(group, index) for group in groups for index in range(len(group.files))]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        results = list(tqdm(pool.map(inspect, jobs), total=len(jobs), desc="census", unit=" files",
-                            leave=False))
+        results = list(
+            tqdm(
+                pool.map(inspect, jobs), total=len(jobs), desc="census", unit=" files", leave=False
+            )
+        )
     per_group = collections.defaultdict(list)
     problems = []
     for (group, index), result in zip(jobs, results):
         per_group[group.name].append(result)
         if "problem" in result:
-            problems.append({"group": group.name, "file": group.files[index],
-                             "problem": result["problem"], "detail": result["detail"]})
-    return {"kind": kind, "root": str(root),
-            "groups": {name: summarize(kind, rows) for name, rows in per_group.items()},
-            "all": summarize(kind, results), "problems": problems, "unlisted": unlisted}
+            problems.append(
+                {
+                    "group": group.name,
+                    "file": group.files[index],
+                    "problem": result["problem"],
+                    "detail": result["detail"],
+                }
+            )
+    return {
+        "kind": kind,
+        "root": str(root),
+        "groups": {name: summarize(kind, rows) for name, rows in per_group.items()},
+        "all": summarize(kind, results),
+        "problems": problems,
+        "unlisted": unlisted,
+    }

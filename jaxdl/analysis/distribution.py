@@ -67,8 +67,9 @@ def positive_rates(targets: np.ndarray, names: Sequence[str]) -> dict:
         "examples": examples,
         "positives": {n: int(p) for n, p in zip(names, positives)},
         "positive_rate": {n: float(p) / max(examples, 1) for n, p in zip(names, positives)},
-        "imbalance_ratio": {n: (float(a / b) if b > 0 else None)
-                            for n, a, b in zip(names, larger, smaller)},
+        "imbalance_ratio": {
+            n: (float(a / b) if b > 0 else None) for n, a, b in zip(names, larger, smaller)
+        },
         "label_cardinality": float(targets.sum(axis=1).mean()) if examples else 0.0,
     }
 
@@ -77,5 +78,6 @@ def shared_files(filenames: Mapping[str, Sequence[str]]) -> dict[str, list[str]]
     """File names found in two splits, per pair "a&b" (empty lists when the splits are disjoint)."""
     splits = list(filenames)
     sets = {split: set(names) for split, names in filenames.items()}
-    return {f"{a}&{b}": sorted(sets[a] & sets[b])
-            for i, a in enumerate(splits) for b in splits[i + 1:]}
+    return {
+        f"{a}&{b}": sorted(sets[a] & sets[b]) for i, a in enumerate(splits) for b in splits[i + 1 :]
+    }

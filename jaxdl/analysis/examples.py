@@ -23,8 +23,9 @@ def _label_text(label, class_names: tuple[str, ...]) -> str:
     return ", ".join(positive) or "no attribute"
 
 
-def example_grid(config: ml_collections.ConfigDict, task: Task, source,
-                 class_names: tuple[str, ...], path: Path) -> list[dict]:
+def example_grid(
+    config: ml_collections.ConfigDict, task: Task, source, class_names: tuple[str, ...], path: Path
+) -> list[dict]:
     """Draws `config.analyze.examples` seeded train examples into `path` (PNG); returns one row of
     facts per example (index, file, label, whether the draw changed it, input range, round trip)."""
     count = min(config.analyze.examples, len(source))
@@ -32,18 +33,31 @@ def example_grid(config: ml_collections.ConfigDict, task: Task, source,
     rows, facts = [], []
     for index in indices.tolist():
         record = source[index]
-        augmented = (task.augment(record, np.random.default_rng([config.seed, index]),
-                                  config.augment) if config.augment.enabled else record)
+        augmented = (
+            task.augment(record, np.random.default_rng([config.seed, index]), config.augment)
+            if config.augment.enabled
+            else record
+        )
         x = task.model_input(augmented, config)
         label = _label_text(record["label"], class_names)
-        fact = {"index": index, "filename": record["filename"], "label": label,
-                "input_shape": list(x.shape), "input_min": float(x.min()),
-                "input_max": float(x.max())}
-        row, extra = task.example_panels(config, record, augmented, x,
-                                         f"{label} ({record['filename']})")
+        fact = {
+            "index": index,
+            "filename": record["filename"],
+            "label": label,
+            "input_shape": list(x.shape),
+            "input_min": float(x.min()),
+            "input_max": float(x.max()),
+        }
+        row, extra = task.example_panels(
+            config, record, augmented, x, f"{label} ({record['filename']})"
+        )
         rows.append(row)
         fact |= extra
         facts.append(fact)
-    plots.plot_panel_grid(rows, path, f"{config.task}: train examples, before and after "
-                          "augmentation" + ("" if config.augment.enabled else " (disabled)"))
+    plots.plot_panel_grid(
+        rows,
+        path,
+        f"{config.task}: train examples, before and after "
+        "augmentation" + ("" if config.augment.enabled else " (disabled)"),
+    )
     return facts

@@ -26,11 +26,17 @@ INITIAL_LOSS_TOLERANCE = 0.1
 NEGLIGIBLE_FRACTION = 1e-6
 
 
-def first_train_batch(source, task: Task, config: ml_collections.ConfigDict,
-                      batch_size: int) -> dict:
+def first_train_batch(
+    source, task: Task, config: ml_collections.ConfigDict, batch_size: int
+) -> dict:
     """The first batch of epoch 1, as numpy arrays {"x", "y", "mask"}."""
-    return next(iter(pipeline.train_batches(source, task, config, 1, batch_size,
-                                            augment=bool(config.augment.enabled))))
+    return next(
+        iter(
+            pipeline.train_batches(
+                source, task, config, 1, batch_size, augment=bool(config.augment.enabled)
+            )
+        )
+    )
 
 
 def batch_shapes(batch: dict, parts: Group, input_shape: tuple[int, ...]) -> dict:
@@ -40,12 +46,16 @@ def batch_shapes(batch: dict, parts: Group, input_shape: tuple[int, ...]) -> dic
     size, outputs = len(batch["x"]), len(parts.objective.names)
     expected_x = [size, *input_shape]
     expected_y = [size] if parts.objective.kind == "multiclass" else [size, outputs]
-    logits = jax.eval_shape(steps.eval_logits, parts.state,
-                            jax.ShapeDtypeStruct(batch["x"].shape, batch["x"].dtype))
+    logits = jax.eval_shape(
+        steps.eval_logits, parts.state, jax.ShapeDtypeStruct(batch["x"].shape, batch["x"].dtype)
+    )
     return {
-        "x_shape": list(batch["x"].shape), "x_dtype": str(batch["x"].dtype),
-        "y_shape": list(batch["y"].shape), "y_dtype": str(batch["y"].dtype),
-        "expected_x_shape": expected_x, "expected_y_shape": expected_y,
+        "x_shape": list(batch["x"].shape),
+        "x_dtype": str(batch["x"].dtype),
+        "y_shape": list(batch["y"].shape),
+        "y_dtype": str(batch["y"].dtype),
+        "expected_x_shape": expected_x,
+        "expected_y_shape": expected_y,
         "x_matches": list(batch["x"].shape) == expected_x,
         "y_matches": list(batch["y"].shape) == expected_y,
         "logits_shape": list(logits.shape),
@@ -70,37 +80,57 @@ def gradient_check(parts: Group, batch: dict, layer_order: Sequence[str] = ()) -
     @jax.jit
     def loss_and_norms(state, batch):
         (loss, _), grads = jax.value_and_grad(steps.training_loss, has_aux=True)(
-            state.params, state, batch, objective)
+            state.params, state, batch, objective
+        )
         norms = jax.tree.map(lambda g: jnp.sqrt(jnp.sum(jnp.square(g))), grads)
         finite = jax.tree.map(lambda g: jnp.all(jnp.isfinite(g)), grads)
         params = jax.tree.map(lambda p: jnp.sqrt(jnp.sum(jnp.square(p))), state.params)
         return loss, norms, finite, params
 
     loss, norms, finite, param_norms = jax.device_get(
-        loss_and_norms(parts.state, loop.to_device(batch, parts.mesh)))
+        loss_and_norms(parts.state, loop.to_device(batch, parts.mesh))
+    )
     flat_norms = jax.tree_util.tree_flatten_with_path(norms)[0]
-    rows = [{"parameter": _name(path), "shape": list(np.shape(leaf)),
-             "param_norm": float(p), "grad_norm": float(g), "finite": bool(f),
-             "nonzero": bool(g > 0)}
-            for (path, g), f, p, leaf in zip(flat_norms, jax.tree.leaves(finite),
-                                             jax.tree.leaves(param_norms),
-                                             jax.tree.leaves(parts.state.params), strict=True)]
+    rows = [
+        {
+            "parameter": _name(path),
+            "shape": list(np.shape(leaf)),
+            "param_norm": float(p),
+            "grad_norm": float(g),
+            "finite": bool(f),
+            "nonzero": bool(g > 0),
+        }
+        for (path, g), f, p, leaf in zip(
+            flat_norms,
+            jax.tree.leaves(finite),
+            jax.tree.leaves(param_norms),
+            jax.tree.leaves(parts.state.params),
+            strict=True,
+        )
+    ]
     position = {layer: i for i, layer in enumerate(layer_order)}
-    rows.sort(key=lambda r: (position.get(r["parameter"].rpartition("/")[0], len(position)),
-                             r["parameter"]))
+    rows.sort(
+        key=lambda r: (
+            position.get(r["parameter"].rpartition("/")[0], len(position)),
+            r["parameter"],
+        )
+    )
     chance = objective.chance_loss
     gap = abs(float(loss) - chance) / chance
     global_norm = float(np.sqrt(sum(r["grad_norm"] ** 2 for r in rows)))
     return {
-        "loss": float(loss), "chance_loss": chance,
+        "loss": float(loss),
+        "chance_loss": chance,
         "chance_formula": "ln C" if objective.kind == "multiclass" else "ln 2",
-        "relative_gap": gap, "within_tolerance": gap <= INITIAL_LOSS_TOLERANCE,
+        "relative_gap": gap,
+        "within_tolerance": gap <= INITIAL_LOSS_TOLERANCE,
         "tolerance": INITIAL_LOSS_TOLERANCE,
         "global_grad_norm": global_norm,
         "all_finite": bool(np.isfinite(loss)) and all(r["finite"] for r in rows),
         "all_nonzero": all(r["nonzero"] for r in rows),
-        "negligible": [r["parameter"] for r in rows
-                       if r["grad_norm"] < NEGLIGIBLE_FRACTION * global_norm],
+        "negligible": [
+            r["parameter"] for r in rows if r["grad_norm"] < NEGLIGIBLE_FRACTION * global_norm
+        ],
         "negligible_fraction": NEGLIGIBLE_FRACTION,
         "gradients": rows,
     }

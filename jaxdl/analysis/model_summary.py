@@ -36,8 +36,9 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
     def shapes():
         x = jnp.zeros((1, *input_shape), jnp.float32)
         variables = model.init(jax.random.key(0), x)
-        _, captured = model.apply(variables, x, capture_intermediates=record,
-                                  mutable=["intermediates"])
+        _, captured = model.apply(
+            variables, x, capture_intermediates=record, mutable=["intermediates"]
+        )
         return variables, captured["intermediates"]
 
     variables, outputs = jax.eval_shape(shapes)
@@ -48,13 +49,16 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
             continue
         own = _own_arrays(params, path)
         output = _own_arrays(outputs, path).get("__call__", ())
-        rows.append({
-            "layer": "/".join(path), "type": kind,
-            "output_shape": list(output[0].shape[1:]) if output else None,
-            "params": sum(math.prod(v.shape) for v in own.values()),
-            "param_shapes": {name: list(v.shape) for name, v in own.items()},
-            "state": sum(math.prod(v.shape) for v in _own_arrays(state, path).values()),
-        })
+        rows.append(
+            {
+                "layer": "/".join(path),
+                "type": kind,
+                "output_shape": list(output[0].shape[1:]) if output else None,
+                "params": sum(math.prod(v.shape) for v in own.values()),
+                "param_shapes": {name: list(v.shape) for name, v in own.items()},
+                "state": sum(math.prod(v.shape) for v in _own_arrays(state, path).values()),
+            }
+        )
     if sum(row["params"] for row in rows) != count_params(params):
         raise AssertionError("layer table misses parameters of nested modules")
     return rows
@@ -65,23 +69,30 @@ def parameter_count(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     return count_params(variables["params"])
 
 
-def grid_counts(config: ml_collections.ConfigDict, num_classes: int,
-                input_shape: tuple[int, ...]) -> list[dict]:
+def grid_counts(
+    config: ml_collections.ConfigDict, num_classes: int, input_shape: tuple[int, ...]
+) -> list[dict]:
     """Parameters of every combination of the model's two hyper-parameters: the values of
     `config.grid.model` (the configured value for a key it lacks). Rows: {key: value, ...,
     "params", "configured": whether it is `config.model`'s combination}."""
     keys = tasks.hyperparameter_names(config)
-    values = [list(config.grid.model[k]) if k in config.grid.model else [config.model[k]]
-              for k in keys]
+    values = [
+        list(config.grid.model[k]) if k in config.grid.model else [config.model[k]] for k in keys
+    ]
     rows = []
     for combination in itertools.product(*values):
         variant = ml_collections.ConfigDict(config.to_dict())
         for key, value in zip(keys, combination):
             variant.model[key] = value
-        rows.append({**{k: plain(v) for k, v in zip(keys, combination)},
-                     "params": parameter_count(tasks.build_model(variant, num_classes), input_shape),
-                     "configured": all(plain(v) == plain(config.model[k])
-                                       for k, v in zip(keys, combination))})
+        rows.append(
+            {
+                **{k: plain(v) for k, v in zip(keys, combination)},
+                "params": parameter_count(tasks.build_model(variant, num_classes), input_shape),
+                "configured": all(
+                    plain(v) == plain(config.model[k]) for k, v in zip(keys, combination)
+                ),
+            }
+        )
     return rows
 
 

@@ -20,15 +20,19 @@ def describe(config: ml_collections.ConfigDict, input_shape: tuple[int, ...]) ->
     return {
         "preprocessing": preprocessing,
         "output_shape": list(input_shape),
-        "augmentation": {"enabled": bool(config.augment.enabled),
-                         "applies_to": "train split only, per example, in this order",
-                         "steps": steps if config.augment.enabled else []},
+        "augmentation": {
+            "enabled": bool(config.augment.enabled),
+            "applies_to": "train split only, per example, in this order",
+            "steps": steps if config.augment.enabled else [],
+        },
     }
 
 
-def eval_is_deterministic(source, task: Task, config: ml_collections.ConfigDict,
-                          batch_size: int) -> bool:
+def eval_is_deterministic(
+    source, task: Task, config: ml_collections.ConfigDict, batch_size: int
+) -> bool:
     """D7: the first evaluation batch, built twice, is identical (no randomness outside training)."""
-    first, second = (next(iter(pipeline.eval_batches(source, task, config, batch_size)))
-                     for _ in range(2))
+    first, second = (
+        next(iter(pipeline.eval_batches(source, task, config, batch_size))) for _ in range(2)
+    )
     return all(np.array_equal(first[key], second[key]) for key in ("x", "y", "mask"))

@@ -76,38 +76,75 @@ from jaxdl.training import group
 from jaxdl.utils import files, plots, runs
 
 SPLITS = ("train", "val", "test")
-FILES = {"summary": "summary.json", "analysis": "analysis.md", "config": "config.json",
-         "class_distribution_csv": "class_distribution.csv",
-         "class_distribution_png": "class_distribution.png",
-         "census_problems_csv": "census_problems.csv", "examples_png": "examples.png",
-         "layers_csv": "layers.csv", "parameter_grid_csv": "parameter_grid.csv",
-         "gradients_csv": "gradients.csv"}
+FILES = {
+    "summary": "summary.json",
+    "analysis": "analysis.md",
+    "config": "config.json",
+    "class_distribution_csv": "class_distribution.csv",
+    "class_distribution_png": "class_distribution.png",
+    "census_problems_csv": "census_problems.csv",
+    "examples_png": "examples.png",
+    "layers_csv": "layers.csv",
+    "parameter_grid_csv": "parameter_grid.csv",
+    "gradients_csv": "gradients.csv",
+}
 
 
-def _write_distribution(out: pathlib.Path, kind: str, names: tuple[str, ...],
-                        labels: dict[str, np.ndarray]) -> dict:
+def _write_distribution(
+    out: pathlib.Path, kind: str, names: tuple[str, ...], labels: dict[str, np.ndarray]
+) -> dict:
     """Per-split figures, and the CSV and bar chart of class shares or positive rates."""
     if kind == "multiclass":
         counts = {split: distribution.class_counts(y, len(names)) for split, y in labels.items()}
-        rows = [{"class_index": c, "class": name,
-                 **{split: int(counts[split][c]) for split in labels},
-                 **{f"{split}_share": float(counts[split][c] / max(len(labels[split]), 1))
-                    for split in labels}} for c, name in enumerate(names)]
-        files.write_csv_atomic(out / FILES["class_distribution_csv"], rows,
-                               ["class_index", "class", *labels, *[f"{s}_share" for s in labels]])
-        plots.plot_grouped_bars({split: [r[f"{split}_share"] for r in rows] for split in labels},
-                                names, out / FILES["class_distribution_png"],
-                                "class distribution per split", "share of the split")
+        rows = [
+            {
+                "class_index": c,
+                "class": name,
+                **{split: int(counts[split][c]) for split in labels},
+                **{
+                    f"{split}_share": float(counts[split][c] / max(len(labels[split]), 1))
+                    for split in labels
+                },
+            }
+            for c, name in enumerate(names)
+        ]
+        files.write_csv_atomic(
+            out / FILES["class_distribution_csv"],
+            rows,
+            ["class_index", "class", *labels, *[f"{s}_share" for s in labels]],
+        )
+        plots.plot_grouped_bars(
+            {split: [r[f"{split}_share"] for r in rows] for split in labels},
+            names,
+            out / FILES["class_distribution_png"],
+            "class distribution per split",
+            "share of the split",
+        )
         return {split: distribution.imbalance(c) for split, c in counts.items()}
     stats = {split: distribution.positive_rates(y, names) for split, y in labels.items()}
-    rows = [{"attribute": name, **{key: value for split in labels for key, value in (
-        (f"{split}_positives", stats[split]["positives"][name]),
-        (f"{split}_rate", stats[split]["positive_rate"][name]))}} for name in names]
+    rows = [
+        {
+            "attribute": name,
+            **{
+                key: value
+                for split in labels
+                for key, value in (
+                    (f"{split}_positives", stats[split]["positives"][name]),
+                    (f"{split}_rate", stats[split]["positive_rate"][name]),
+                )
+            },
+        }
+        for name in names
+    ]
     columns = [f"{s}_{k}" for s in labels for k in ("positives", "rate")]
     files.write_csv_atomic(out / FILES["class_distribution_csv"], rows, ["attribute", *columns])
-    plots.plot_grouped_bars({split: [r[f"{split}_rate"] for r in rows] for split in labels}, names,
-                            out / FILES["class_distribution_png"],
-                            "positive rate per attribute and split", "positive rate")
+    plots.plot_grouped_bars(
+        {split: [r[f"{split}_rate"] for r in rows] for split in labels},
+        names,
+        out / FILES["class_distribution_png"],
+        "positive rate per attribute and split",
+        "positive rate",
+    )
     return stats
 
 
@@ -118,17 +155,23 @@ def headline(summary: dict) -> dict:
     majority = summary["baselines"]["majority"]
     expected = summary["baselines"]["random"]["expected"]
     return {
-        "mode": "analyze", "run": summary["run"], "out_dir": summary["out_dir"],
-        **summary["splits"], "classes": summary["card"]["num_classes"],
+        "mode": "analyze",
+        "run": summary["run"],
+        "out_dir": summary["out_dir"],
+        **summary["splits"],
+        "classes": summary["card"]["num_classes"],
         "census_problems": len(summary["census"]["problems"]),
-        **{f"majority_{split}_{m}": majority[split][m] for split in ("val", "test")
-           for m in metrics},
-        **{f"random_{split}_{m}": expected[split][m] for split in ("val", "test")
-           for m in metrics},
+        **{
+            f"majority_{split}_{m}": majority[split][m]
+            for split in ("val", "test")
+            for m in metrics
+        },
+        **{f"random_{split}_{m}": expected[split][m] for split in ("val", "test") for m in metrics},
         "initial_loss": summary["first_batch"]["loss"],
         "chance_loss": summary["first_batch"]["chance_loss"],
         "global_grad_norm": summary["first_batch"]["global_grad_norm"],
-        "params": summary["parameters"]["total"], "seconds": summary["seconds"],
+        "params": summary["parameters"]["total"],
+        "seconds": summary["seconds"],
     }
 
 
@@ -141,18 +184,24 @@ def analyze(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     out = files.unique_dir(workdir / "logs", runs.run_name(config, "analyze"))
     files.write_json_atomic(out / FILES["config"], config.to_dict())
     print(f"analyze {out.name}: outputs in {out}", flush=True)
-    files.write_csv_atomic(out / FILES["census_problems_csv"], raw["problems"],
-                           ["group", "file", "problem", "detail"])
-    print(f"census: {raw['all']['files']:,} raw files, {raw['all']['missing']} missing, "
-          f"{raw['all']['corrupt']} corrupt" + "".join(
-              f"\n  {p['problem']}: {p['detail']}" for p in raw["problems"]), flush=True)
+    files.write_csv_atomic(
+        out / FILES["census_problems_csv"], raw["problems"], ["group", "file", "problem", "detail"]
+    )
+    print(
+        f"census: {raw['all']['files']:,} raw files, {raw['all']['missing']} missing, "
+        f"{raw['all']['corrupt']} corrupt"
+        + "".join(f"\n  {p['problem']}: {p['detail']}" for p in raw["problems"]),
+        flush=True,
+    )
 
     splits = {name: task.load_split(config, name) for name in SPLITS}
     names = splits["train"].class_names
     for name, split in splits.items():
         if split.class_names != names:
-            raise DataError(f"the {name} split's classes differ from train's "
-                            f"({len(split.class_names)} vs {len(names)})")
+            raise DataError(
+                f"the {name} split's classes differ from train's "
+                f"({len(split.class_names)} vs {len(names)})"
+            )
     labels, filenames = {}, {}
     for name, split in splits.items():
         labels[name], filenames[name] = distribution.read_labels(split.source, f"{name} labels")
@@ -161,29 +210,42 @@ def analyze(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     parts = group.build([config], names)
     batch_size = config.train.batch_size
     if len(splits["train"].source) < batch_size:
-        raise DataError(f"the train split has {len(splits['train'].source)} examples, fewer than "
-                        f"one batch of train.batch_size={batch_size}")
+        raise DataError(
+            f"the train split has {len(splits['train'].source)} examples, fewer than "
+            f"one batch of train.batch_size={batch_size}"
+        )
     batch = first_batch.first_train_batch(splits["train"].source, task, config, batch_size)
     example_shape = tuple(batch["x"].shape[1:])
     layers = model_summary.layer_table(parts.model, example_shape)
     gradients = first_batch.gradient_check(parts, batch, [row["layer"] for row in layers])
-    files.write_csv_atomic(out / FILES["layers_csv"], layers,
-                           ["layer", "type", "output_shape", "params", "param_shapes", "state"])
+    files.write_csv_atomic(
+        out / FILES["layers_csv"],
+        layers,
+        ["layer", "type", "output_shape", "params", "param_shapes", "state"],
+    )
     grid = model_summary.grid_counts(config, len(names), example_shape)
     files.write_csv_atomic(out / FILES["parameter_grid_csv"], grid, list(grid[0]))
-    files.write_csv_atomic(out / FILES["gradients_csv"], gradients["gradients"],
-                           ["parameter", "shape", "param_norm", "grad_norm", "finite", "nonzero"])
+    files.write_csv_atomic(
+        out / FILES["gradients_csv"],
+        gradients["gradients"],
+        ["parameter", "shape", "param_norm", "grad_norm", "finite", "nonzero"],
+    )
 
     described = pipelines.describe(config, example_shape)
     described["eval_deterministic"] = pipelines.eval_is_deterministic(
-        splits["val"].source, task, config, config.train.eval_batch_size or batch_size)
-    shown = examples.example_grid(config, task, splits["train"].source, names,
-                                  out / FILES["examples_png"])
+        splits["val"].source, task, config, config.train.eval_batch_size or batch_size
+    )
+    shown = examples.example_grid(
+        config, task, splits["train"].source, names, out / FILES["examples_png"]
+    )
 
     objective = parts.objective
     evaluated = {split: labels[split] for split in ("val", "test")}
     summary = {
-        "mode": "analyze", "task": config.task, "run": out.name, "out_dir": str(out),
+        "mode": "analyze",
+        "task": config.task,
+        "run": out.name,
+        "out_dir": str(out),
         "seed": config.seed,
         "card": card.dataset_card(config, task, names, raw["root"]),
         "splits": {name: len(split.source) for name, split in splits.items()},
@@ -197,22 +259,34 @@ def analyze(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
             "majority": baselines.majority(objective, labels["train"], labels),
             "random": {
                 "method": "expected: exact (1/C or 0.5, F1 by binomial sums); simulated: seeded "
-                          "draws scored by the evaluation metrics",
-                "expected": {split: baselines.random_expected(objective.kind, names, y)
-                             for split, y in evaluated.items()},
-                "simulated": {split: baselines.random_simulated(objective, y, config.seed)
-                              for split, y in evaluated.items()}},
+                "draws scored by the evaluation metrics",
+                "expected": {
+                    split: baselines.random_expected(objective.kind, names, y)
+                    for split, y in evaluated.items()
+                },
+                "simulated": {
+                    split: baselines.random_simulated(objective, y, config.seed)
+                    for split, y in evaluated.items()
+                },
+            },
         },
-        "model": {"name": config.model.name,
-                  "hyperparameters": {k: model_summary.plain(config.model[k])
-                                      for k in task.hyperparameters}},
-        "parameters": {"input_shape": list(example_shape),
-                       "total": sum(row["params"] for row in layers),
-                       "non_trainable": sum(row["state"] for row in layers),
-                       "layers": layers, "grid": grid},
+        "model": {
+            "name": config.model.name,
+            "hyperparameters": {
+                k: model_summary.plain(config.model[k]) for k in task.hyperparameters
+            },
+        },
+        "parameters": {
+            "input_shape": list(example_shape),
+            "total": sum(row["params"] for row in layers),
+            "non_trainable": sum(row["state"] for row in layers),
+            "layers": layers,
+            "grid": grid,
+        },
         "first_batch": gradients,
-        "mean_std": (task.mean_std(config, splits["train"].source)
-                     if config.analyze.mean_std else None),
+        "mean_std": (
+            task.mean_std(config, splits["train"].source) if config.analyze.mean_std else None
+        ),
         "files": FILES,
     }
     summary["seconds"] = time.perf_counter() - started

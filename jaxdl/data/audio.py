@@ -47,8 +47,13 @@ def load_waveform(path: Path, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
-def resample(waveform: np.ndarray, orig_sr: int, target_sr: int, lowpass_filter_width: int = 6,
-             rolloff: float = 0.99) -> np.ndarray:
+def resample(
+    waveform: np.ndarray,
+    orig_sr: int,
+    target_sr: int,
+    lowpass_filter_width: int = 6,
+    rolloff: float = 0.99,
+) -> np.ndarray:
     """`torchaudio.functional.resample` (its default "sinc_interp_hann"): float32 (samples,) ->
     float32 (ceil(samples · target_sr / orig_sr),), so features equal the reference's.
 
@@ -72,8 +77,9 @@ def resample(waveform: np.ndarray, orig_sr: int, target_sr: int, lowpass_filter_
 
 
 @functools.lru_cache(maxsize=8)
-def _sinc_resample_kernel(orig: int, new: int, lowpass_filter_width: int,
-                          rolloff: float) -> tuple[np.ndarray, int]:
+def _sinc_resample_kernel(
+    orig: int, new: int, lowpass_filter_width: int, rolloff: float
+) -> tuple[np.ndarray, int]:
     """(new, 2·width + orig) filter rows, one per output phase, and the padding `width`.
 
     torchaudio's `_get_sinc_resample_kernel` for a float32 waveform (the reference's), rates

@@ -105,7 +105,9 @@ def on_corrupt(config: ml_collections.ConfigDict) -> str:
     """`data.on_corrupt`, checked ("error" or "skip")."""
     policy = config.data.on_corrupt
     if policy not in ON_CORRUPT:
-        raise ConfigError(f"data.on_corrupt={policy!r} is invalid: expected one of {list(ON_CORRUPT)}")
+        raise ConfigError(
+            f"data.on_corrupt={policy!r} is invalid: expected one of {list(ON_CORRUPT)}"
+        )
     return policy
 
 
@@ -118,16 +120,19 @@ class SkippedItems:
     def reject(self, err: DataError) -> None:
         """Raises `err` with the hint under "error"; records it under "skip"."""
         if self._policy == "error":
-            raise DataError(f"{err} (set --config.data.on_corrupt=skip to skip corrupt "
-                            f"{self._items})") from err
+            raise DataError(
+                f"{err} (set --config.data.on_corrupt=skip to skip corrupt {self._items})"
+            ) from err
         self.messages.append(" ".join(str(err).split()))  # one line each in the list
 
     def write(self, build_dir: Path) -> None:
         """Stores the messages in the build's folder (before it is renamed into place)."""
         if self.messages:
-            write_text_atomic(Path(build_dir) / SKIPPED_LIST,
-                              "".join(f"{message}\n" for message in self.messages),
-                              every_process=True)
+            write_text_atomic(
+                Path(build_dir) / SKIPPED_LIST,
+                "".join(f"{message}\n" for message in self.messages),
+                every_process=True,
+            )
 
 
 def report_skipped(prepared: Path, what: str, kept: int, listed: int) -> None:
@@ -138,5 +143,9 @@ def report_skipped(prepared: Path, what: str, kept: int, listed: int) -> None:
     messages = path.read_text().splitlines() if path.is_file() else []  # none in older caches
     shown = "; ".join(messages[:_SHOWN]) + ("; …" if len(messages) > _SHOWN else "")
     names = f": {shown} (all listed in {path})" if messages else ""
-    print(f"warning: {what}: {listed - kept} of {listed} skipped as missing or corrupt "
-          f"(data.on_corrupt=skip){names}", file=sys.stderr, flush=True)
+    print(
+        f"warning: {what}: {listed - kept} of {listed} skipped as missing or corrupt "
+        f"(data.on_corrupt=skip){names}",
+        file=sys.stderr,
+        flush=True,
+    )

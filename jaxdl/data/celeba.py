@@ -31,9 +31,11 @@ PARTITIONS = {"train": 0, "val": 1, "test": 2}  # list_eval_partition.txt codes
 IMAGE_FOLDER = "img_align_celeba"
 ATTRIBUTES_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
-_LAYOUT_HINT = (f"a folder holding {IMAGE_FOLDER}/*.jpg, {ATTRIBUTES_FILE} and {PARTITION_FILE} "
-                "(the annotation files may also sit in Anno/ and Eval/ as on the official Google "
-                "Drive; torchvision's celeba/ folder is accepted too)")
+_LAYOUT_HINT = (
+    f"a folder holding {IMAGE_FOLDER}/*.jpg, {ATTRIBUTES_FILE} and {PARTITION_FILE} "
+    "(the annotation files may also sit in Anno/ and Eval/ as on the official Google "
+    "Drive; torchvision's celeba/ folder is accepted too)"
+)
 
 
 def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
@@ -53,18 +55,30 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
     chosen = np.flatnonzero(partition == PARTITIONS[split])
     files = [filenames[i] for i in chosen]
     targets = (values[np.ix_(chosen, columns)] > 0).astype(np.float32)
-    return load_image_split(config, task=TASK, split=split, images=ImageFiles(root / IMAGE_FOLDER, files),
-                            filenames=files, labels=targets, class_names=tuple(config.data.attributes),
-                            selected_by=f"the {PARTITIONS[split]} codes of {partition_file}")
+    return load_image_split(
+        config,
+        task=TASK,
+        split=split,
+        images=ImageFiles(root / IMAGE_FOLDER, files),
+        filenames=files,
+        labels=targets,
+        class_names=tuple(config.data.attributes),
+        selected_by=f"the {PARTITIONS[split]} codes of {partition_file}",
+    )
 
 
 SOURCE = DatasetSource(
-    title="CelebA", marker=IMAGE_FOLDER, archive_folder="celeba",
+    title="CelebA",
+    marker=IMAGE_FOLDER,
+    archive_folder="celeba",
     make_synthetic=make_synthetic_celeba,
-    manual_hint=("it is on Google Drive: download img_align_celeba.zip, "
-                 f"{ATTRIBUTES_FILE} and {PARTITION_FILE} from the official page "
-                 "(mmlab.ie.cuhk.edu.hk/projects/CelebA.html) and unzip the images, giving "
-                 f"{_LAYOUT_HINT}."))
+    manual_hint=(
+        "it is on Google Drive: download img_align_celeba.zip, "
+        f"{ATTRIBUTES_FILE} and {PARTITION_FILE} from the official page "
+        "(mmlab.ie.cuhk.edu.hk/projects/CelebA.html) and unzip the images, giving "
+        f"{_LAYOUT_HINT}."
+    ),
+)
 
 
 def resolve_data_dir(config: ml_collections.ConfigDict) -> Path:
@@ -77,9 +91,11 @@ def attribute_columns(names: tuple[str, ...], attributes) -> list[int]:
     attributes = tuple(attributes)
     unknown = [a for a in attributes if a not in names]
     if unknown or not attributes or len(set(attributes)) != len(attributes):
-        raise ConfigError(f"data.attributes={attributes!r}: expected distinct names among the "
-                          f"{len(names)} CelebA attributes {list(names)}"
-                          + (f"; unknown: {unknown}" if unknown else ""))
+        raise ConfigError(
+            f"data.attributes={attributes!r}: expected distinct names among the "
+            f"{len(names)} CelebA attributes {list(names)}"
+            + (f"; unknown: {unknown}" if unknown else "")
+        )
     return [names.index(a) for a in attributes]
 
 
@@ -89,8 +105,10 @@ def read_attributes(path: Path) -> tuple[tuple[str, ...], list[str], np.ndarray]
     Line 1: the image count; line 2: the A attribute names; then "file v1 … vA" per image
     (whitespace-separated). numpy's C reader parses the 202,599 real lines in ~0.5 s.
     """
-    expected = ("expected line 1 = the image count, line 2 = the attribute names, then "
-                "'<file> <-1|1> …' per image")
+    expected = (
+        "expected line 1 = the image count, line 2 = the attribute names, then "
+        "'<file> <-1|1> …' per image"
+    )
     with open(path, encoding="utf-8", errors="replace") as listing:
         count, names = listing.readline().strip(), tuple(listing.readline().split())
     if not count.isdigit() or not names:
@@ -99,7 +117,9 @@ def read_attributes(path: Path) -> tuple[tuple[str, ...], list[str], np.ndarray]
     try:
         table = np.loadtxt(path, dtype=row, skiprows=2, ndmin=1, encoding="utf-8")
     except ValueError as err:
-        raise DataError(f"{path}: {err} (rows counted after the 2 header lines); {expected}") from err
+        raise DataError(
+            f"{path}: {err} (rows counted after the 2 header lines); {expected}"
+        ) from err
     values = table["values"]
     bad = np.flatnonzero(~np.isin(values, (-1, 1)).all(axis=1))
     if bad.size:
@@ -125,18 +145,21 @@ def read_partition(path: Path, filenames: list[str]) -> np.ndarray:
     codes = dict(zip(table["file"].tolist(), table["partition"].tolist()))
     absent = [name for name in filenames if name not in codes]
     if absent:
-        raise DataError(f"{path} has no partition for {len(absent)} image(s) of {ATTRIBUTES_FILE}, "
-                        f"e.g. {absent[:3]}")
+        raise DataError(
+            f"{path} has no partition for {len(absent)} image(s) of {ATTRIBUTES_FILE}, "
+            f"e.g. {absent[:3]}"
+        )
     return np.asarray([codes[name] for name in filenames], np.int64)
 
 
 def annotation_path(root: Path, name: str) -> Path:
     """`name` in root, root/Anno or root/Eval (Google Drive layout); DataError if in none."""
     if not root.is_dir():
-        raise DataError(f"CelebA folder {root} does not exist; expected {_LAYOUT_HINT}, set with "
-                        "--config.data.dir")
+        raise DataError(
+            f"CelebA folder {root} does not exist; expected {_LAYOUT_HINT}, set with "
+            "--config.data.dir"
+        )
     for folder in (root, root / "Anno", root / "Eval"):
         if (folder / name).is_file():
             return folder / name
     raise DataError(f"{name} not found in {root} (nor in Anno/ or Eval/); expected {_LAYOUT_HINT}")
-

@@ -40,6 +40,8 @@ def threaded_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     threads = max(1, min(_MAX_THREADS, os.cpu_count() or 1, len(items)))
     share = -(-len(items) // threads)
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        shares = pool.map(lambda start: [fn(item) for item in items[start : start + share]],
-                          range(0, len(items), share or 1))
+        shares = pool.map(
+            lambda start: [fn(item) for item in items[start : start + share]],
+            range(0, len(items), share or 1),
+        )
         return [result for results in shares for result in results]

@@ -15,8 +15,8 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from jaxdl.data.locate import DatasetSource, dataset_dir
 from jaxdl.data.image_dataset import ImageFiles, load_image_split
+from jaxdl.data.locate import DatasetSource, dataset_dir
 from jaxdl.data.split import Split
 from jaxdl.data.synthetic_images import make_synthetic_cub200
 from jaxdl.errors import ConfigError, DataError
@@ -25,8 +25,10 @@ TASK = "cub200"
 SPLITS = ("train", "val", "test")
 ARCHIVE_BYTES = 1_150_585_339  # no published SHA-256 (its MD5 is 97eceeb196236b17998738112f37df78)
 ARCHIVE_FOLDER = "CUB_200_2011"
-_LAYOUT_HINT = (f"the official {ARCHIVE_FOLDER}/ with images.txt, image_class_labels.txt, "
-                "train_test_split.txt, classes.txt and images/<class folder>/*.jpg")
+_LAYOUT_HINT = (
+    f"the official {ARCHIVE_FOLDER}/ with images.txt, image_class_labels.txt, "
+    "train_test_split.txt, classes.txt and images/<class folder>/*.jpg"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,19 +56,31 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
         indices = np.flatnonzero(~dataset.is_train)
         selected_by = f"the 0 (test) flags of {root / 'train_test_split.txt'}"
     else:
-        selected_by = (f"data.val_fraction={config.data.val_fraction} of the "
-                       f"{int(dataset.is_train.sum())} official train images")
+        selected_by = (
+            f"data.val_fraction={config.data.val_fraction} of the "
+            f"{int(dataset.is_train.sum())} official train images"
+        )
         official_train = np.flatnonzero(dataset.is_train)
-        train, val = stratified_split(dataset.labels[official_train], config.data.val_fraction,
-                                      config.data.split_seed)
+        train, val = stratified_split(
+            dataset.labels[official_train], config.data.val_fraction, config.data.split_seed
+        )
         indices = official_train[train if split == "train" else val]
     paths = [dataset.paths[i] for i in indices]
-    return load_image_split(config, task=TASK, split=split, images=ImageFiles(root / "images", paths),
-                            filenames=paths, labels=dataset.labels[indices],
-                            class_names=dataset.class_names, selected_by=selected_by)
+    return load_image_split(
+        config,
+        task=TASK,
+        split=split,
+        images=ImageFiles(root / "images", paths),
+        filenames=paths,
+        labels=dataset.labels[indices],
+        class_names=dataset.class_names,
+        selected_by=selected_by,
+    )
 
 
-def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(train, val) positions into `labels` (int (N,)), each sorted.
 
     The allocation of Hugging Face `Dataset.train_test_split(test_size=val_fraction,
@@ -117,9 +131,13 @@ def _largest_remainder(counts: np.ndarray, draws: int, rng: np.random.Generator)
 
 
 SOURCE = DatasetSource(
-    title="CUB-200-2011", marker="images.txt", archive_folder=ARCHIVE_FOLDER,
-    make_synthetic=make_synthetic_cub200, archive_name=f"{ARCHIVE_FOLDER}.tgz",
-    expected_size=ARCHIVE_BYTES)
+    title="CUB-200-2011",
+    marker="images.txt",
+    archive_folder=ARCHIVE_FOLDER,
+    make_synthetic=make_synthetic_cub200,
+    archive_name=f"{ARCHIVE_FOLDER}.tgz",
+    expected_size=ARCHIVE_BYTES,
+)
 
 
 def resolve_data_dir(config: ml_collections.ConfigDict) -> Path:
@@ -131,12 +149,16 @@ def read_dataset(root: Path) -> Dataset:
     """The four annotation files, validated against each other."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"CUB-200-2011 folder {root} does not exist; expected {_LAYOUT_HINT}, "
-                        "set with --config.data.dir")
+        raise DataError(
+            f"CUB-200-2011 folder {root} does not exist; expected {_LAYOUT_HINT}, "
+            "set with --config.data.dir"
+        )
     classes = _read_id_table(root / "classes.txt", "class name")
     if sorted(classes) != list(range(1, len(classes) + 1)):
-        raise DataError(f"{root / 'classes.txt'}: class ids must be 1..{len(classes)}, got "
-                        f"{sorted(classes)[:5]}…")
+        raise DataError(
+            f"{root / 'classes.txt'}: class ids must be 1..{len(classes)}, got "
+            f"{sorted(classes)[:5]}…"
+        )
     images = _read_id_table(root / "images.txt", "relative image path")
     class_ids = _read_id_table(root / "image_class_labels.txt", "class id", r"\d+")
     flags = _read_id_table(root / "train_test_split.txt", "is_train flag (0 or 1)", r"[01]")
@@ -146,7 +168,9 @@ def read_dataset(root: Path) -> Dataset:
             raise DataError(f"{root / path} has no line for image id(s) {absent[:5]} of images.txt")
     unknown = sorted({int(c) for c in class_ids.values()} - set(classes))
     if unknown:
-        raise DataError(f"{root / 'image_class_labels.txt'}: class id(s) {unknown[:5]} not in classes.txt")
+        raise DataError(
+            f"{root / 'image_class_labels.txt'}: class id(s) {unknown[:5]} not in classes.txt"
+        )
     ids = sorted(images)
     return Dataset(
         class_names=tuple(classes[c] for c in range(1, len(classes) + 1)),

@@ -78,10 +78,18 @@ def _fetch(url: str, part: Path, progress: bool) -> None:
         if offset and response.status != 206:
             offset = 0  # the server ignored Range and sends the whole file
         total = _total_bytes(response, offset)
-        with open(part, "ab" if offset else "wb") as out, tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=part.name.removesuffix(".part"), disable=not progress,
-        ) as bar:
+        with (
+            open(part, "ab" if offset else "wb") as out,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=part.name.removesuffix(".part"),
+                disable=not progress,
+            ) as bar,
+        ):
             while chunk := response.read(_CHUNK_BYTES):
                 out.write(chunk)
                 bar.update(len(chunk))
@@ -155,8 +163,9 @@ def extract_zip(archive: Path, dest_dir: Path, check: Check | None = None) -> Pa
         with zipfile.ZipFile(archive) as zipped:
             for name in zipped.namelist():
                 if _escapes(name):
-                    raise DataError(_unsafe_member(archive, "zip", name,
-                                                   f"would unpack outside {dest_dir}"))
+                    raise DataError(
+                        _unsafe_member(archive, "zip", name, f"would unpack outside {dest_dir}")
+                    )
             with atomic_directory(dest_dir) as unpacking:
                 zipped.extractall(unpacking)
                 if check:
@@ -175,8 +184,10 @@ def _escapes(name: str) -> bool:
 
 
 def _unsafe_member(archive: Path, kind: str, name: str, why: str) -> str:
-    return (f"{archive} is not a valid {kind} archive: refused its member {name!r}, which {why}; "
-            "nothing was kept. Delete the archive and check where it came from")
+    return (
+        f"{archive} is not a valid {kind} archive: refused its member {name!r}, which {why}; "
+        "nothing was kept. Delete the archive and check where it came from"
+    )
 
 
 def extract_tgz(archive: Path, dest_dir: Path, check: Check | None = None) -> Path:
@@ -194,8 +205,9 @@ def extract_tgz(archive: Path, dest_dir: Path, check: Check | None = None) -> Pa
             if check:
                 check(unpacking)
     except tarfile.FilterError as err:
-        raise DataError(_unsafe_member(archive, ".tgz", err.tarinfo.name,
-                                       _refused_because(err, dest_dir))) from err
+        raise DataError(
+            _unsafe_member(archive, ".tgz", err.tarinfo.name, _refused_because(err, dest_dir))
+        ) from err
     except (tarfile.TarError, zlib.error, EOFError) as err:
         raise DataError(
             f"{archive} is not a valid .tgz archive ({err}); delete it and run again"

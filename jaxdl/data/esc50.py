@@ -36,8 +36,15 @@ import tensorflow_datasets as tfds
 from tqdm import tqdm
 
 from jaxdl.data.audio import clip_features
-from jaxdl.data.cache import (OneLineBuildLog, SkippedItems, build_once, cache_root, fingerprint,
-                               on_corrupt, report_skipped)
+from jaxdl.data.cache import (
+    OneLineBuildLog,
+    SkippedItems,
+    build_once,
+    cache_root,
+    fingerprint,
+    on_corrupt,
+    report_skipped,
+)
 from jaxdl.data.content import sha256_file, threaded_map
 from jaxdl.data.esc50_layout import AUDIO_DIR, META_CSV, verify_esc50_layout
 from jaxdl.data.locate import DatasetSource, dataset_dir
@@ -98,8 +105,10 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
     key = f"data.{split}_folds"
     folds = tuple(config.data[f"{split}_folds"])
     if not folds:
-        raise ConfigError(f"{key}=() is empty: the {split} split needs at least one of the folds "
-                          f"{FOLDS} (the reference: train (1, 2, 3), val (4,), test (5,))")
+        raise ConfigError(
+            f"{key}=() is empty: the {split} split needs at least one of the folds "
+            f"{FOLDS} (the reference: train (1, 2, 3), val (4,), test (5,))"
+        )
     data_dir = resolve_data_dir(config)
     records = read_metadata(data_dir)
     present = sorted({record.fold for record in records})
@@ -114,9 +123,11 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
     digests, problems = _inspect_clips(data_dir, clips, config.features)
     if problems and policy == "error":
         more = f"; and {len(problems) - _SHOWN} more" if len(problems) > _SHOWN else ""
-        raise DataError(f"{len(problems)} of the {len(clips)} clips of {key}={folds} cannot be "
-                        f"used: {'; '.join(list(problems.values())[:_SHOWN])}{more}. Restore "
-                        "them, or set --config.data.on_corrupt=skip to leave them out")
+        raise DataError(
+            f"{len(problems)} of the {len(clips)} clips of {key}={folds} cannot be "
+            f"used: {'; '.join(list(problems.values())[:_SHOWN])}{more}. Restore "
+            "them, or set --config.data.on_corrupt=skip to leave them out"
+        )
     sources = []
     for fold in folds:
         fold_clips = [record for record in clips if record.fold == fold]
@@ -125,9 +136,13 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
 
 
 SOURCE = DatasetSource(
-    title="ESC-50", marker=str(META_CSV), archive_folder=ARCHIVE_FOLDER,
-    make_synthetic=make_synthetic_esc50, archive_name=f"{ARCHIVE_FOLDER}.zip",
-    verify=verify_esc50_layout)  # GitHub's master.zip has no stable checksum
+    title="ESC-50",
+    marker=str(META_CSV),
+    archive_folder=ARCHIVE_FOLDER,
+    make_synthetic=make_synthetic_esc50,
+    archive_name=f"{ARCHIVE_FOLDER}.zip",
+    verify=verify_esc50_layout,
+)  # GitHub's master.zip has no stable checksum
 
 
 def resolve_data_dir(config: ml_collections.ConfigDict) -> Path:
@@ -193,8 +208,9 @@ def class_names(records: Sequence[ClipRecord]) -> tuple[str, ...]:
     return tuple(sorted({record.category for record in records}))
 
 
-def _inspect_clips(data_dir: Path, clips: Sequence[ClipRecord], settings: ml_collections.ConfigDict
-                   ) -> tuple[dict[str, str | None], dict[str, str]]:
+def _inspect_clips(
+    data_dir: Path, clips: Sequence[ClipRecord], settings: ml_collections.ConfigDict
+) -> tuple[dict[str, str | None], dict[str, str]]:
     """({file name: SHA-256 of its bytes (None: unreadable)}, {file name: problem}), the
     problems from the WAV headers alone.
 
@@ -229,7 +245,8 @@ def _inspect_clips(data_dir: Path, clips: Sequence[ClipRecord], settings: ml_col
                     f"{data_dir / AUDIO_DIR / name}: {seconds[name]:.3f} s of audio ({n} feature "
                     f"frames), expected {usual:.3f} s ({expected} frames) as {count} of the "
                     f"{len(frames)} readable clips of the split have (truncated or cut to another "
-                    "length? clips of different lengths cannot be batched together)")
+                    "length? clips of different lengths cannot be batched together)"
+                )
     return digests, problems
 
 
@@ -253,9 +270,18 @@ class Esc50LogMel(OneLineBuildLog, tfds.core.GeneratorBasedBuilder, skip_registr
     # installs for Python < 3.9; this builder has no checksums file to find there.
     code_path = None
 
-    def __init__(self, *, audio_dir: Path, fold: int, clips: Sequence[ClipRecord],
-                 problems: dict[str, str], settings: ml_collections.ConfigDict,
-                 class_names: tuple[str, ...], on_corrupt: str, **builder_kwargs):
+    def __init__(
+        self,
+        *,
+        audio_dir: Path,
+        fold: int,
+        clips: Sequence[ClipRecord],
+        problems: dict[str, str],
+        settings: ml_collections.ConfigDict,
+        class_names: tuple[str, ...],
+        on_corrupt: str,
+        **builder_kwargs,
+    ):
         self._audio_dir, self._fold, self._clips = audio_dir, fold, clips
         self._problems = problems  # clips found unusable from their headers, by file name
         self._settings, self._class_names, self._on_corrupt = settings, class_names, on_corrupt
@@ -266,12 +292,15 @@ class Esc50LogMel(OneLineBuildLog, tfds.core.GeneratorBasedBuilder, skip_registr
         return tfds.core.DatasetInfo(
             builder=self,
             description="ESC-50 log-mel spectrograms of one fold (jaxdl feature cache).",
-            features=tfds.features.FeaturesDict({
-                "features": tfds.features.Tensor(
-                    shape=(self._settings.n_mels, None), dtype=np.float32, encoding="zlib"),
-                "label": tfds.features.ClassLabel(names=self._class_names),
-                "filename": tfds.features.Text(),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "features": tfds.features.Tensor(
+                        shape=(self._settings.n_mels, None), dtype=np.float32, encoding="zlib"
+                    ),
+                    "label": tfds.features.ClassLabel(names=self._class_names),
+                    "filename": tfds.features.Text(),
+                }
+            ),
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict:
@@ -285,11 +314,15 @@ class Esc50LogMel(OneLineBuildLog, tfds.core.GeneratorBasedBuilder, skip_registr
             if isinstance(features, DataError):
                 skipped.reject(features)
                 continue
-            yield clip.filename, {"features": features, "label": label[clip.category],
-                                  "filename": clip.filename}
+            yield (
+                clip.filename,
+                {"features": features, "label": label[clip.category], "filename": clip.filename},
+            )
         if len(skipped.messages) == len(self._clips):
-            raise DataError(f"every clip of fold {self._fold} in {self._audio_dir} is missing or "
-                            f"corrupt, e.g. {skipped.messages[0]}")
+            raise DataError(
+                f"every clip of fold {self._fold} in {self._audio_dir} is missing or "
+                f"corrupt, e.g. {skipped.messages[0]}"
+            )
         # During the build, data_dir is TFDS's temporary folder, renamed into place when complete.
         skipped.write(Path(os.fspath(self.data_dir)))
 
@@ -303,9 +336,15 @@ class Esc50LogMel(OneLineBuildLog, tfds.core.GeneratorBasedBuilder, skip_registr
             return err
 
 
-def _fold_source(config: ml_collections.ConfigDict, data_dir: Path, fold: int,
-                 clips: Sequence[ClipRecord], digests: dict[str, str | None],
-                 problems: dict[str, str], names: tuple[str, ...]):
+def _fold_source(
+    config: ml_collections.ConfigDict,
+    data_dir: Path,
+    fold: int,
+    clips: Sequence[ClipRecord],
+    digests: dict[str, str | None],
+    problems: dict[str, str],
+    names: tuple[str, ...],
+):
     """The fold's cached features (computed on first use) as a TFDS array_record data source.
 
     The cache is keyed by the fold's listing (file names, categories, the SHA-256 of each WAV),
@@ -315,7 +354,9 @@ def _fold_source(config: ml_collections.ConfigDict, data_dir: Path, fold: int,
     key = fingerprint(
         [(clip.filename, clip.category, digests[clip.filename]) for clip in clips],
         sorted(clip.filename for clip in clips if clip.filename in problems),
-        config.features.to_dict(), list(names), config.data.on_corrupt,
+        config.features.to_dict(),
+        list(names),
+        config.data.on_corrupt,
     )
     config_name = f"fold{fold}_{key}"
     tfds_dir = cache_root(config) / "tfds"
@@ -323,10 +364,15 @@ def _fold_source(config: ml_collections.ConfigDict, data_dir: Path, fold: int,
 
     def build() -> None:
         builder = Esc50LogMel(
-            audio_dir=data_dir / AUDIO_DIR, fold=fold, clips=clips, problems=problems,
+            audio_dir=data_dir / AUDIO_DIR,
+            fold=fold,
+            clips=clips,
+            problems=problems,
             settings=config.features,
-            class_names=names, on_corrupt=config.data.on_corrupt,
-            config=tfds.core.BuilderConfig(name=config_name), data_dir=tfds_dir,
+            class_names=names,
+            on_corrupt=config.data.on_corrupt,
+            config=tfds.core.BuilderConfig(name=config_name),
+            data_dir=tfds_dir,
             file_format="array_record",
         )
         tfds.disable_progress_bar()  # jaxdl's per-clip bar says it all; TFDS would nest three more

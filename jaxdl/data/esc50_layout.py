@@ -61,12 +61,16 @@ def _read_rows(csv_path: Path) -> tuple[list[dict] | None, list[str]]:
             reader = csv.reader(listing)
             header = next(reader, [])
             if tuple(header) != CSV_COLUMNS:
-                return None, [f"{META_CSV} header is {','.join(header)!r}, expected the "
-                              f"official {','.join(CSV_COLUMNS)!r}"]
+                return None, [
+                    f"{META_CSV} header is {','.join(header)!r}, expected the "
+                    f"official {','.join(CSV_COLUMNS)!r}"
+                ]
             for line, fields in enumerate(reader, start=2):
                 if fields and len(fields) != len(CSV_COLUMNS):
-                    return None, [f"{META_CSV} line {line} has {len(fields)} fields, expected "
-                                  f"{len(CSV_COLUMNS)}"]
+                    return None, [
+                        f"{META_CSV} line {line} has {len(fields)} fields, expected "
+                        f"{len(CSV_COLUMNS)}"
+                    ]
                 if fields:
                     rows.append(dict(zip(CSV_COLUMNS, fields), line=line))
     except (UnicodeDecodeError, csv.Error) as err:
@@ -74,35 +78,47 @@ def _read_rows(csv_path: Path) -> tuple[list[dict] | None, list[str]]:
     return rows, []
 
 
-def _count_problems(rows: list[dict], categories: Sequence[str], clips_per_category: int,
-                    folds: Sequence[int]) -> list[str]:
+def _count_problems(
+    rows: list[dict], categories: Sequence[str], clips_per_category: int, folds: Sequence[int]
+) -> list[str]:
     """Row, category, target id and fold counts against the official ones."""
     expected_rows = len(categories) * clips_per_category
-    problems = [] if len(rows) == expected_rows else [
-        f"{META_CSV} has {len(rows)} rows, expected {expected_rows}"]
+    problems = (
+        []
+        if len(rows) == expected_rows
+        else [f"{META_CSV} has {len(rows)} rows, expected {expected_rows}"]
+    )
     per_category = collections.Counter(row["category"] for row in rows)
     unknown = sorted(set(per_category) - set(categories))
     if unknown:
         problems.append(f"{META_CSV} has categories not in ESC-50: {unknown[:_SHOWN_FILES]}")
-    counts = [f"{category!r} has {per_category[category]}" for category in categories
-              if per_category[category] != clips_per_category]
+    counts = [
+        f"{category!r} has {per_category[category]}"
+        for category in categories
+        if per_category[category] != clips_per_category
+    ]
     if counts:
-        problems.append(_files(f"categories without {clips_per_category} clips", counts,
-                               of=len(categories)))
+        problems.append(
+            _files(f"categories without {clips_per_category} clips", counts, of=len(categories))
+        )
     targets = collections.defaultdict(set)
     for row in rows:
         targets[row["category"]].add(row["target"])
-    ids = [f"{category!r} has {', '.join(sorted(targets[category]))}, expected {target}"
-           for target, category in enumerate(categories)
-           if targets[category] not in (set(), {str(target)})]
+    ids = [
+        f"{category!r} has {', '.join(sorted(targets[category]))}, expected {target}"
+        for target, category in enumerate(categories)
+        if targets[category] not in (set(), {str(target)})
+    ]
     if ids:
         problems.append(_files("categories with another target id than the official one", ids))
     per_fold = collections.Counter(row["fold"] for row in rows)
     expected_folds = {str(fold): expected_rows // len(folds) for fold in folds}
     if per_fold != expected_folds:
         found = ", ".join(f"{fold}: {count}" for fold, count in sorted(per_fold.items()))
-        problems.append(f"clips per fold are {{{found}}}, expected {expected_rows // len(folds)} "
-                        f"in each of the folds {tuple(folds)}")
+        problems.append(
+            f"clips per fold are {{{found}}}, expected {expected_rows // len(folds)} "
+            f"in each of the folds {tuple(folds)}"
+        )
     return problems
 
 
@@ -110,11 +126,16 @@ def _audio_problems(audio: Path, rows: list[dict], wanted: dict) -> list[str]:
     """Listed clips that are missing, unlisted files, and clips of another format or length."""
     listed = collections.Counter(row["filename"] for row in rows)
     problems = []
-    unsafe = [row for row in rows if Path(row["filename"]).name != row["filename"]
-              or row["filename"] in ("", ".", "..")]
+    unsafe = [
+        row
+        for row in rows
+        if Path(row["filename"]).name != row["filename"] or row["filename"] in ("", ".", "..")
+    ]
     if unsafe:
-        problems.append(f"{META_CSV} line {unsafe[0]['line']}: filename "
-                        f"{unsafe[0]['filename']!r} is not a file name inside {AUDIO_DIR}/")
+        problems.append(
+            f"{META_CSV} line {unsafe[0]['line']}: filename "
+            f"{unsafe[0]['filename']!r} is not a file name inside {AUDIO_DIR}/"
+        )
     repeated = sorted(name for name, count in listed.items() if count > 1)
     if repeated:
         problems.append(_files("file names listed more than once", repeated))
@@ -125,8 +146,11 @@ def _audio_problems(audio: Path, rows: list[dict], wanted: dict) -> list[str]:
     extra = sorted(present - set(listed))
     if extra:
         problems.append(_files(f"files in {AUDIO_DIR}/ not listed in {META_CSV}", extra))
-    wrong = [f"{name} is {found}" for name in sorted(set(listed) & present)
-             if (found := _format(audio / name)) != _describe(**wanted)]
+    wrong = [
+        f"{name} is {found}"
+        for name in sorted(set(listed) & present)
+        if (found := _format(audio / name)) != _describe(**wanted)
+    ]
     if wrong:
         problems.append(_files(f"clips other than {_describe(**wanted)}", wrong))
     return problems
@@ -142,8 +166,10 @@ def _format(path: Path) -> str:
 
 
 def _describe(sample_rate: int, channels: int, subtype: str, frames: int) -> str:
-    return (f"{sample_rate} Hz, {channels} channel{'s' if channels != 1 else ''}, {subtype}, "
-            f"{frames} frames ({frames / max(sample_rate, 1):g} s)")
+    return (
+        f"{sample_rate} Hz, {channels} channel{'s' if channels != 1 else ''}, {subtype}, "
+        f"{frames} frames ({frames / max(sample_rate, 1):g} s)"
+    )
 
 
 def _files(what: str, names: list[str], of: int | None = None) -> str:

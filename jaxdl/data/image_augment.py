@@ -18,8 +18,9 @@ def random_horizontal_flip(img: np.ndarray, rng: np.random.Generator, p: float =
     return img[:, ::-1] if rng.random() < p else img
 
 
-def random_crop_with_padding(img: np.ndarray, rng: np.random.Generator, size: int | tuple[int, int],
-                             padding: int) -> np.ndarray:
+def random_crop_with_padding(
+    img: np.ndarray, rng: np.random.Generator, size: int | tuple[int, int], padding: int
+) -> np.ndarray:
     """Zero-pad `padding` pixels on every side, then crop `size` at a uniform position.
 
     torchvision RandomCrop(size, padding=padding) with its default constant 0 fill.
@@ -57,8 +58,14 @@ _COLOR_OPS = (
 )
 
 
-def color_jitter(img: np.ndarray, rng: np.random.Generator, brightness: float = 0.0,
-                 contrast: float = 0.0, saturation: float = 0.0, hue: float = 0.0) -> np.ndarray:
+def color_jitter(
+    img: np.ndarray,
+    rng: np.random.Generator,
+    brightness: float = 0.0,
+    contrast: float = 0.0,
+    saturation: float = 0.0,
+    hue: float = 0.0,
+) -> np.ndarray:
     """torchvision ColorJitter(brightness, contrast, saturation, hue) on one image.
 
     Factors: brightness, contrast, saturation ~ U[max(0, 1 - v), 1 + v]; hue shift ~ U[-h, h]
@@ -67,8 +74,12 @@ def color_jitter(img: np.ndarray, rng: np.random.Generator, brightness: float = 
     """
     if not 0.0 <= hue <= 0.5:
         raise ValueError(f"hue must be in [0, 0.5], got {hue}")
-    ranges = (_factor_range(brightness, 1.0, True), _factor_range(contrast, 1.0, True),
-              _factor_range(saturation, 1.0, True), _factor_range(hue, 0.0, False))
+    ranges = (
+        _factor_range(brightness, 1.0, True),
+        _factor_range(contrast, 1.0, True),
+        _factor_range(saturation, 1.0, True),
+        _factor_range(hue, 0.0, False),
+    )
     order = rng.permutation(4)
     factors = [None if r is None else rng.uniform(*r) for r in ranges]
     if all(f is None for f in factors):
@@ -80,8 +91,9 @@ def color_jitter(img: np.ndarray, rng: np.random.Generator, brightness: float = 
     return np.asarray(pil, dtype=np.uint8)
 
 
-def random_rotation(img: np.ndarray, rng: np.random.Generator,
-                    degrees: float | Sequence[float]) -> np.ndarray:
+def random_rotation(
+    img: np.ndarray, rng: np.random.Generator, degrees: float | Sequence[float]
+) -> np.ndarray:
     """Rotate counter-clockwise by an angle ~ U[-d, d] (or U[lo, hi] for a pair) about the centre.
 
     torchvision RandomRotation(degrees) defaults: nearest neighbour, same size, zero fill.
@@ -91,5 +103,6 @@ def random_rotation(img: np.ndarray, rng: np.random.Generator,
     if angle == 0.0:
         return img
     pil = Image.fromarray(np.ascontiguousarray(img))
-    return np.asarray(pil.rotate(angle, resample=Image.Resampling.NEAREST, fillcolor=(0, 0, 0)),
-                      dtype=np.uint8)
+    return np.asarray(
+        pil.rotate(angle, resample=Image.Resampling.NEAREST, fillcolor=(0, 0, 0)), dtype=np.uint8
+    )

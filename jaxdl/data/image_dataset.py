@@ -30,8 +30,15 @@ import tensorflow_datasets as tfds
 from tqdm import tqdm
 
 from jaxdl.data import image
-from jaxdl.data.cache import (OneLineBuildLog, SkippedItems, build_once, cache_root, fingerprint,
-                               on_corrupt, report_skipped)
+from jaxdl.data.cache import (
+    OneLineBuildLog,
+    SkippedItems,
+    build_once,
+    cache_root,
+    fingerprint,
+    on_corrupt,
+    report_skipped,
+)
 from jaxdl.data.content import sha256_file, threaded_map
 from jaxdl.data.split import Split
 from jaxdl.errors import ConfigError, DataError
@@ -80,8 +87,11 @@ class ImageFiles:
         return self._digests
 
     def missing(self) -> list[str]:
-        return [str(self._root / name) for name, digest in zip(self._names, self._digests)
-                if digest is None]
+        return [
+            str(self._root / name)
+            for name, digest in zip(self._names, self._digests)
+            if digest is None
+        ]
 
     def take(self, indices: Sequence[int]) -> "ImageFiles":
         return ImageFiles(self._root, [self._names[i] for i in indices])
@@ -109,8 +119,11 @@ class ImageRecords:
     def __getitem__(self, index: int) -> dict:
         record = self._data[index]
         label = record["label"]
-        return {"image": record["image"], "label": int(label) if np.ndim(label) == 0 else label,
-                "filename": record["filename"].decode("utf-8")}  # TFDS returns Text as bytes
+        return {
+            "image": record["image"],
+            "label": int(label) if np.ndim(label) == 0 else label,
+            "filename": record["filename"].decode("utf-8"),
+        }  # TFDS returns Text as bytes
 
 
 def image_size(config: ml_collections.ConfigDict) -> tuple[int, int]:
@@ -122,9 +135,17 @@ def image_size(config: ml_collections.ConfigDict) -> tuple[int, int]:
     return size
 
 
-def load_image_split(config: ml_collections.ConfigDict, *, task: str, split: str,
-                     images: EncodedImages, filenames: Sequence[str], labels: np.ndarray,
-                     class_names: Sequence[str], selected_by: str) -> Split:
+def load_image_split(
+    config: ml_collections.ConfigDict,
+    *,
+    task: str,
+    split: str,
+    images: EncodedImages,
+    filenames: Sequence[str],
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    selected_by: str,
+) -> Split:
     """The split's records, decoding and resizing the images into the cache on first use.
 
     `labels`: int (N,) class indices, or float32 (N, L) 0/1 targets (multi-label, `class_names`
@@ -135,25 +156,41 @@ def load_image_split(config: ml_collections.ConfigDict, *, task: str, split: str
     policy = on_corrupt(config)
     size = image_size(config)
     if not len(filenames):
-        raise DataError(f"the {task} {split} split is empty; its images are chosen by {selected_by}")
+        raise DataError(
+            f"the {task} {split} split is empty; its images are chosen by {selected_by}"
+        )
     labels = np.asarray(labels, np.int64 if np.asarray(labels).ndim == 1 else np.float32)
     missing = images.missing()
     if missing and policy == "error":
-        raise DataError(f"{task} {split}: {len(missing)} listed image file(s) are missing, e.g. "
-                        f"{missing[:3]}; restore them, or set --config.data.on_corrupt=skip to "
-                        "leave them out")
-    key = fingerprint(_RECORD_LAYOUT, task, split, list(size), list(filenames), labels.dtype.str,
-                      labels.shape, labels.tobytes(), list(class_names), policy,
-                      images.identity())
+        raise DataError(
+            f"{task} {split}: {len(missing)} listed image file(s) are missing, e.g. "
+            f"{missing[:3]}; restore them, or set --config.data.on_corrupt=skip to "
+            "leave them out"
+        )
+    key = fingerprint(
+        _RECORD_LAYOUT,
+        task,
+        split,
+        list(size),
+        list(filenames),
+        labels.dtype.str,
+        labels.shape,
+        labels.tobytes(),
+        list(class_names),
+        policy,
+        images.identity(),
+    )
     config_name = f"{task}_{split}_{key}"
     tfds_dir = cache_root(config) / "tfds"
     prepared = tfds_dir / _ImageSplitBuilder.name / config_name / str(_ImageSplitBuilder.VERSION)
 
     def build() -> None:
         builder = _ImageSplitBuilder(
-            spec=_BuildSpec(task, split, images, list(filenames), labels, tuple(class_names), size,
-                            policy),
-            config=tfds.core.BuilderConfig(name=config_name), data_dir=tfds_dir,
+            spec=_BuildSpec(
+                task, split, images, list(filenames), labels, tuple(class_names), size, policy
+            ),
+            config=tfds.core.BuilderConfig(name=config_name),
+            data_dir=tfds_dir,
             file_format="array_record",
         )
         tfds.disable_progress_bar()  # our bar counts images against the total; TFDS's would nest
@@ -189,8 +226,10 @@ class _ImageSplitBuilder(OneLineBuildLog, tfds.core.GeneratorBasedBuilder, skip_
 
     def __init__(self, *, spec: _BuildSpec, **builder_kwargs):
         self._spec = spec
-        self.build_message = (f"building the {spec.task} {spec.split} image cache "
-                              f"({len(spec.filenames)} images, {spec.size[0]}x{spec.size[1]})")
+        self.build_message = (
+            f"building the {spec.task} {spec.split} image cache "
+            f"({len(spec.filenames)} images, {spec.size[0]}x{spec.size[1]})"
+        )
         super().__init__(**builder_kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -198,18 +237,22 @@ class _ImageSplitBuilder(OneLineBuildLog, tfds.core.GeneratorBasedBuilder, skip_
         if spec.labels.ndim == 1:
             label = tfds.features.ClassLabel(names=spec.class_names)
         else:
-            label = tfds.features.Tensor(shape=spec.labels.shape[1:], dtype=np.float32,
-                                         encoding=tfds.features.Encoding.BYTES)
+            label = tfds.features.Tensor(
+                shape=spec.labels.shape[1:], dtype=np.float32, encoding=tfds.features.Encoding.BYTES
+            )
         return tfds.core.DatasetInfo(
             builder=self,
             description=f"jaxdl {spec.task} {spec.split} images, resized to {spec.size} (H, W).",
-            features=tfds.features.FeaturesDict({
-                # Raw bytes: ~10x faster to write than TFDS's default int64-list encoding.
-                "image": tfds.features.Tensor(shape=(*spec.size, 3), dtype=np.uint8,
-                                              encoding=tfds.features.Encoding.BYTES),
-                "label": label,
-                "filename": tfds.features.Text(),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    # Raw bytes: ~10x faster to write than TFDS's default int64-list encoding.
+                    "image": tfds.features.Tensor(
+                        shape=(*spec.size, 3), dtype=np.uint8, encoding=tfds.features.Encoding.BYTES
+                    ),
+                    "label": label,
+                    "filename": tfds.features.Text(),
+                }
+            ),
             disable_shuffling=True,  # keep the listing's order
         )
 
@@ -220,17 +263,29 @@ class _ImageSplitBuilder(OneLineBuildLog, tfds.core.GeneratorBasedBuilder, skip_
         spec = self._spec
         skipped = SkippedItems(spec.on_corrupt, "images")
         decoded = _ordered_map(functools.partial(_decode_resized, spec), len(spec.filenames))
-        with tqdm(decoded, total=len(spec.filenames), unit=" images",
-                  desc=f"{spec.task} {spec.split}: decoding and resizing") as progress:
+        with tqdm(
+            decoded,
+            total=len(spec.filenames),
+            unit=" images",
+            desc=f"{spec.task} {spec.split}: decoding and resizing",
+        ) as progress:
             for index, pixels in enumerate(progress):
                 if isinstance(pixels, DataError):
                     skipped.reject(pixels)
                     continue
-                yield index, {"image": pixels, "label": spec.labels[index],
-                              "filename": spec.filenames[index]}
+                yield (
+                    index,
+                    {
+                        "image": pixels,
+                        "label": spec.labels[index],
+                        "filename": spec.filenames[index],
+                    },
+                )
         if len(skipped.messages) == len(spec.filenames):
-            raise DataError(f"{spec.task} {spec.split}: no readable image among "
-                            f"{len(spec.filenames)}, e.g. {skipped.messages[0]}")
+            raise DataError(
+                f"{spec.task} {spec.split}: no readable image among "
+                f"{len(spec.filenames)}, e.g. {skipped.messages[0]}"
+            )
         # During the build, data_dir is TFDS's temporary folder, renamed into place when complete.
         skipped.write(Path(os.fspath(self.data_dir)))
 

@@ -13,7 +13,6 @@ from jaxdl.data.cache import build_once, cache_root
 from jaxdl.data.download import download_file, extract_archive
 from jaxdl.errors import ConfigError, DataError
 
-
 SOURCES = ("auto", "synthetic")  # data.source: data.dir or the download | generated data
 
 
@@ -34,28 +33,40 @@ class DatasetSource:
 def dataset_dir(config: ml_collections.ConfigDict, source: DatasetSource) -> Path:
     """The dataset folder in its official layout, for `data.source` / `data.dir`."""
     if config.data.source == "synthetic":
-        return source.make_synthetic(cache_root(config) / "synthetic",
-                                     **config.data.synthetic.to_dict())
+        return source.make_synthetic(
+            cache_root(config) / "synthetic", **config.data.synthetic.to_dict()
+        )
     if config.data.source != "auto":
         raise ConfigError(f"data.source={config.data.source!r}; allowed: {SOURCES}")
     if config.data.dir:
         return _official_folder(Path(config.data.dir).expanduser(), source)
     if not source.archive_name:
-        raise DataError(f"{source.title} has no stable public download: {source.manual_hint} "
-                        "Pass --config.data.dir=/path/to/the/folder, or run offline on generated "
-                        "data with --config.data.source=synthetic.")
+        raise DataError(
+            f"{source.title} has no stable public download: {source.manual_hint} "
+            "Pass --config.data.dir=/path/to/the/folder, or run offline on generated "
+            "data with --config.data.source=synthetic."
+        )
     root = cache_root(config)
-    print(f"{source.title}: no data.dir given, using the cache folder {root} (set data.cache_dir "
-          "or $JAXDL_CACHE to move it)", flush=True)
+    print(
+        f"{source.title}: no data.dir given, using the cache folder {root} (set data.cache_dir "
+        "or $JAXDL_CACHE to move it)",
+        flush=True,
+    )
     unpacked = root / source.title.replace(" ", "-")
 
     def download_and_unpack() -> None:
-        hint = (f"Download {config.data.url} yourself, unpack it and pass "
-                f"--config.data.dir=/path/to/{source.archive_folder}, or run offline on generated "
-                "data with --config.data.source=synthetic.")
-        archive = download_file(config.data.url, root / "downloads" / source.archive_name,
-                                sha256=config.data.get("sha256", ""),
-                                expected_size=source.expected_size, offline_hint=hint)
+        hint = (
+            f"Download {config.data.url} yourself, unpack it and pass "
+            f"--config.data.dir=/path/to/{source.archive_folder}, or run offline on generated "
+            "data with --config.data.source=synthetic."
+        )
+        archive = download_file(
+            config.data.url,
+            root / "downloads" / source.archive_name,
+            sha256=config.data.get("sha256", ""),
+            expected_size=source.expected_size,
+            offline_hint=hint,
+        )
         extract_archive(archive, unpacked, _verifier(source, archive, config.data.url))
 
     # One process downloads; another asking at the same time waits and uses its folder.
@@ -76,7 +87,8 @@ def _verifier(source: DatasetSource, archive: Path, url: str) -> Callable[[Path]
             raise DataError(
                 f"{archive} (downloaded from {url}) was rejected: {err}; deleted it and its "
                 "unpacked files. Check data.url, or unpack the official archive yourself and pass "
-                f"--config.data.dir=/path/to/{source.archive_folder}") from err
+                f"--config.data.dir=/path/to/{source.archive_folder}"
+            ) from err
 
     return check
 

@@ -38,7 +38,9 @@ class Subset:
 def overfit_subset(source, n: int, seed: int) -> Subset:
     """N examples drawn without replacement, the same for a given seed."""
     n = min(n, len(source))
-    return Subset(source, np.sort(np.random.default_rng(seed).choice(len(source), n, replace=False)))
+    return Subset(
+        source, np.sort(np.random.default_rng(seed).choice(len(source), n, replace=False))
+    )
 
 
 class _ModelInput(grain.transforms.Map):
@@ -46,8 +48,11 @@ class _ModelInput(grain.transforms.Map):
         self._task, self._config = task, config
 
     def map(self, record: dict) -> dict:
-        return {"x": self._task.model_input(record, self._config), "y": np.asarray(record["label"]),
-                "mask": np.float32(1.0)}
+        return {
+            "x": self._task.model_input(record, self._config),
+            "y": np.asarray(record["label"]),
+            "mask": np.float32(1.0),
+        }
 
 
 class _Augment(grain.transforms.RandomMap):
@@ -68,8 +73,9 @@ def _mask_out(record: dict) -> dict:
     return {**record, "mask": np.float32(0.0)}
 
 
-def _host_batches(ds: grain.MapDataset, batch_size: int,
-                  process: tuple[int, int] | None) -> grain.MapDataset:
+def _host_batches(
+    ds: grain.MapDataset, batch_size: int, process: tuple[int, int] | None
+) -> grain.MapDataset:
     """This process's row block of each global batch of `ds` (whose length is a multiple of it).
 
     `process` is (index, count), by default this process of the running JAX job. A global batch
@@ -88,9 +94,16 @@ def _iterate(ds: grain.MapDataset, workers: int) -> Iterator[dict]:
     return iter(it_ds)
 
 
-def train_batches(source, task: Task, config: ml_collections.ConfigDict, epoch: int,
-                  batch_size: int, augment: bool, skip: int = 0,
-                  process: tuple[int, int] | None = None) -> Iterator[dict]:
+def train_batches(
+    source,
+    task: Task,
+    config: ml_collections.ConfigDict,
+    epoch: int,
+    batch_size: int,
+    augment: bool,
+    skip: int = 0,
+    process: tuple[int, int] | None = None,
+) -> Iterator[dict]:
     """One epoch of shuffled full batches (the last partial batch is dropped, as in training).
 
     `skip` starts at that batch of the epoch (resume): order and augmentation draws depend only
@@ -100,7 +113,7 @@ def train_batches(source, task: Task, config: ml_collections.ConfigDict, epoch: 
     ds = grain.MapDataset.source(source).shuffle(seed=epoch_seed(config.seed, epoch))
     if augment:
         ds = ds.random_map(_Augment(task, config.augment), seed=epoch_seed(config.seed + 1, epoch))
-    ds = ds.map(_ModelInput(task, config))[:num_train_batches(source, batch_size) * batch_size]
+    ds = ds.map(_ModelInput(task, config))[: num_train_batches(source, batch_size) * batch_size]
     ds = _host_batches(ds, batch_size, process)
     return _iterate(ds[skip:] if skip else ds, config.data.workers)
 
@@ -109,8 +122,13 @@ def num_train_batches(source, batch_size: int) -> int:
     return len(source) // batch_size
 
 
-def eval_batches(source, task: Task, config: ml_collections.ConfigDict, batch_size: int,
-                 process: tuple[int, int] | None = None) -> Iterator[dict]:
+def eval_batches(
+    source,
+    task: Task,
+    config: ml_collections.ConfigDict,
+    batch_size: int,
+    process: tuple[int, int] | None = None,
+) -> Iterator[dict]:
     """All examples in source order, padded to full batches with masked copies of the first one.
 
     `process` (index, count): whose rows of each batch to load (default: this process's); the

@@ -22,18 +22,70 @@ from jaxdl.errors import ConfigError
 from jaxdl.utils.files import write_csv_atomic
 
 CATEGORIES = (
-    "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow",
-    "rain", "sea_waves", "crackling_fire", "crickets", "chirping_birds", "water_drops", "wind",
-    "pouring_water", "toilet_flush", "thunderstorm", "crying_baby", "sneezing", "clapping",
-    "breathing", "coughing", "footsteps", "laughing", "brushing_teeth", "snoring",
-    "drinking_sipping", "door_wood_knock", "mouse_click", "keyboard_typing", "door_wood_creaks",
-    "can_opening", "washing_machine", "vacuum_cleaner", "clock_alarm", "clock_tick",
-    "glass_breaking", "helicopter", "chainsaw", "siren", "car_horn", "engine", "train",
-    "church_bells", "airplane", "fireworks", "hand_saw",
+    "dog",
+    "rooster",
+    "pig",
+    "cow",
+    "frog",
+    "cat",
+    "hen",
+    "insects",
+    "sheep",
+    "crow",
+    "rain",
+    "sea_waves",
+    "crackling_fire",
+    "crickets",
+    "chirping_birds",
+    "water_drops",
+    "wind",
+    "pouring_water",
+    "toilet_flush",
+    "thunderstorm",
+    "crying_baby",
+    "sneezing",
+    "clapping",
+    "breathing",
+    "coughing",
+    "footsteps",
+    "laughing",
+    "brushing_teeth",
+    "snoring",
+    "drinking_sipping",
+    "door_wood_knock",
+    "mouse_click",
+    "keyboard_typing",
+    "door_wood_creaks",
+    "can_opening",
+    "washing_machine",
+    "vacuum_cleaner",
+    "clock_alarm",
+    "clock_tick",
+    "glass_breaking",
+    "helicopter",
+    "chainsaw",
+    "siren",
+    "car_horn",
+    "engine",
+    "train",
+    "church_bells",
+    "airplane",
+    "fireworks",
+    "hand_saw",
 )  # official target order 0..49
 ESC10 = frozenset(
-    {"dog", "rooster", "rain", "sea_waves", "crackling_fire", "crying_baby", "sneezing",
-     "clock_tick", "helicopter", "chainsaw"}
+    {
+        "dog",
+        "rooster",
+        "rain",
+        "sea_waves",
+        "crackling_fire",
+        "crying_baby",
+        "sneezing",
+        "clock_tick",
+        "helicopter",
+        "chainsaw",
+    }
 )
 CSV_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
 SAMPLE_RATE = 44100
@@ -81,10 +133,14 @@ def make_synthetic_esc50(
         raise ConfigError(f"data.synthetic.clip_seconds={clip_seconds}; expected >= 0.1")
     clip_seconds = float(clip_seconds)
     folder = generated_folder(
-        root, f"esc50-v{_LAYOUT_VERSION}-{num_classes}c-{clips_per_class_per_fold}x{NUM_FOLDS}"
-              f"-{clip_seconds:g}s-seed{seed}",
-        num_classes=num_classes, clips_per_class_per_fold=clips_per_class_per_fold,
-        clip_seconds=clip_seconds, seed=seed)
+        root,
+        f"esc50-v{_LAYOUT_VERSION}-{num_classes}c-{clips_per_class_per_fold}x{NUM_FOLDS}"
+        f"-{clip_seconds:g}s-seed{seed}",
+        num_classes=num_classes,
+        clips_per_class_per_fold=clips_per_class_per_fold,
+        clip_seconds=clip_seconds,
+        seed=seed,
+    )
 
     def write(building: Path) -> None:
         (building / "audio").mkdir()
@@ -98,8 +154,17 @@ def make_synthetic_esc50(
                     clip = _clip(target, rng, round(clip_seconds * SAMPLE_RATE))
                     _write_wav(building / "audio" / filename, clip)
                     category = CATEGORIES[target]
-                    rows.append(dict(filename=filename, fold=fold, target=target, category=category,
-                                     esc10=category in ESC10, src_file=src_id, take="A"))
+                    rows.append(
+                        dict(
+                            filename=filename,
+                            fold=fold,
+                            target=target,
+                            category=category,
+                            esc10=category in ESC10,
+                            src_file=src_id,
+                            take="A",
+                        )
+                    )
         (building / "meta").mkdir()
         rows.sort(key=lambda row: row["filename"])
         write_csv_atomic(building / "meta" / "esc50.csv", rows, CSV_COLUMNS, every_process=True)
@@ -181,8 +246,9 @@ def _hz_to_band(hz: float) -> float:
     return 2595.0 * np.log10(1.0 + hz / 700.0) / _MEL_BAND
 
 
-def _pulse_train(pulse_s: float, period_s: float, swell: bool, rng: np.random.Generator,
-                 num_samples: int) -> np.ndarray:
+def _pulse_train(
+    pulse_s: float, period_s: float, swell: bool, rng: np.random.Generator, num_samples: int
+) -> np.ndarray:
     """Amplitude envelope (num_samples,): pulses that decay (or swell) by 30 dB, one per period."""
     period = period_s * rng.uniform(0.92, 1.08)
     length = max(2, round(pulse_s * rng.uniform(0.9, 1.1) * SAMPLE_RATE))

@@ -39,24 +39,58 @@ _MAX_CLASSES = _HUES * len(_ORIENTATIONS_DEG) * len(_CYCLES_PER_IMAGE)  # 200 di
 # CelebA's 40 attributes in list_attr_celeba.txt order, with approximate real positive rates (the
 # five default attributes at their train-split rates, docs/reference-projects.md#celeba).
 CELEBA_ATTRIBUTES = (
-    ("5_o_Clock_Shadow", 0.111), ("Arched_Eyebrows", 0.267), ("Attractive", 0.513),
-    ("Bags_Under_Eyes", 0.205), ("Bald", 0.022), ("Bangs", 0.152), ("Big_Lips", 0.241),
-    ("Big_Nose", 0.234), ("Black_Hair", 0.239), ("Blond_Hair", 0.148), ("Blurry", 0.051),
-    ("Brown_Hair", 0.205), ("Bushy_Eyebrows", 0.142), ("Chubby", 0.058), ("Double_Chin", 0.047),
-    ("Eyeglasses", 0.0646), ("Goatee", 0.063), ("Gray_Hair", 0.042), ("Heavy_Makeup", 0.387),
-    ("High_Cheekbones", 0.455), ("Male", 0.4194), ("Mouth_Slightly_Open", 0.483),
-    ("Mustache", 0.042), ("Narrow_Eyes", 0.115), ("No_Beard", 0.835), ("Oval_Face", 0.284),
-    ("Pale_Skin", 0.043), ("Pointy_Nose", 0.277), ("Receding_Hairline", 0.080),
-    ("Rosy_Cheeks", 0.066), ("Sideburns", 0.057), ("Smiling", 0.4797), ("Straight_Hair", 0.208),
-    ("Wavy_Hair", 0.320), ("Wearing_Earrings", 0.189), ("Wearing_Hat", 0.0494),
-    ("Wearing_Lipstick", 0.472), ("Wearing_Necklace", 0.123), ("Wearing_Necktie", 0.073),
+    ("5_o_Clock_Shadow", 0.111),
+    ("Arched_Eyebrows", 0.267),
+    ("Attractive", 0.513),
+    ("Bags_Under_Eyes", 0.205),
+    ("Bald", 0.022),
+    ("Bangs", 0.152),
+    ("Big_Lips", 0.241),
+    ("Big_Nose", 0.234),
+    ("Black_Hair", 0.239),
+    ("Blond_Hair", 0.148),
+    ("Blurry", 0.051),
+    ("Brown_Hair", 0.205),
+    ("Bushy_Eyebrows", 0.142),
+    ("Chubby", 0.058),
+    ("Double_Chin", 0.047),
+    ("Eyeglasses", 0.0646),
+    ("Goatee", 0.063),
+    ("Gray_Hair", 0.042),
+    ("Heavy_Makeup", 0.387),
+    ("High_Cheekbones", 0.455),
+    ("Male", 0.4194),
+    ("Mouth_Slightly_Open", 0.483),
+    ("Mustache", 0.042),
+    ("Narrow_Eyes", 0.115),
+    ("No_Beard", 0.835),
+    ("Oval_Face", 0.284),
+    ("Pale_Skin", 0.043),
+    ("Pointy_Nose", 0.277),
+    ("Receding_Hairline", 0.080),
+    ("Rosy_Cheeks", 0.066),
+    ("Sideburns", 0.057),
+    ("Smiling", 0.4797),
+    ("Straight_Hair", 0.208),
+    ("Wavy_Hair", 0.320),
+    ("Wearing_Earrings", 0.189),
+    ("Wearing_Hat", 0.0494),
+    ("Wearing_Lipstick", 0.472),
+    ("Wearing_Necklace", 0.123),
+    ("Wearing_Necktie", 0.073),
     ("Young", 0.7789),
 )
 CELEBA_SIZE = (218, 178)  # (H, W) of img_align_celeba
 
 
-def make_synthetic_tiny_imagenet(root: Path, *, num_classes: int = 200, train_per_class: int = 10,
-                                 val_per_class: int = 4, seed: int = 0) -> Path:
+def make_synthetic_tiny_imagenet(
+    root: Path,
+    *,
+    num_classes: int = 200,
+    train_per_class: int = 10,
+    val_per_class: int = 4,
+    seed: int = 0,
+) -> Path:
     """Writes (once) and returns a `tiny-imagenet-200/` folder: wnids.txt, words.txt,
     train/<wnid>/images/*.JPEG with <wnid>_boxes.txt, val/images/*.JPEG with val_annotations.txt.
 
@@ -65,10 +99,14 @@ def make_synthetic_tiny_imagenet(root: Path, *, num_classes: int = 200, train_pe
     """
     _check_count("num_classes", num_classes, 1, _MAX_CLASSES)
     folder = generated_folder(
-        root, f"tiny-imagenet-v{_LAYOUT_VERSION}-{num_classes}c-{train_per_class}x{val_per_class}"
-              f"-seed{seed}",
-        num_classes=num_classes, train_per_class=train_per_class, val_per_class=val_per_class,
-        seed=seed)
+        root,
+        f"tiny-imagenet-v{_LAYOUT_VERSION}-{num_classes}c-{train_per_class}x{val_per_class}"
+        f"-seed{seed}",
+        num_classes=num_classes,
+        train_per_class=train_per_class,
+        val_per_class=val_per_class,
+        seed=seed,
+    )
 
     def write(building: Path) -> None:
         rng = np.random.default_rng([seed, 0])
@@ -83,17 +121,27 @@ def make_synthetic_tiny_imagenet(root: Path, *, num_classes: int = 200, train_pe
             filenames = [f"{wnid}_{k}.JPEG" for k in range(train_per_class)]
             for k, filename in enumerate(filenames):
                 rng = np.random.default_rng([seed, 1, c, k])
-                jobs.append((base / "train" / wnid / "images" / filename,
-                             functools.partial(_class_image, c, (64, 64), rng)))
-            _write_lines(base / "train" / wnid / f"{wnid}_boxes.txt",
-                         (f"{filename}\t0\t0\t63\t63" for filename in filenames))
+                jobs.append(
+                    (
+                        base / "train" / wnid / "images" / filename,
+                        functools.partial(_class_image, c, (64, 64), rng),
+                    )
+                )
+            _write_lines(
+                base / "train" / wnid / f"{wnid}_boxes.txt",
+                (f"{filename}\t0\t0\t63\t63" for filename in filenames),
+            )
         annotations = []
         for k in range(val_per_class * num_classes):
             c = k % num_classes
             filename = f"val_{k}.JPEG"
             rng = np.random.default_rng([seed, 2, k])
-            jobs.append((base / "val" / "images" / filename,
-                         functools.partial(_class_image, c, (64, 64), rng)))
+            jobs.append(
+                (
+                    base / "val" / "images" / filename,
+                    functools.partial(_class_image, c, (64, 64), rng),
+                )
+            )
             annotations.append(f"{filename}\t{wnids[c]}\t0\t0\t63\t63")
         _write_lines(base / "val" / "val_annotations.txt", annotations)
         _write_jpegs(jobs, _GREYSCALE_EVERY)
@@ -102,8 +150,14 @@ def make_synthetic_tiny_imagenet(root: Path, *, num_classes: int = 200, train_pe
     return folder / "tiny-imagenet-200"
 
 
-def make_synthetic_cub200(root: Path, *, num_classes: int = 200, train_per_class: int = 5,
-                          test_per_class: int = 2, seed: int = 0) -> Path:
+def make_synthetic_cub200(
+    root: Path,
+    *,
+    num_classes: int = 200,
+    train_per_class: int = 5,
+    test_per_class: int = 2,
+    seed: int = 0,
+) -> Path:
     """Writes (once) and returns a `CUB_200_2011/` folder: images.txt, classes.txt,
     image_class_labels.txt, train_test_split.txt and images/<NNN.Name>/*.jpg.
 
@@ -112,10 +166,13 @@ def make_synthetic_cub200(root: Path, *, num_classes: int = 200, train_per_class
     """
     _check_count("num_classes", num_classes, 1, _MAX_CLASSES)
     folder = generated_folder(
-        root, f"cub200-v{_LAYOUT_VERSION}-{num_classes}c-{train_per_class}x{test_per_class}"
-              f"-seed{seed}",
-        num_classes=num_classes, train_per_class=train_per_class, test_per_class=test_per_class,
-        seed=seed)
+        root,
+        f"cub200-v{_LAYOUT_VERSION}-{num_classes}c-{train_per_class}x{test_per_class}-seed{seed}",
+        num_classes=num_classes,
+        train_per_class=train_per_class,
+        test_per_class=test_per_class,
+        seed=seed,
+    )
 
     def write(building: Path) -> None:
         base = building / "CUB_200_2011"
@@ -127,7 +184,9 @@ def make_synthetic_cub200(root: Path, *, num_classes: int = 200, train_per_class
                 rng = np.random.default_rng([seed, c, k])
                 size = tuple(int(side) for side in rng.integers(150, 401, size=2))
                 relative = f"{class_folder}/Synthetic_Bird_{c + 1}_{k:04d}.jpg"
-                jobs.append((base / "images" / relative, functools.partial(_class_image, c, size, rng)))
+                jobs.append(
+                    (base / "images" / relative, functools.partial(_class_image, c, size, rng))
+                )
                 images.append(relative)
                 labels.append(c + 1)
                 is_train.append(int(k < train_per_class))
@@ -135,8 +194,12 @@ def make_synthetic_cub200(root: Path, *, num_classes: int = 200, train_per_class
         ids = range(1, len(images) + 1)
         _write_lines(base / "classes.txt", (f"{c + 1} {name}" for c, name in enumerate(classes)))
         _write_lines(base / "images.txt", (f"{i} {path}" for i, path in zip(ids, images)))
-        _write_lines(base / "image_class_labels.txt", (f"{i} {label}" for i, label in zip(ids, labels)))
-        _write_lines(base / "train_test_split.txt", (f"{i} {flag}" for i, flag in zip(ids, is_train)))
+        _write_lines(
+            base / "image_class_labels.txt", (f"{i} {label}" for i, label in zip(ids, labels))
+        )
+        _write_lines(
+            base / "train_test_split.txt", (f"{i} {flag}" for i, flag in zip(ids, is_train))
+        )
 
     generate_once(folder, "CUB-200-2011", write)
     return folder / "CUB_200_2011"
@@ -147,8 +210,9 @@ def make_synthetic_celeba(root: Path, *, num_images: int = 600, seed: int = 0) -
     list_attr_celeba.txt (-1/1) and list_eval_partition.txt (contiguous ~80/10/10 train/valid/test,
     as the official partition is contiguous)."""
     _check_count("num_images", num_images, 3, 10**6 - 1)
-    folder = generated_folder(root, f"celeba-v{_LAYOUT_VERSION}-{num_images}-seed{seed}",
-                              num_images=num_images, seed=seed)
+    folder = generated_folder(
+        root, f"celeba-v{_LAYOUT_VERSION}-{num_images}-seed{seed}", num_images=num_images, seed=seed
+    )
 
     def write(building: Path) -> None:
         names = [name for name, _ in CELEBA_ATTRIBUTES]
@@ -159,15 +223,26 @@ def make_synthetic_celeba(root: Path, *, num_images: int = 600, seed: int = 0) -
         base = building / "celeba"
         (base / "img_align_celeba").mkdir(parents=True)
         filenames = [f"{i + 1:06d}.jpg" for i in range(num_images)]
-        _write_jpegs([(base / "img_align_celeba" / filename,
-                       functools.partial(_face, dict(zip(names, attributes[i])),
-                                         np.random.default_rng([seed, 1, i])))
-                      for i, filename in enumerate(filenames)])
-        rows = (f"{filename} " + " ".join(f"{1 if v else -1:2d}" for v in row)
-                for filename, row in zip(filenames, attributes))
+        _write_jpegs(
+            [
+                (
+                    base / "img_align_celeba" / filename,
+                    functools.partial(
+                        _face, dict(zip(names, attributes[i])), np.random.default_rng([seed, 1, i])
+                    ),
+                )
+                for i, filename in enumerate(filenames)
+            ]
+        )
+        rows = (
+            f"{filename} " + " ".join(f"{1 if v else -1:2d}" for v in row)
+            for filename, row in zip(filenames, attributes)
+        )
         _write_lines(base / "list_attr_celeba.txt", [str(num_images), " ".join(names) + " ", *rows])
-        _write_lines(base / "list_eval_partition.txt",
-                     (f"{filename} {p}" for filename, p in zip(filenames, partitions)))
+        _write_lines(
+            base / "list_eval_partition.txt",
+            (f"{filename} {p}" for filename, p in zip(filenames, partitions)),
+        )
 
     generate_once(folder, "CelebA", write)
     return folder / "celeba"
@@ -182,13 +257,16 @@ def _write_lines(path: Path, lines) -> None:
     path.write_text("".join(f"{line}\n" for line in lines))
 
 
-def _write_jpegs(jobs: list[tuple[Path, Callable[[], np.ndarray]]], greyscale_every: int = 0) -> None:
+def _write_jpegs(
+    jobs: list[tuple[Path, Callable[[], np.ndarray]]], greyscale_every: int = 0
+) -> None:
     """Draws and saves each (path, draw) job on all cores.
 
     With `greyscale_every` = n, jobs 7, n + 7, 2n + 7, … are stored greyscale (starting at 7 so a
     small test layout has one too). Each job owns its random generator, so the files do not
     depend on the thread schedule.
     """
+
     def write(index: int) -> None:
         path, draw = jobs[index]
         img = Image.fromarray(draw())
@@ -204,9 +282,13 @@ def _class_image(label: int, size: tuple[int, int], rng: np.random.Generator) ->
     """uint8 (H, W, 3): class `label`'s hue, stripe orientation and frequency, random phase and noise."""
     height, width = size
     hue = (label % _HUES + rng.uniform(-0.15, 0.15)) / _HUES
-    colour = np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.5, 0.8), rng.uniform(0.5, 0.8)),
-                      np.float32) * 255
-    angle = np.deg2rad(_ORIENTATIONS_DEG[(label // _HUES) % len(_ORIENTATIONS_DEG)] + rng.uniform(-6, 6))
+    colour = (
+        np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.5, 0.8), rng.uniform(0.5, 0.8)), np.float32)
+        * 255
+    )
+    angle = np.deg2rad(
+        _ORIENTATIONS_DEG[(label // _HUES) % len(_ORIENTATIONS_DEG)] + rng.uniform(-6, 6)
+    )
     cycles = _CYCLES_PER_IMAGE[label // (_HUES * len(_ORIENTATIONS_DEG))] * rng.uniform(0.9, 1.1)
     # float32 throughout: this is most of the generation time.
     y = np.linspace(0.0, 2 * np.pi * cycles * np.sin(angle), height, dtype=np.float32)[:, None]

@@ -29,8 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from jaxdl.data.content import sha256_bytes
-from jaxdl.data.locate import DatasetSource, dataset_dir
 from jaxdl.data.image_dataset import EncodedImages, ImageFiles, load_image_split
+from jaxdl.data.locate import DatasetSource, dataset_dir
 from jaxdl.data.split import Split
 from jaxdl.data.synthetic_images import make_synthetic_tiny_imagenet
 from jaxdl.errors import ConfigError, DataError
@@ -40,9 +40,11 @@ SPLITS = ("train", "val", "test")
 FORMATS = ("auto", "folder", "parquet")
 ARCHIVE_BYTES = 248_100_043  # no published SHA-256 (its MD5 is 90528d7ca1a48142e341f4ef8d21d0de)
 ARCHIVE_FOLDER = "tiny-imagenet-200"
-_LAYOUT_HINT = (f"the official {ARCHIVE_FOLDER}/ (wnids.txt, train/<wnid>/images/*.JPEG, "
-                "val/images/*.JPEG, val/val_annotations.txt) or the Hugging Face parquet export "
-                "(train-*.parquet, valid-*.parquet)")
+_LAYOUT_HINT = (
+    f"the official {ARCHIVE_FOLDER}/ (wnids.txt, train/<wnid>/images/*.JPEG, "
+    "val/images/*.JPEG, val/val_annotations.txt) or the Hugging Face parquet export "
+    "(train-*.parquet, valid-*.parquet)"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,18 +80,34 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
     else:
         key = f"data.{split}_per_class"
         selected_by = f"{key}={config.data[f'{split}_per_class']} images per class"
-        chosen = val_test_indices(dataset.official_val.labels, dataset.wnids,
-                                  test_per_class=config.data.test_per_class,
-                                  val_per_class=config.data.val_per_class,
-                                  seed=config.data.split_seed)[split]
+        chosen = val_test_indices(
+            dataset.official_val.labels,
+            dataset.wnids,
+            test_per_class=config.data.test_per_class,
+            val_per_class=config.data.val_per_class,
+            seed=config.data.split_seed,
+        )[split]
         listing = _subset(dataset.official_val, chosen)
-    return load_image_split(config, task=TASK, split=split, images=listing.images,
-                            filenames=listing.filenames, labels=listing.labels,
-                            class_names=dataset.wnids, selected_by=selected_by)
+    return load_image_split(
+        config,
+        task=TASK,
+        split=split,
+        images=listing.images,
+        filenames=listing.filenames,
+        labels=listing.labels,
+        class_names=dataset.wnids,
+        selected_by=selected_by,
+    )
 
 
-def val_test_indices(labels: np.ndarray, class_names: Sequence[str], *, test_per_class: int,
-                     val_per_class: int, seed: int) -> dict[str, np.ndarray]:
+def val_test_indices(
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    test_per_class: int,
+    val_per_class: int,
+    seed: int,
+) -> dict[str, np.ndarray]:
     """Per-class split of the official validation set: {"test": indices, "val": indices}, sorted.
 
     `labels`: int (N,) in (label, file name) order, indexing `class_names`. One
@@ -99,7 +117,10 @@ def val_test_indices(labels: np.ndarray, class_names: Sequence[str], *, test_per
     per-class `torch.randperm(generator=manual_seed(42))`, but numpy's random stream, so not the
     same images.
     """
-    for key, value in (("data.test_per_class", test_per_class), ("data.val_per_class", val_per_class)):
+    for key, value in (
+        ("data.test_per_class", test_per_class),
+        ("data.val_per_class", val_per_class),
+    ):
         if not isinstance(value, int) or value < 0:
             raise ConfigError(f"{key}={value!r}: expected a non-negative integer")
     rng = np.random.default_rng(seed)
@@ -109,18 +130,25 @@ def val_test_indices(labels: np.ndarray, class_names: Sequence[str], *, test_per
         if len(members) < test_per_class + val_per_class:
             raise DataError(
                 f"class {name} has {len(members)} validation images, fewer than "
-                f"data.test_per_class + data.val_per_class = {test_per_class + val_per_class}")
+                f"data.test_per_class + data.val_per_class = {test_per_class + val_per_class}"
+            )
         shuffled = members[rng.permutation(len(members))]
         test.append(shuffled[:test_per_class])
         val.append(shuffled[test_per_class : test_per_class + val_per_class])
-    return {"test": np.sort(np.concatenate(test)).astype(np.int64),
-            "val": np.sort(np.concatenate(val)).astype(np.int64)}
+    return {
+        "test": np.sort(np.concatenate(test)).astype(np.int64),
+        "val": np.sort(np.concatenate(val)).astype(np.int64),
+    }
 
 
 SOURCE = DatasetSource(
-    title="Tiny ImageNet", marker="wnids.txt", archive_folder=ARCHIVE_FOLDER,
-    make_synthetic=make_synthetic_tiny_imagenet, archive_name=f"{ARCHIVE_FOLDER}.zip",
-    expected_size=ARCHIVE_BYTES)
+    title="Tiny ImageNet",
+    marker="wnids.txt",
+    archive_folder=ARCHIVE_FOLDER,
+    make_synthetic=make_synthetic_tiny_imagenet,
+    archive_name=f"{ARCHIVE_FOLDER}.zip",
+    expected_size=ARCHIVE_BYTES,
+)
 
 
 def resolve_data_dir(config: ml_collections.ConfigDict) -> Path:
@@ -135,16 +163,19 @@ def read_dataset(root: Path, data_format: str = "auto") -> Dataset:
         raise ConfigError(f"data.format={data_format!r}; allowed: {FORMATS}")
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"Tiny ImageNet folder {root} does not exist; expected {_LAYOUT_HINT}, "
-                        "set with --config.data.dir")
+        raise DataError(
+            f"Tiny ImageNet folder {root} does not exist; expected {_LAYOUT_HINT}, "
+            "set with --config.data.dir"
+        )
     if data_format == "auto":
         if _parquet_files(root, "train") and not (root / "train").is_dir():
             data_format = "parquet"
         elif (root / "wnids.txt").is_file():
             data_format = "folder"
         else:
-            raise DataError(f"{root} holds neither wnids.txt nor train-*.parquet; "
-                            f"expected {_LAYOUT_HINT}")
+            raise DataError(
+                f"{root} holds neither wnids.txt nor train-*.parquet; expected {_LAYOUT_HINT}"
+            )
     return read_folder(root) if data_format == "folder" else read_parquet(root)
 
 
@@ -156,22 +187,33 @@ def read_folder(root: Path) -> Dataset:
     for label, wnid in enumerate(wnids):
         folder = root / "train" / wnid / "images"
         if not folder.is_dir():
-            raise DataError(f"{folder} not found: every wnid in {root / 'wnids.txt'} needs "
-                            f"train/<wnid>/images/*.JPEG")
-        names = sorted(path.name for path in folder.iterdir()
-                       if path.suffix.lower() in (".jpeg", ".jpg"))
+            raise DataError(
+                f"{folder} not found: every wnid in {root / 'wnids.txt'} needs "
+                f"train/<wnid>/images/*.JPEG"
+            )
+        names = sorted(
+            path.name for path in folder.iterdir() if path.suffix.lower() in (".jpeg", ".jpg")
+        )
         if not names:
             raise DataError(f"{folder} holds no .JPEG image")
         train_names += names
         train_labels += [label] * len(names)
-    train = Listing(ImageFiles(root / "train", [f"{wnids[label]}/images/{name}" for name, label in
-                                                zip(train_names, train_labels)]),
-                    train_names, np.asarray(train_labels, np.int64))
+    train = Listing(
+        ImageFiles(
+            root / "train",
+            [f"{wnids[label]}/images/{name}" for name, label in zip(train_names, train_labels)],
+        ),
+        train_names,
+        np.asarray(train_labels, np.int64),
+    )
     val_names, val_labels = _read_val_annotations(root / "val" / "val_annotations.txt", label_of)
     order = sorted(range(len(val_names)), key=lambda i: (val_labels[i], val_names[i]))
     val_names = [val_names[i] for i in order]
-    official_val = Listing(ImageFiles(root / "val" / "images", val_names), val_names,
-                           np.asarray([val_labels[i] for i in order], np.int64))
+    official_val = Listing(
+        ImageFiles(root / "val" / "images", val_names),
+        val_names,
+        np.asarray([val_labels[i] for i in order], np.int64),
+    )
     return Dataset(wnids, train, official_val)
 
 
@@ -185,7 +227,9 @@ def read_wnids(path: Path) -> tuple[str, ...]:
     bad = [wnid for wnid in wnids if not re.fullmatch(r"\S+", wnid)]
     duplicated = sorted({wnid for wnid in wnids if wnids.count(wnid) > 1})
     if bad or duplicated:
-        raise DataError(f"{path}: expected one distinct wnid per line, got {bad[:3] or duplicated[:3]}")
+        raise DataError(
+            f"{path}: expected one distinct wnid per line, got {bad[:3] or duplicated[:3]}"
+        )
     return tuple(sorted(wnids))
 
 
@@ -211,8 +255,10 @@ def _read_val_annotations(path: Path, label_of: dict[str, int]) -> tuple[list[st
             continue
         fields = line.rstrip("\n").split("\t")
         if len(fields) != 6 or not all(re.fullmatch(r"-?\d+", f.strip()) for f in fields[2:]):
-            raise DataError(f"{path} line {number}: expected 'file<TAB>wnid<TAB>x0<TAB>y0<TAB>x1"
-                            f"<TAB>y1' with integer box corners, got {line!r}")
+            raise DataError(
+                f"{path} line {number}: expected 'file<TAB>wnid<TAB>x0<TAB>y0<TAB>x1"
+                f"<TAB>y1' with integer box corners, got {line!r}"
+            )
         name, wnid = fields[0].strip(), fields[1].strip()
         if wnid not in label_of:
             raise DataError(f"{path} line {number}: wnid {wnid!r} is not in wnids.txt")
@@ -255,13 +301,15 @@ def read_parquet(root: Path) -> Dataset:
     train_files, val_files = _parquet_files(root, "train"), _parquet_files(root, "valid")
     for prefix, files in (("train", train_files), ("valid", val_files)):
         if not files:
-            raise DataError(f"no {prefix}-*.parquet in {root} or {root / 'data'}; "
-                            f"expected {_LAYOUT_HINT}")
+            raise DataError(
+                f"no {prefix}-*.parquet in {root} or {root / 'data'}; expected {_LAYOUT_HINT}"
+            )
     names = _parquet_class_names(train_files[0], root)
     wnids = tuple(sorted(names))
     to_sorted = np.asarray([wnids.index(name) for name in names], np.int64)
-    return Dataset(wnids, _parquet_listing(train_files, to_sorted),
-                   _parquet_listing(val_files, to_sorted))
+    return Dataset(
+        wnids, _parquet_listing(train_files, to_sorted), _parquet_listing(val_files, to_sorted)
+    )
 
 
 def _parquet_files(root: Path, prefix: str) -> list[Path]:
@@ -280,13 +328,16 @@ def _parquet_class_names(path: Path, root: Path) -> list[str]:
             features = json.loads(metadata[b"huggingface"])["info"]["features"]
             return list(features["label"]["names"])
         except (KeyError, TypeError, ValueError) as err:
-            raise DataError(f"{path}: unreadable Hugging Face metadata for the label names "
-                            f"({err})") from err
+            raise DataError(
+                f"{path}: unreadable Hugging Face metadata for the label names ({err})"
+            ) from err
     for folder in (path.parent, root):
         if (folder / "wnids.txt").is_file():
             return list(read_wnids(folder / "wnids.txt"))
-    raise DataError(f"{path} carries no Hugging Face label names and no wnids.txt is beside it: "
-                    "cannot tell which wnid each label is")
+    raise DataError(
+        f"{path} carries no Hugging Face label names and no wnids.txt is beside it: "
+        "cannot tell which wnid each label is"
+    )
 
 
 def _parquet_listing(files: list[Path], to_sorted: np.ndarray) -> Listing:
@@ -297,15 +348,24 @@ def _parquet_listing(files: list[Path], to_sorted: np.ndarray) -> Listing:
             data = path.read_bytes()  # hashed and parsed from one read
             table = pq.read_table(pa.BufferReader(data), columns=["image", "label"])
         except (pa.ArrowInvalid, KeyError, OSError) as err:
-            raise DataError(f"{path}: not a readable parquet file with columns image and label "
-                            f"({err})") from err
+            raise DataError(
+                f"{path}: not a readable parquet file with columns image and label ({err})"
+            ) from err
         image_type = table.schema.field("image").type
-        if not (pa.types.is_struct(image_type) and image_type.get_field_index("bytes") >= 0
-                and pa.types.is_integer(table.schema.field("label").type)):
-            raise DataError(f"{path}: expected columns image = struct<bytes, path> and label = int, "
-                            f"got {table.schema}")
-        paths = (pc.struct_field(table.column("image").combine_chunks(), "path").to_pylist()
-                 if image_type.get_field_index("path") >= 0 else [None] * len(table))
+        if not (
+            pa.types.is_struct(image_type)
+            and image_type.get_field_index("bytes") >= 0
+            and pa.types.is_integer(table.schema.field("label").type)
+        ):
+            raise DataError(
+                f"{path}: expected columns image = struct<bytes, path> and label = int, "
+                f"got {table.schema}"
+            )
+        paths = (
+            pc.struct_field(table.column("image").combine_chunks(), "path").to_pylist()
+            if image_type.get_field_index("path") >= 0
+            else [None] * len(table)
+        )
         names += [Path(p).name if p else f"{path.stem}:{row}" for row, p in enumerate(paths)]
         tables.append(table)
         digests.append(sha256_bytes(data))
@@ -316,11 +376,17 @@ def _parquet_listing(files: list[Path], to_sorted: np.ndarray) -> Listing:
     labels = to_sorted[raw]
     order = sorted(range(len(names)), key=lambda i: (labels[i], names[i]))
     encoded = pc.struct_field(table.column("image").combine_chunks(), "bytes")
-    return Listing(ParquetImages(encoded, digests).take(np.asarray(order, np.int64)),
-                   [names[i] for i in order], labels[order])
+    return Listing(
+        ParquetImages(encoded, digests).take(np.asarray(order, np.int64)),
+        [names[i] for i in order],
+        labels[order],
+    )
 
 
 def _subset(listing: Listing, indices: np.ndarray) -> Listing:
     """The listing's images at `indices` (sorted, so the order stays (label, file name))."""
-    return Listing(listing.images.take(indices), [listing.filenames[i] for i in indices],
-                   listing.labels[indices])
+    return Listing(
+        listing.images.take(indices),
+        [listing.filenames[i] for i in indices],
+        listing.labels[indices],
+    )

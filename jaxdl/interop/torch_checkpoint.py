@@ -25,8 +25,8 @@ import numpy as np
 from flax import linen as nn
 from flax import traverse_util
 
-from jaxdl.errors import CheckpointError, DependencyError
 from jaxdl import tasks
+from jaxdl.errors import CheckpointError, DependencyError
 from jaxdl.models.celeba_net import CelebaCNN
 from jaxdl.models.cub200_net import Cub200GroupedCNN
 from jaxdl.models.esc50_cnn import Esc50CNN
@@ -55,11 +55,15 @@ def read_torch_checkpoint(path: str | Path) -> TorchCheckpoint:
     try:
         import torch
     except ImportError as err:
-        raise DependencyError(f"reading the PyTorch checkpoint {path} needs torch, which is not "
-                              f"installed ({err}): pip install 'jaxdl[torch]'") from err
+        raise DependencyError(
+            f"reading the PyTorch checkpoint {path} needs torch, which is not "
+            f"installed ({err}): pip install 'jaxdl[torch]'"
+        ) from err
     if not path.is_file():
-        raise CheckpointError(f"PyTorch checkpoint {path} does not exist or is not a file; expected "
-                              "the file the reference project saved (artifacts/best.ckpt)")
+        raise CheckpointError(
+            f"PyTorch checkpoint {path} does not exist or is not a file; expected "
+            "the file the reference project saved (artifacts/best.ckpt)"
+        )
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -69,31 +73,46 @@ def read_torch_checkpoint(path: str | Path) -> TorchCheckpoint:
                 f"{path} needs unsafe unpickling: besides tensors and plain containers it stores "
                 f"Python objects ({', '.join(unsafe)}), and jaxdl does not run pickled code. "
                 "Re-save the weights in PyTorch: "
-                "torch.save({'model_state_dict': model.state_dict()}, 'best.ckpt')") from err
+                "torch.save({'model_state_dict': model.state_dict()}, 'best.ckpt')"
+            ) from err
         raise CheckpointError(f"{path} is not a PyTorch checkpoint ({err})") from err
     except Exception as err:  # torch raises a different type for each kind of damage
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint written by torch.save "
-                              f"({type(err).__name__}: {err})") from err
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint written by torch.save "
+            f"({type(err).__name__}: {err})"
+        ) from err
     if not isinstance(loaded, Mapping):
-        raise CheckpointError(f"{path} holds a {type(loaded).__name__}; expected a state_dict or a "
-                              "dict with the weights under 'model_state_dict'")
+        raise CheckpointError(
+            f"{path} holds a {type(loaded).__name__}; expected a state_dict or a "
+            "dict with the weights under 'model_state_dict'"
+        )
     key = next((k for k in STATE_DICT_KEYS if isinstance(loaded.get(k), Mapping)), None)
     state_dict, info = (loaded[key], loaded) if key else (loaded, {})
     if not state_dict or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise CheckpointError(f"{path} holds no model weights: expected a state_dict (names -> "
-                              f"tensors) or a dict holding one under {' or '.join(STATE_DICT_KEYS)}; "
-                              f"found keys {sorted(map(str, loaded))[:10]}")
-    tensors = {name: tensor.detach().to(torch.float32).numpy()
-               for name, tensor in zip(_strip_prefixes(list(state_dict)), state_dict.values())
-               if not name.endswith("num_batches_tracked")}
+        raise CheckpointError(
+            f"{path} holds no model weights: expected a state_dict (names -> "
+            f"tensors) or a dict holding one under {' or '.join(STATE_DICT_KEYS)}; "
+            f"found keys {sorted(map(str, loaded))[:10]}"
+        )
+    tensors = {
+        name: tensor.detach().to(torch.float32).numpy()
+        for name, tensor in zip(_strip_prefixes(list(state_dict)), state_dict.values())
+        if not name.endswith("num_batches_tracked")
+    }
     config = info.get("config")
     epoch = info.get("epoch")
     return TorchCheckpoint(
-        path=path, tensors=tensors, config=dict(config) if isinstance(config, Mapping) else {},
+        path=path,
+        tensors=tensors,
+        config=dict(config) if isinstance(config, Mapping) else {},
         epoch=epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None,
-        metrics={metric: float(info[name]) for name, metric in METRICS.items()
-                 if _is_number(info.get(name))},
-        class_names=_label_map_names(info.get("meta")))
+        metrics={
+            metric: float(info[name])
+            for name, metric in METRICS.items()
+            if _is_number(info.get(name))
+        },
+        class_names=_label_map_names(info.get("meta")),
+    )
 
 
 def _unsafe_globals(torch, path: Path) -> list[str]:
@@ -110,7 +129,7 @@ def _strip_prefixes(names: list[str]) -> list[str]:
         prefix = next((p for p in PREFIXES if all(n.startswith(p) for n in names)), None)
         if prefix is None:
             return names
-        names = [n[len(prefix):] for n in names]
+        names = [n[len(prefix) :] for n in names]
 
 
 def _is_number(value: Any) -> bool:
@@ -129,6 +148,7 @@ def _label_map_names(meta: Any) -> tuple[str, ...] | None:
 
 # --- Hyper-parameters -------------------------------------------------------------------------
 
+
 # Each returns {config.model key: (value the tensors imply, tensor names that show it)} for the
 # keys its tensors determine (dropout leaves no trace in weights).
 def _infer_esc50(tensors: dict) -> dict:
@@ -142,20 +162,33 @@ def _infer_esc50(tensors: dict) -> dict:
 
 
 def _infer_tiny_imagenet(tensors: dict) -> dict:
-    modules = sorted(int(m.group(1)) for name in tensors
-                     if (m := re.fullmatch(r"features\.(\d+)\.bn\.weight", name)))
+    modules = sorted(
+        int(m.group(1))
+        for name in tensors
+        if (m := re.fullmatch(r"features\.(\d+)\.bn\.weight", name))
+    )
     if not modules:
         return {}
     found = {"num_modules": (len(modules), "features.*.bn.weight")}
-    branches = [f"features.{modules[0]}.{b}.weight" for b in ("branch1.0", "branch2.0", "branch3.1")]
+    branches = [
+        f"features.{modules[0]}.{b}.weight" for b in ("branch1.0", "branch2.0", "branch3.1")
+    ]
     if all(name in tensors for name in branches):
-        found["branch_channels"] = (tuple(tensors[n].shape[0] for n in branches), ", ".join(branches))
+        found["branch_channels"] = (
+            tuple(tensors[n].shape[0] for n in branches),
+            ", ".join(branches),
+        )
     return found
 
 
 def _infer_cub200(tensors: dict) -> dict:
-    convs = sorted((int(m.group(1)) for name, value in tensors.items()
-                    if (m := re.fullmatch(r"(\d+)\.weight", name)) and value.ndim == 4))
+    convs = sorted(
+        (
+            int(m.group(1))
+            for name, value in tensors.items()
+            if (m := re.fullmatch(r"(\d+)\.weight", name)) and value.ndim == 4
+        )
+    )
     found = {}
     stages = len(Cub200GroupedCNN.widths)
     if convs and (len(convs) - 1) % (2 * stages) == 0:
@@ -199,8 +232,9 @@ def _flag(value: Any) -> str:
 _ESC50_REFERENCE_KERNELS = (3, 5)
 
 
-def imported_config(config: ml_collections.ConfigDict,
-                    checkpoint: TorchCheckpoint) -> tuple[ml_collections.ConfigDict, dict[str, str]]:
+def imported_config(
+    config: ml_collections.ConfigDict, checkpoint: TorchCheckpoint
+) -> tuple[ml_collections.ConfigDict, dict[str, str]]:
     """A copy of `config` with the model hyper-parameters the checkpoint was trained with, and
     where each came from: the checkpoint's own config when it has the key, else `config`.
     Either way the value must match what the tensor shapes imply (CheckpointError naming the key).
@@ -219,18 +253,23 @@ def imported_config(config: ml_collections.ConfigDict,
         sources[key] = "checkpoint config" if from_checkpoint else "jaxdl config"
         if key in implied and _like(value, implied[key][0]) != value:
             shown, evidence = _like(value, implied[key][0]), implied[key][1]
-            fix = ("the checkpoint's own config disagrees with its weights" if from_checkpoint
-                   else f"pass --config.model.{key}={_flag(shown)}")
+            fix = (
+                "the checkpoint's own config disagrees with its weights"
+                if from_checkpoint
+                else f"pass --config.model.{key}={_flag(shown)}"
+            )
             raise CheckpointError(
                 f"model.{key}={value!r} (from the {sources[key]}) does not match "
-                f"{checkpoint.path}: its tensors ({evidence}) are those of {key}={shown!r}; {fix}")
+                f"{checkpoint.path}: its tensors ({evidence}) are those of {key}={shown!r}; {fix}"
+            )
         merged.model[key] = value
     if name == "esc50_cnn" and merged.model.kernel_size not in _ESC50_REFERENCE_KERNELS:
         raise CheckpointError(
             f"{checkpoint.path} has model.kernel_size={merged.model.kernel_size}: the reference "
             "project pads 1 for kernel 3 and 2 for any other, so only kernel sizes "
             f"{_ESC50_REFERENCE_KERNELS} give the feature maps of jaxdl's 'same' padding; its "
-            "logits would be silently wrong")
+            "logits would be silently wrong"
+        )
     return merged, sources
 
 
@@ -249,8 +288,9 @@ def _check_layout(config: ml_collections.ConfigDict, checkpoint: TorchCheckpoint
     names = set(checkpoint.tensors)
     known = {task.model_name: task for task in tasks.all_tasks() if task.model_name in INFER}
     layouts = {model: _layout(task, checkpoint.tensors) for model, task in known.items()}
-    similarity = {model: len(names & layout) / len(names | layout)
-                  for model, layout in layouts.items()}
+    similarity = {
+        model: len(names & layout) / len(names | layout) for model, layout in layouts.items()
+    }
     found, own = max(similarity, key=similarity.get), config.model.name
     if found == own or similarity[found] < 0.5 or similarity[found] <= similarity[own]:
         return
@@ -259,10 +299,12 @@ def _check_layout(config: ml_collections.ConfigDict, checkpoint: TorchCheckpoint
     raise CheckpointError(
         f"{checkpoint.path} holds a checkpoint of the {task} task's model {found} (tensors "
         f"{_listed(telling)}), not of {own}, the model of this config's task {config.task!r}: "
-        f"import it with --config {task}")
+        f"import it with --config {task}"
+    )
 
 
 # --- Tensor mapping ---------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class Layer:
@@ -274,8 +316,10 @@ class Layer:
 def _esc50_layers(model: Esc50CNN) -> list[Layer]:
     layers = []
     for block in range(len(model.channels)):
-        layers += [Layer(f"block{block + 1}.0", f"conv{block}", "conv"),
-                   Layer(f"block{block + 1}.1", f"bn{block}", "bn")]
+        layers += [
+            Layer(f"block{block + 1}.0", f"conv{block}", "conv"),
+            Layer(f"block{block + 1}.1", f"bn{block}", "bn"),
+        ]
     return layers + [Layer("fc", "head", "linear")]
 
 
@@ -283,10 +327,12 @@ def _tiny_imagenet_layers(model: TinyImageNetInception) -> list[Layer]:
     layers, index = [Layer("stem.0", "stem", "conv")], 0
     for module in range(model.num_modules):
         torch_prefix, flax_prefix = f"features.{index}", f"module{module}"
-        layers += [Layer(f"{torch_prefix}.branch1.0", f"{flax_prefix}_branch1x1", "conv"),
-                   Layer(f"{torch_prefix}.branch2.0", f"{flax_prefix}_branch3x3", "conv"),
-                   Layer(f"{torch_prefix}.branch3.1", f"{flax_prefix}_branch_pool", "conv"),
-                   Layer(f"{torch_prefix}.bn", f"{flax_prefix}_bn", "bn")]
+        layers += [
+            Layer(f"{torch_prefix}.branch1.0", f"{flax_prefix}_branch1x1", "conv"),
+            Layer(f"{torch_prefix}.branch2.0", f"{flax_prefix}_branch3x3", "conv"),
+            Layer(f"{torch_prefix}.branch3.1", f"{flax_prefix}_branch_pool", "conv"),
+            Layer(f"{torch_prefix}.bn", f"{flax_prefix}_bn", "bn"),
+        ]
         pooled = module + 1 in POOL_AFTER_MODULES and module + 1 < model.num_modules
         index += 2 if pooled else 1  # a MaxPool2d takes the next index of `features`
     return layers + [Layer("classifier", "head", "linear")]
@@ -298,10 +344,12 @@ def _cub200_layers(model: Cub200GroupedCNN) -> list[Layer]:
     for stage in range(len(model.widths)):
         for block in range(model.num_blocks):
             prefix = f"stage{stage}_block{block}"
-            layers += [Layer(str(index), f"{prefix}_conv", "conv"),
-                       Layer(str(index + 1), f"{prefix}_bn", "bn"),
-                       Layer(str(index + 3), f"{prefix}_grouped_conv", "conv"),
-                       Layer(str(index + 4), f"{prefix}_grouped_bn", "bn")]
+            layers += [
+                Layer(str(index), f"{prefix}_conv", "conv"),
+                Layer(str(index + 1), f"{prefix}_bn", "bn"),
+                Layer(str(index + 3), f"{prefix}_grouped_conv", "conv"),
+                Layer(str(index + 4), f"{prefix}_grouped_bn", "bn"),
+            ]
             index += 6
         if stage < len(model.widths) - 1:
             index += 1
@@ -311,8 +359,10 @@ def _cub200_layers(model: Cub200GroupedCNN) -> list[Layer]:
 def _celeba_layers(model: CelebaCNN) -> list[Layer]:
     layers = []
     for block in range(3):
-        layers += [Layer(f"block{block + 1}.0", f"block{block}_conv", "conv"),
-                   Layer(f"block{block + 1}.1", f"block{block}_bn", "bn")]
+        layers += [
+            Layer(f"block{block + 1}.0", f"block{block}_conv", "conv"),
+            Layer(f"block{block + 1}.1", f"block{block}_bn", "bn"),
+        ]
     return layers + [Layer("head.1", "head", "linear")]
 
 
@@ -332,14 +382,18 @@ def _leaf_sources(layers: list[Layer]) -> dict[tuple[str, ...], tuple[str, tuple
     sources = {}
     for layer in layers:
         if layer.kind == "bn":
-            sources |= {("params", layer.flax, "scale"): (f"{layer.torch}.weight", None),
-                        ("params", layer.flax, "bias"): (f"{layer.torch}.bias", None),
-                        ("batch_stats", layer.flax, "mean"): (f"{layer.torch}.running_mean", None),
-                        ("batch_stats", layer.flax, "var"): (f"{layer.torch}.running_var", None)}
+            sources |= {
+                ("params", layer.flax, "scale"): (f"{layer.torch}.weight", None),
+                ("params", layer.flax, "bias"): (f"{layer.torch}.bias", None),
+                ("batch_stats", layer.flax, "mean"): (f"{layer.torch}.running_mean", None),
+                ("batch_stats", layer.flax, "var"): (f"{layer.torch}.running_var", None),
+            }
         else:
             permutation = _CONV_KERNEL if layer.kind == "conv" else _LINEAR_KERNEL
-            sources |= {("params", layer.flax, "kernel"): (f"{layer.torch}.weight", permutation),
-                        ("params", layer.flax, "bias"): (f"{layer.torch}.bias", None)}
+            sources |= {
+                ("params", layer.flax, "kernel"): (f"{layer.torch}.weight", permutation),
+                ("params", layer.flax, "bias"): (f"{layer.torch}.bias", None),
+            }
     return sources
 
 
@@ -377,7 +431,8 @@ def flax_variables(model: nn.Module, template: Mapping, checkpoint: TorchCheckpo
             wrong.append(f"{name} has shape {tuple(tensor.shape)}, expected {expected}")
             continue
         values[path] = np.ascontiguousarray(
-            tensor if permutation is None else tensor.transpose(permutation))
+            tensor if permutation is None else tensor.transpose(permutation)
+        )
     used = {sources[path][0] for path in flat}
     unused = sorted(set(checkpoint.tensors) - used)
     problems = []
@@ -388,6 +443,7 @@ def flax_variables(model: nn.Module, template: Mapping, checkpoint: TorchCheckpo
     if unused:
         problems.append("unused tensor(s), not part of the model: " + _listed(unused))
     if problems:
-        raise CheckpointError(f"{checkpoint.path} does not match {described}: "
-                              + "; ".join(problems))
+        raise CheckpointError(
+            f"{checkpoint.path} does not match {described}: " + "; ".join(problems)
+        )
     return traverse_util.unflatten_dict(values)

@@ -43,19 +43,33 @@ def tiny_pool_after(module: int, num_modules: int) -> bool:
     return module == 2 or (module == 4 and num_modules == 6)
 
 
-def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1,
-                  groups: int = 1, inplace: bool = False) -> list[nn.Module]:
+def _conv_bn_relu(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int = 3,
+    padding: int = 1,
+    groups: int = 1,
+    inplace: bool = False,
+) -> list[nn.Module]:
     """Conv k×k (stride 1, with bias) → BatchNorm2d → ReLU (in place where the project's is)."""
-    return [nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, groups=groups),
-            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=inplace)]
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, groups=groups),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=inplace),
+    ]
 
 
 class ESC50CNN2D(nn.Module):
     """ESC-50: 3 × [Conv k×k → BN → ReLU (→ MaxPool 2×2 on blocks 1–2)] → GAP → Linear.
     Input (B, 1, n_mels, T): (B, 1, 64, 501) in the reference."""
 
-    def __init__(self, num_classes: int = 50, channels: Sequence[int] = (32, 64, 128),
-                 kernel_size: int = 5, in_channels: int = ESC50_IN_CHANNELS) -> None:
+    def __init__(
+        self,
+        num_classes: int = 50,
+        channels: Sequence[int] = (32, 64, 128),
+        kernel_size: int = 5,
+        in_channels: int = ESC50_IN_CHANNELS,
+    ) -> None:
         super().__init__()
         c1, c2, c3 = channels
         conv = dict(kernel_size=kernel_size, padding=esc50_padding(kernel_size), inplace=True)
@@ -77,13 +91,17 @@ class InceptionLikeModule(nn.Module):
     def __init__(self, in_channels: int, widths: Sequence[int]) -> None:
         super().__init__()
         width_1x1, width_3x3, width_pool = widths
-        self.branch1 = nn.Sequential(nn.Conv2d(in_channels, width_1x1, 1, bias=False),
-                                     nn.ReLU(inplace=True))
-        self.branch2 = nn.Sequential(nn.Conv2d(in_channels, width_3x3, 3, padding=1, bias=False),
-                                     nn.ReLU(inplace=True))
-        self.branch3 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1),
-                                     nn.Conv2d(in_channels, width_pool, 1, bias=False),
-                                     nn.ReLU(inplace=True))
+        self.branch1 = nn.Sequential(
+            nn.Conv2d(in_channels, width_1x1, 1, bias=False), nn.ReLU(inplace=True)
+        )
+        self.branch2 = nn.Sequential(
+            nn.Conv2d(in_channels, width_3x3, 3, padding=1, bias=False), nn.ReLU(inplace=True)
+        )
+        self.branch3 = nn.Sequential(
+            nn.MaxPool2d(3, stride=1, padding=1),
+            nn.Conv2d(in_channels, width_pool, 1, bias=False),
+            nn.ReLU(inplace=True),
+        )
         self.bn = nn.BatchNorm2d(width_1x1 + width_3x3 + width_pool)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,16 +113,23 @@ class InceptionTinyNet(nn.Module):
     modules of 192 channels, a 2×2 max-pool after module 2 and, when M = 6, after module 4
     (64×64 → 32×32 → 16×16); GAP → Linear(192 → classes). Input (B, 3, 64, 64)."""
 
-    def __init__(self, num_classes: int = 200, num_modules: int = 6,
-                 branch_channels: Sequence[int] = (64, 64, 64)) -> None:
+    def __init__(
+        self,
+        num_classes: int = 200,
+        num_modules: int = 6,
+        branch_channels: Sequence[int] = (64, 64, 64),
+    ) -> None:
         super().__init__()
         if num_modules not in TINY_NUM_MODULES:
             raise ValueError(f"num_modules={num_modules}: the reference builds {TINY_NUM_MODULES}")
         if len(branch_channels) != 3 or sum(branch_channels) != TINY_MODULE_CHANNELS:
-            raise ValueError(f"branch_channels={tuple(branch_channels)} must be 3 widths summing "
-                             f"to {TINY_MODULE_CHANNELS}")
-        self.stem = nn.Sequential(nn.Conv2d(3, TINY_STEM_CHANNELS, 3, padding=1, bias=False),
-                                  nn.ReLU(inplace=True))
+            raise ValueError(
+                f"branch_channels={tuple(branch_channels)} must be 3 widths summing "
+                f"to {TINY_MODULE_CHANNELS}"
+            )
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, TINY_STEM_CHANNELS, 3, padding=1, bias=False), nn.ReLU(inplace=True)
+        )
         layers: list[nn.Module] = []
         in_channels = TINY_STEM_CHANNELS
         for module in range(1, num_modules + 1):
@@ -126,8 +151,13 @@ class Cub200GroupedCNN(nn.Sequential):
     widening; a 2×2 max-pool after stages 1 and 2; GAP → Flatten → Linear. Every conv has a bias
     and padding 1. Input (B, 3, 224, 224)."""
 
-    def __init__(self, num_classes: int = 200, num_blocks: int = 3, groups: int = 4,
-                 widths: Sequence[int] = CUB200_WIDTHS) -> None:
+    def __init__(
+        self,
+        num_classes: int = 200,
+        num_blocks: int = 3,
+        groups: int = 4,
+        widths: Sequence[int] = CUB200_WIDTHS,
+    ) -> None:
         if any(width % groups for width in widths):
             raise ValueError(f"groups={groups} must divide every stage width {tuple(widths)}")
         stage1, stage2, stage3 = widths
@@ -149,8 +179,9 @@ class CNNMultiLabel(nn.Module):
     [Conv3×3(channels_block3) → BN → ReLU → GAP] → Dropout → Linear, one logit per attribute.
     Input (B, 3, 64, 64)."""
 
-    def __init__(self, num_classes: int = 5, channels_block3: int = 256,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self, num_classes: int = 5, channels_block3: int = 256, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         c1, c2 = CELEBA_WIDTHS
         self.block1 = nn.Sequential(*_conv_bn_relu(3, c1), nn.MaxPool2d(2))

@@ -7,7 +7,6 @@ import ml_collections
 from flax import linen as nn
 
 from jaxdl.checks import check
-
 from jaxdl.models import layers
 
 
@@ -30,8 +29,12 @@ class CelebaCNN(nn.Module):
     @staticmethod
     def check_hyperparameters(model: ml_collections.ConfigDict) -> None:
         width = model.channels_block3
-        check(isinstance(width, int) and width >= 1, "model.channels_block3", width,
-              "a positive number of channels")
+        check(
+            isinstance(width, int) and width >= 1,
+            "model.channels_block3",
+            width,
+            "a positive number of channels",
+        )
         check(0.0 <= model.dropout < 1.0, "model.dropout", model.dropout, "a probability in [0, 1)")
 
     @nn.compact

@@ -37,27 +37,51 @@ MIN_STACKED_ROWS = 64
 NHWC = ("NHWC", "HWIO", "NHWC")
 
 
-def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
-                         rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
-                         batch_group_count=1, precision=None, preferred_element_type=None):
+def conv_general_dilated(
+    lhs,
+    rhs,
+    window_strides,
+    padding,
+    lhs_dilation=None,
+    rhs_dilation=None,
+    dimension_numbers=None,
+    feature_group_count=1,
+    batch_group_count=1,
+    precision=None,
+    preferred_element_type=None,
+):
     """`lax.conv_general_dilated`, with the GEMM kernel gradient where it applies (module doc)."""
     plain = functools.partial(
-        lax.conv_general_dilated, window_strides=window_strides, padding=padding,
-        lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
-        dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
-        batch_group_count=batch_group_count, precision=precision,
-        preferred_element_type=preferred_element_type)
-    simple = (all(s == 1 for s in window_strides)
-              and all(d == 1 for d in (lhs_dilation or ()))
-              and all(d == 1 for d in (rhs_dilation or ()))
-              and feature_group_count == 1 and batch_group_count == 1
-              and precision is None and preferred_element_type is None and lhs.ndim == 4
-              and _is_nhwc(dimension_numbers, lhs.shape, rhs.shape)
-              and rhs.shape[1] * rhs.shape[2] >= MIN_STACKED_ROWS)
+        lax.conv_general_dilated,
+        window_strides=window_strides,
+        padding=padding,
+        lhs_dilation=lhs_dilation,
+        rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers,
+        feature_group_count=feature_group_count,
+        batch_group_count=batch_group_count,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+    )
+    simple = (
+        all(s == 1 for s in window_strides)
+        and all(d == 1 for d in (lhs_dilation or ()))
+        and all(d == 1 for d in (rhs_dilation or ()))
+        and feature_group_count == 1
+        and batch_group_count == 1
+        and precision is None
+        and preferred_element_type is None
+        and lhs.ndim == 4
+        and _is_nhwc(dimension_numbers, lhs.shape, rhs.shape)
+        and rhs.shape[1] * rhs.shape[2] >= MIN_STACKED_ROWS
+    )
     if not (simple and fast_kernel_gradient_applies()):
         return plain(lhs, rhs)
-    pads = (lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], (1, 1), padding)
-            if isinstance(padding, str) else padding)
+    pads = (
+        lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], (1, 1), padding)
+        if isinstance(padding, str)
+        else padding
+    )
     return conv_nhwc(lhs, rhs, tuple(tuple(int(v) for v in pair) for pair in pads))
 
 
@@ -96,8 +120,9 @@ def _conv_backward(pads, residuals, dy):
 conv_nhwc.defvjp(_conv_forward, _conv_backward)
 
 
-def kernel_gradient(x: jax.Array, dy: jax.Array, kernel_size: Sequence[int],
-                    pads: Sequence[Sequence[int]]) -> jax.Array:
+def kernel_gradient(
+    x: jax.Array, dy: jax.Array, kernel_size: Sequence[int], pads: Sequence[Sequence[int]]
+) -> jax.Array:
     """dL/dkernel (kh, kw, C_in, C_out) of a stride-1 NHWC conv, as chunked GEMMs (module doc).
 
     x (N, H, W, C_in) is the conv's input, dy (N, Ho, Wo, C_out) the output's cotangent.
@@ -126,11 +151,17 @@ def kernel_gradient(x: jax.Array, dy: jax.Array, kernel_size: Sequence[int],
         images_x = lax.dynamic_index_in_dim(x_flat, chunk, axis=2, keepdims=False)
         # Column shifts stacked once (kw·C_in rows); a row shift i is then a slice at i·wp.
         by_column = jnp.concatenate(
-            [lax.slice_in_dim(images_x, j, j + span, axis=2) for j in range(kw)], axis=0)
+            [lax.slice_in_dim(images_x, j, j + span, axis=2) for j in range(kw)], axis=0
+        )
         images_dy = lax.dynamic_index_in_dim(dy_flat, chunk, axis=1, keepdims=False)
         images_dy = images_dy.reshape(images * rows, c_out)
-        per_row = [lax.slice_in_dim(by_column, i * wp, i * wp + rows, axis=2)
-                   .reshape(kw * c_in, images * rows) @ images_dy for i in range(kh)]
+        per_row = [
+            lax.slice_in_dim(by_column, i * wp, i * wp + rows, axis=2).reshape(
+                kw * c_in, images * rows
+            )
+            @ images_dy
+            for i in range(kh)
+        ]
         return total + jnp.stack(per_row)
 
     total = lax.fori_loop(0, chunks, add_chunk, jnp.zeros((kh, kw * c_in, c_out), dy.dtype))

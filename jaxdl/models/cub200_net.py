@@ -8,7 +8,6 @@ import ml_collections
 from flax import linen as nn
 
 from jaxdl.checks import check
-
 from jaxdl.errors import ConfigError
 from jaxdl.models import layers
 
@@ -36,12 +35,22 @@ class Cub200GroupedCNN(nn.Module):
     @staticmethod
     def check_hyperparameters(model: ml_collections.ConfigDict) -> None:
         blocks, groups = model.num_blocks, model.groups
-        check(isinstance(blocks, int) and blocks >= 1, "model.num_blocks", blocks,
-              "a positive number of blocks per stage")
-        divisors = [g for g in range(1, STAGE_WIDTHS[0] + 1) if all(w % g == 0 for w in STAGE_WIDTHS)]
-        check(isinstance(groups, int) and groups in divisors, "model.groups", groups,
-              f"a number of groups dividing every stage width {STAGE_WIDTHS}: "
-              f"{', '.join(map(str, divisors[:-1]))} or {divisors[-1]}")
+        check(
+            isinstance(blocks, int) and blocks >= 1,
+            "model.num_blocks",
+            blocks,
+            "a positive number of blocks per stage",
+        )
+        divisors = [
+            g for g in range(1, STAGE_WIDTHS[0] + 1) if all(w % g == 0 for w in STAGE_WIDTHS)
+        ]
+        check(
+            isinstance(groups, int) and groups in divisors,
+            "model.groups",
+            groups,
+            f"a number of groups dividing every stage width {STAGE_WIDTHS}: "
+            f"{', '.join(map(str, divisors[:-1]))} or {divisors[-1]}",
+        )
 
     def __post_init__(self) -> None:
         if self.groups < 1 or any(width % self.groups for width in self.widths):

@@ -8,7 +8,6 @@ import ml_collections
 from flax import linen as nn
 
 from jaxdl.checks import check
-
 from jaxdl.models import layers
 
 
@@ -28,18 +27,26 @@ class Esc50CNN(nn.Module):
     @staticmethod
     def check_hyperparameters(model: ml_collections.ConfigDict) -> None:
         channels = tuple(model.channels)
-        check(len(channels) == 3 and all(isinstance(c, int) and c > 0 for c in channels),
-              "model.channels", channels,
-              "three positive widths, e.g. (32, 64, 128) or (48, 96, 192)")
-        check(model.kernel_size in (1, 3, 5, 7), "model.kernel_size", model.kernel_size,
-              "an odd size in [1, 3, 5, 7] (the reference grid uses 3 and 5)")
+        check(
+            len(channels) == 3 and all(isinstance(c, int) and c > 0 for c in channels),
+            "model.channels",
+            channels,
+            "three positive widths, e.g. (32, 64, 128) or (48, 96, 192)",
+        )
+        check(
+            model.kernel_size in (1, 3, 5, 7),
+            "model.kernel_size",
+            model.kernel_size,
+            "an odd size in [1, 3, 5, 7] (the reference grid uses 3 and 5)",
+        )
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         in_channels = x.shape[-1]
         for block, width in enumerate(self.channels):
-            conv = layers.conv(width, self.kernel_size, in_channels, self.init_scheme,
-                               f"conv{block}")
+            conv = layers.conv(
+                width, self.kernel_size, in_channels, self.init_scheme, f"conv{block}"
+            )
             x = conv(x)
             x = nn.relu(layers.batch_norm(train, name=f"bn{block}")(x))
             if block < len(self.channels) - 1:

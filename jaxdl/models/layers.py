@@ -61,16 +61,18 @@ class BatchNorm(nn.BatchNorm):
 
     @nn.compact
     def __call__(self, x, use_running_average: bool | None = None, *, mask=None):
-        training = not nn.merge_param("use_running_average", self.use_running_average,
-                                      use_running_average)
+        training = not nn.merge_param(
+            "use_running_average", self.use_running_average, use_running_average
+        )
         before = self.get_variable("batch_stats", "var")
         y = super().__call__(x, use_running_average, mask=mask)
         if training and not self.is_initializing():
             # Flax stored m·before + (1-m)·biased; torch wants m·before + (1-m)·biased·n/(n-1).
             after = self.get_variable("batch_stats", "var")
             n = x.size // x.shape[-1]
-            self.put_variable("batch_stats", "var",
-                              after + (after - self.momentum * before) / max(n - 1, 1))
+            self.put_variable(
+                "batch_stats", "var", after + (after - self.momentum * before) / max(n - 1, 1)
+            )
         return y
 
 
@@ -179,8 +181,13 @@ def conv(
             features, (kernel_size, kernel_size), groups, use_bias=use_bias, name=name, **init
         )
     return nn.Conv(
-        features, (kernel_size, kernel_size), padding="SAME", use_bias=use_bias, name=name,
-        conv_general_dilated=conv_general_dilated, **init
+        features,
+        (kernel_size, kernel_size),
+        padding="SAME",
+        use_bias=use_bias,
+        name=name,
+        conv_general_dilated=conv_general_dilated,
+        **init,
     )
 
 

@@ -36,13 +36,22 @@ class TinyImageNetInception(nn.Module):
     @staticmethod
     def check_hyperparameters(model: ml_collections.ConfigDict) -> None:
         modules = model.num_modules
-        check(isinstance(modules, int) and modules >= 1, "model.num_modules", modules,
-              "a positive number of Inception modules (the reference uses 4 and 6)")
+        check(
+            isinstance(modules, int) and modules >= 1,
+            "model.num_modules",
+            modules,
+            "a positive number of Inception modules (the reference uses 4 and 6)",
+        )
         branches = tuple(model.branch_channels)
-        check(len(branches) == 3 and all(isinstance(c, int) and c > 0 for c in branches)
-              and sum(branches) == MODULE_CHANNELS, "model.branch_channels", branches,
-              f"three positive widths summing to {MODULE_CHANNELS}, e.g. (64, 64, 64) or "
-              "(48, 72, 72)")
+        check(
+            len(branches) == 3
+            and all(isinstance(c, int) and c > 0 for c in branches)
+            and sum(branches) == MODULE_CHANNELS,
+            "model.branch_channels",
+            branches,
+            f"three positive widths summing to {MODULE_CHANNELS}, e.g. (64, 64, 64) or "
+            "(48, 72, 72)",
+        )
 
     def __post_init__(self) -> None:
         if len(self.branch_channels) != 3 or sum(self.branch_channels) != MODULE_CHANNELS:
@@ -59,7 +68,9 @@ class TinyImageNetInception(nn.Module):
         for module in range(self.num_modules):
             prefix = f"module{module}"
             bias_free = {
-                "in_features": x.shape[-1], "init_scheme": self.init_scheme, "use_bias": False
+                "in_features": x.shape[-1],
+                "init_scheme": self.init_scheme,
+                "use_bias": False,
             }
             branches = (
                 layers.conv(width_1x1, 1, name=f"{prefix}_branch1x1", **bias_free)(x),

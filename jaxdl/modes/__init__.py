@@ -15,8 +15,17 @@ import ml_collections
 from jaxdl import config as config_lib
 from jaxdl.errors import ConfigError
 
-MODES = ("train", "evaluate", "lr_finder", "grid_search", "analyze", "compare", "report", "bench",
-         "import_torch")
+MODES = (
+    "train",
+    "evaluate",
+    "lr_finder",
+    "grid_search",
+    "analyze",
+    "compare",
+    "report",
+    "bench",
+    "import_torch",
+)
 WRITES_NOTHING = ("bench",)  # every other mode writes under <workdir>/logs or /checkpoints
 READS_DATA = ("train", "evaluate", "lr_finder", "grid_search", "analyze", "bench", "import_torch")
 
@@ -52,19 +61,26 @@ def check_folders(mode: str, config: ml_collections.ConfigDict, workdir: pathlib
     writable; ConfigError naming the folder otherwise."""
     if mode not in WRITES_NOTHING:
         for folder in (workdir / "logs", workdir / "checkpoints"):
-            _require_writable(folder, f"--workdir {workdir}", "pass --workdir=<a folder you can "
-                              "write> (it is created if missing) or change its permissions")
+            _require_writable(
+                folder,
+                f"--workdir {workdir}",
+                "pass --workdir=<a folder you can "
+                "write> (it is created if missing) or change its permissions",
+            )
     if mode in READS_DATA or (mode == "compare" and config.compare.run):
         from jaxdl.data.cache import cache_root  # imports JAX (seconds): only once flags are read
 
         root = cache_root(config)
-        _require_writable(root, f"data cache {root} (data.cache_dir, else $JAXDL_CACHE, else "
-                          "~/.cache/jaxdl)", "pass --config.data.cache_dir=<a folder you can "
-                          "write> or change its permissions")
+        _require_writable(
+            root,
+            f"data cache {root} (data.cache_dir, else $JAXDL_CACHE, else ~/.cache/jaxdl)",
+            "pass --config.data.cache_dir=<a folder you can write> or change its permissions",
+        )
 
 
-def run_mode(mode: str, config: ml_collections.ConfigDict, workdir: pathlib.Path,
-             args: ModeArgs) -> dict:
+def run_mode(
+    mode: str, config: ml_collections.ConfigDict, workdir: pathlib.Path, args: ModeArgs
+) -> dict:
     """Validates the config and the folders the mode writes, then imports the mode lazily (each
     pulls in only what it needs) and runs it."""
     if mode not in MODES:

@@ -36,11 +36,19 @@ def benchmark(config: ml_collections.ConfigDict) -> dict:
     distributed.check_batch_size("train.batch_size", batch_size, parts.mesh)
     rng = np.random.default_rng(config.seed)
     shape = (batch_size, *task.input_shape(config))
-    labels = (rng.integers(0, len(names), batch_size) if task.objective_kind == "multiclass"
-              else rng.integers(0, 2, (batch_size, len(names))))
+    labels = (
+        rng.integers(0, len(names), batch_size)
+        if task.objective_kind == "multiclass"
+        else rng.integers(0, 2, (batch_size, len(names)))
+    )
     batch = jax.device_put(
-        {"x": rng.standard_normal(shape, np.float32), "y": labels.astype(np.int32),
-         "mask": np.ones(batch_size, np.float32)}, distributed.data_sharded(parts.mesh))
+        {
+            "x": rng.standard_normal(shape, np.float32),
+            "y": labels.astype(np.int32),
+            "mask": np.ones(batch_size, np.float32),
+        },
+        distributed.data_sharded(parts.mesh),
+    )
 
     params = count_params(parts.state.params)  # before the first step donates the state
     state = parts.state
@@ -51,14 +59,21 @@ def benchmark(config: ml_collections.ConfigDict) -> dict:
         return sums
 
     train_ms = _median_ms(train_once, config.bench.warmup, config.bench.steps)
-    eval_ms = _median_ms(lambda: parts.steps.eval(state, batch), config.bench.warmup,
-                         config.bench.steps)
-    return {"framework": "jax", "model": config.task, "batch_size": batch_size,
-            "params": params,
-            "train_samples_per_s": batch_size / train_ms * 1000,
-            "eval_samples_per_s": batch_size / eval_ms * 1000,
-            "train_step_ms_median": train_ms, "eval_step_ms_median": eval_ms,
-            "devices": jax.device_count(), "backend": jax.default_backend()}
+    eval_ms = _median_ms(
+        lambda: parts.steps.eval(state, batch), config.bench.warmup, config.bench.steps
+    )
+    return {
+        "framework": "jax",
+        "model": config.task,
+        "batch_size": batch_size,
+        "params": params,
+        "train_samples_per_s": batch_size / train_ms * 1000,
+        "eval_samples_per_s": batch_size / eval_ms * 1000,
+        "train_step_ms_median": train_ms,
+        "eval_step_ms_median": eval_ms,
+        "devices": jax.device_count(),
+        "backend": jax.default_backend(),
+    }
 
 
 def run(config: ml_collections.ConfigDict, workdir, args) -> dict:

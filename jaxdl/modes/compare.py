@@ -31,17 +31,31 @@ def _train_and_compare(config: ml_collections.ConfigDict, workdir: pathlib.Path)
         return _compare_variants(config, workdir, variants, data, log_dir, resumed)
 
 
-def _compare_variants(config: ml_collections.ConfigDict, workdir: pathlib.Path,
-                      variants: list[ml_collections.ConfigDict], data: fit.Data,
-                      log_dir: pathlib.Path, resumed: bool) -> dict:
+def _compare_variants(
+    config: ml_collections.ConfigDict,
+    workdir: pathlib.Path,
+    variants: list[ml_collections.ConfigDict],
+    data: fit.Data,
+    log_dir: pathlib.Path,
+    resumed: bool,
+) -> dict:
     files.write_json_atomic(log_dir / "config.json", config.to_dict())
-    print(f"compare {log_dir.name}{' (resumed)' if resumed else ''}: baseline + "
-          f"{len(variants) - 1} one-factor variants x {variants[0].train.epochs} epochs")
-    results = grid.train_members(config, variants, log_dir, workdir / "checkpoints" / log_dir.name,
-                                 group.resolve_strategy(config.grid.strategy), data)
+    print(
+        f"compare {log_dir.name}{' (resumed)' if resumed else ''}: baseline + "
+        f"{len(variants) - 1} one-factor variants x {variants[0].train.epochs} epochs"
+    )
+    results = grid.train_members(
+        config,
+        variants,
+        log_dir,
+        workdir / "checkpoints" / log_dir.name,
+        group.resolve_strategy(config.grid.strategy),
+        data,
+    )
     trained = [r.member.log_dir for r in results if r.history]
-    result = comparison.write(comparison.load(trained, config.train.best_metric,
-                                              config.train.best_mode), log_dir)
+    result = comparison.write(
+        comparison.load(trained, config.train.best_metric, config.train.best_mode), log_dir
+    )
     runs.write_status(log_dir, config, "finished")
     print((log_dir / "comparison.md").read_text(), end="")
     return result
@@ -51,15 +65,22 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
     if config.compare.run:
         return _train_and_compare(config, workdir)
     if not args.runs:
-        raise ConfigError("--mode=compare needs --runs=NAME,GLOB,... (runs under "
-                          f"{workdir / 'logs'} or their directories)")
-    loaded = comparison.load(comparison.resolve_runs(args.runs, workdir / "logs"),
-                             config.train.best_metric, config.train.best_mode)
+        raise ConfigError(
+            "--mode=compare needs --runs=NAME,GLOB,... (runs under "
+            f"{workdir / 'logs'} or their directories)"
+        )
+    loaded = comparison.load(
+        comparison.resolve_runs(args.runs, workdir / "logs"),
+        config.train.best_metric,
+        config.train.best_mode,
+    )
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = config.run_name or f"compare_{config.task}_{stamp}"
     out_dir = files.unique_dir(workdir / "logs", name)
     result = comparison.write(loaded, out_dir)
-    print(f"compared {len(loaded.rows)} runs on val/{loaded.metric} (differing: "
-          f"{', '.join(result['differing_keys']) or 'nothing'}) -> {out_dir}")
+    print(
+        f"compared {len(loaded.rows)} runs on val/{loaded.metric} (differing: "
+        f"{', '.join(result['differing_keys']) or 'nothing'}) -> {out_dir}"
+    )
     print((out_dir / "comparison.md").read_text(), end="")
     return result

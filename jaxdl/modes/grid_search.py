@@ -36,14 +36,21 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
         return _run_grid(config, workdir, members, data, log_dir, resumed)
 
 
-def _run_grid(config: ml_collections.ConfigDict, workdir: pathlib.Path,
-              members: list[ml_collections.ConfigDict], data: fit.Data, log_dir: pathlib.Path,
-              resumed: bool) -> dict:
+def _run_grid(
+    config: ml_collections.ConfigDict,
+    workdir: pathlib.Path,
+    members: list[ml_collections.ConfigDict],
+    data: fit.Data,
+    log_dir: pathlib.Path,
+    resumed: bool,
+) -> dict:
     checkpoint_dir = workdir / "checkpoints" / log_dir.name
     files.write_json_atomic(log_dir / "config.json", config.to_dict())  # the grid's own config
     strategy = group.resolve_strategy(config.grid.strategy)
-    print(f"grid {log_dir.name}{' (resumed)' if resumed else ''}: {len(members)} members x "
-          f"{config.grid.epochs} epochs, strategy {strategy}\n  logs: {log_dir}")
+    print(
+        f"grid {log_dir.name}{' (resumed)' if resumed else ''}: {len(members)} members x "
+        f"{config.grid.epochs} epochs, strategy {strategy}\n  logs: {log_dir}"
+    )
     started = time.perf_counter()
     results = grid.train_members(config, members, log_dir, checkpoint_dir, strategy, data)
     seconds = time.perf_counter() - started
@@ -58,14 +65,25 @@ def _run_grid(config: ml_collections.ConfigDict, workdir: pathlib.Path,
         runs.write_status(log_dir, config, "failed")
         raise JaxdlError(f"every member of grid {log_dir.name} diverged; see {log_dir}/summary.md")
     best = next(r for r in results if r.member.name == top["run"]).member.config
-    grid.write_best_config(log_dir / "best_config.py", best, config,
-                           f"Best of grid {log_dir.name}: {top['run']}, val {metric} "
-                           f"{top[f'best_val_{metric}']:.4f} at epoch {top['best_epoch']}.")
+    grid.write_best_config(
+        log_dir / "best_config.py",
+        best,
+        config,
+        f"Best of grid {log_dir.name}: {top['run']}, val {metric} "
+        f"{top[f'best_val_{metric}']:.4f} at epoch {top['best_epoch']}.",
+    )
     runs.write_status(log_dir, config, "finished")
     print(markdown.rows_table(rows[:10], list(rows[0])))
-    return {"mode": "grid_search", "run": log_dir.name, "members": len(members),
-            "groups": len({grid.architecture(m) for m in members}), "strategy": strategy,
-            "seconds": seconds, "best_run": top["run"],
-            f"best_val_{metric}": top[f"best_val_{metric}"],
-            "best_val_loss": top["val_loss"], "best_config": str(log_dir / "best_config.py"),
-            "summary": str(log_dir / "summary.md")}
+    return {
+        "mode": "grid_search",
+        "run": log_dir.name,
+        "members": len(members),
+        "groups": len({grid.architecture(m) for m in members}),
+        "strategy": strategy,
+        "seconds": seconds,
+        "best_run": top["run"],
+        f"best_val_{metric}": top[f"best_val_{metric}"],
+        "best_val_loss": top["val_loss"],
+        "best_config": str(log_dir / "best_config.py"),
+        "summary": str(log_dir / "summary.md"),
+    }

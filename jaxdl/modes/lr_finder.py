@@ -29,39 +29,61 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
     batch_size = finder.batch_size or config.train.batch_size
     distributed.check_batch_size(batch_key, batch_size, model.mesh)
     if pipeline.num_train_batches(train_split.source, batch_size) == 0:
-        raise DataError(f"the training split has {len(train_split.source)} examples, fewer than "
-                        f"one batch of {batch_key}={batch_size}")
+        raise DataError(
+            f"the training split has {len(train_split.source)} examples, fewer than "
+            f"one batch of {batch_key}={batch_size}"
+        )
 
     log_dir = files.unique_dir(workdir / "logs", runs.run_name(config, "lr_finder"))
-    print(f"LR finder {log_dir.name}: lr {finder.start:g} -> {finder.end:g} over {finder.steps} "
-          f"steps, batch {batch_size}, optimizer {config.train.optimizer} "
-          f"(weight decay {config.train.weight_decay:g})\n  logs: {log_dir}")
+    print(
+        f"LR finder {log_dir.name}: lr {finder.start:g} -> {finder.end:g} over {finder.steps} "
+        f"steps, batch {batch_size}, optimizer {config.train.optimizer} "
+        f"(weight decay {config.train.weight_decay:g})\n  logs: {log_dir}"
+    )
     with RunLogger(log_dir, config.to_dict()) as logger:
         result = lr_sweep.sweep(config, model, train_split.source, batch_size, logger)
     rows, suggestion, stop_reason = result.rows, result.suggestion, result.stop_reason
 
     trace_lrs = np.array([row["lr"] for row in rows])
-    outputs = {"csv": str(log_dir / "lr_finder.csv"), "png": str(log_dir / "lr_finder.png"),
-               "summary": str(log_dir / "summary.json"), "events": str(log_dir)}
-    files.write_csv_atomic(log_dir / "lr_finder.csv", rows,
-                           ("step", "lr", "loss", "smoothed_loss"))
-    plots.plot_lr_finder(trace_lrs, [row["loss"] for row in rows],
-                         np.array([row["smoothed_loss"] for row in rows])
-                         if finder.smoothing > 0 else None, suggestion.lr,
-                         log_dir / "lr_finder.png", window=suggestion.window)
-    summary = {"mode": "lr_finder", "run": log_dir.name, "suggested_lr": suggestion.lr,
-               "window": list(suggestion.window),
-               "stopped_early": stop_reason != lr_sweep.COMPLETED, "stop_reason": stop_reason,
-               "steps_run": len(rows), "steps_planned": finder.steps,
-               "min_loss": suggestion.min_loss, "lr_at_min": suggestion.lr_at_min,
-               "smoothing": finder.smoothing, "batch_size": batch_size,
-               "seconds": round(result.seconds, 3), "outputs": outputs}
+    outputs = {
+        "csv": str(log_dir / "lr_finder.csv"),
+        "png": str(log_dir / "lr_finder.png"),
+        "summary": str(log_dir / "summary.json"),
+        "events": str(log_dir),
+    }
+    files.write_csv_atomic(log_dir / "lr_finder.csv", rows, ("step", "lr", "loss", "smoothed_loss"))
+    plots.plot_lr_finder(
+        trace_lrs,
+        [row["loss"] for row in rows],
+        np.array([row["smoothed_loss"] for row in rows]) if finder.smoothing > 0 else None,
+        suggestion.lr,
+        log_dir / "lr_finder.png",
+        window=suggestion.window,
+    )
+    summary = {
+        "mode": "lr_finder",
+        "run": log_dir.name,
+        "suggested_lr": suggestion.lr,
+        "window": list(suggestion.window),
+        "stopped_early": stop_reason != lr_sweep.COMPLETED,
+        "stop_reason": stop_reason,
+        "steps_run": len(rows),
+        "steps_planned": finder.steps,
+        "min_loss": suggestion.min_loss,
+        "lr_at_min": suggestion.lr_at_min,
+        "smoothing": finder.smoothing,
+        "batch_size": batch_size,
+        "seconds": round(result.seconds, 3),
+        "outputs": outputs,
+    }
     files.write_json_atomic(log_dir / "summary.json", summary)
 
-    print(f"  {len(rows)}/{finder.steps} steps in {result.seconds:.1f} s, stopped: {stop_reason}"
-          f"\n  lowest {'smoothed ' if finder.smoothing > 0 else ''}loss {suggestion.min_loss:.4f} "
-          f"at lr {suggestion.lr_at_min:.3g}\n  stable window {suggestion.window[0]:.3g} – "
-          f"{suggestion.window[1]:.3g}, suggested lr {suggestion.lr:.3g}")
+    print(
+        f"  {len(rows)}/{finder.steps} steps in {result.seconds:.1f} s, stopped: {stop_reason}"
+        f"\n  lowest {'smoothed ' if finder.smoothing > 0 else ''}loss {suggestion.min_loss:.4f} "
+        f"at lr {suggestion.lr_at_min:.3g}\n  stable window {suggestion.window[0]:.3g} – "
+        f"{suggestion.window[1]:.3g}, suggested lr {suggestion.lr:.3g}"
+    )
     if suggestion.window[0] == suggestion.window[1] == trace_lrs[0]:
         print("  the loss never decreased: raise lr_finder.end, or check the data and model")
     elif stop_reason == lr_sweep.COMPLETED and suggestion.lr_at_min == trace_lrs[-1]:

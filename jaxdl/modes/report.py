@@ -47,18 +47,31 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
     report_dir = workdir / "logs" / "report" / config.task
     report_dir.mkdir(parents=True, exist_ok=True)
     figure_dir = files.unique_dir(report_dir, f"figures-{now:%Y%m%d-%H%M%S}")
-    ctx = Context(task=config.task, workdir=workdir, report_dir=report_dir,
-                  runs=discover.find_runs(workdir / "logs", config.task),
-                  figures=Figures(report_dir, figure_dir),
-                  defaults=commands.task_defaults(config.task), config=commands.json_shaped(config))
+    ctx = Context(
+        task=config.task,
+        workdir=workdir,
+        report_dir=report_dir,
+        runs=discover.find_runs(workdir / "logs", config.task),
+        figures=Figures(report_dir, figure_dir),
+        defaults=commands.task_defaults(config.task),
+        config=commands.json_shaped(config),
+    )
     text, parts = sections.render(ctx, environment.environment(), f"{now:%Y-%m-%d %H:%M:%S}")
     report = report_dir / "report.md"
     previous = _keep_previous(report)
     files.write_text_atomic(report, text)
     missing = [part.title for part in parts if part.missing]
-    print(f"report {report}: {len(parts) - len(missing)} of {len(parts)} sections filled"
-          + (f"; not run yet: {', '.join(missing)}" if missing else "")
-          + (f"\n  the previous report is kept as {previous}" if previous else ""))
-    return {"mode": "report", "task": config.task, "report": str(report),
-            "sections_filled": len(parts) - len(missing), "sections_missing": missing,
-            "figures": len(ctx.figures.written), "previous": str(previous) if previous else None}
+    print(
+        f"report {report}: {len(parts) - len(missing)} of {len(parts)} sections filled"
+        + (f"; not run yet: {', '.join(missing)}" if missing else "")
+        + (f"\n  the previous report is kept as {previous}" if previous else "")
+    )
+    return {
+        "mode": "report",
+        "task": config.task,
+        "report": str(report),
+        "sections_filled": len(parts) - len(missing),
+        "sections_missing": missing,
+        "figures": len(ctx.figures.written),
+        "previous": str(previous) if previous else None,
+    }

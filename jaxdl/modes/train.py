@@ -27,20 +27,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
     """
     mode = "overfit" if config.train.overfit_n > 0 else "train"
     data = training_data(config, jax.device_count())
-    trainer = group.build([config], data.names, "sequential",
-                          steps_per_epoch=fit.batches_per_epoch(data))
+    trainer = group.build(
+        [config], data.names, "sequential", steps_per_epoch=fit.batches_per_epoch(data)
+    )
     with runs.open_run(workdir / "logs", config, mode) as (log_dir, resumed):
         return _train_run(config, workdir, data, trainer, mode, log_dir, resumed)
 
 
-def _train_run(config: ml_collections.ConfigDict, workdir: pathlib.Path, data: fit.Data,
-               trainer: group.Group, mode: str, log_dir: pathlib.Path, resumed: bool) -> dict:
+def _train_run(
+    config: ml_collections.ConfigDict,
+    workdir: pathlib.Path,
+    data: fit.Data,
+    trainer: group.Group,
+    mode: str,
+    log_dir: pathlib.Path,
+    resumed: bool,
+) -> dict:
     overfit = mode == "overfit"
     checkpoint_dir = workdir / "checkpoints" / log_dir.name
-    print(f"run {log_dir.name}{' (resumed)' if resumed else ''}: {len(data.train)} train / "
-          f"{len(data.val)} val examples, {len(data.names)} classes, batch {data.batch_size}, "
-          f"{fit.batches_per_epoch(data)} steps/epoch on "
-          f"{trainer.mesh.shape['data']} device(s)")
+    print(
+        f"run {log_dir.name}{' (resumed)' if resumed else ''}: {len(data.train)} train / "
+        f"{len(data.val)} val examples, {len(data.names)} classes, batch {data.batch_size}, "
+        f"{fit.batches_per_epoch(data)} steps/epoch on "
+        f"{trainer.mesh.shape['data']} device(s)"
+    )
     print(f"  logs: {log_dir}\n  checkpoints: {checkpoint_dir}")
     member = fit.Member(log_dir.name, config, log_dir, checkpoint_dir)
     try:
@@ -49,15 +59,23 @@ def _train_run(config: ml_collections.ConfigDict, workdir: pathlib.Path, data: f
         runs.write_status(log_dir, config, "failed")
         raise
     best = fit.history_records(result)
-    summary = {"mode": mode, "run": log_dir.name, "checkpoint": str(checkpoint_dir),
-               "best_epoch": result.best_epoch,
-               **{k.replace("/", "_"): v for k, v in best.items() if k.startswith("val/")},
-               "final_train_loss": result.history[-1]["train/loss"]}
+    summary = {
+        "mode": mode,
+        "run": log_dir.name,
+        "checkpoint": str(checkpoint_dir),
+        "best_epoch": result.best_epoch,
+        **{k.replace("/", "_"): v for k, v in best.items() if k.startswith("val/")},
+        "final_train_loss": result.history[-1]["train/loss"],
+    }
     if not overfit and config.train.evaluate_test:
-        test = evaluation.evaluate_checkpoint(config, checkpoint_dir, "test", log_dir / "test",
-                                              trainer)
-        summary |= {f"test_{k}": v for k, v in test.items()
-                    if k not in ("split", "checkpoint", "outputs", "epoch")}
+        test = evaluation.evaluate_checkpoint(
+            config, checkpoint_dir, "test", log_dir / "test", trainer
+        )
+        summary |= {
+            f"test_{k}": v
+            for k, v in test.items()
+            if k not in ("split", "checkpoint", "outputs", "epoch")
+        }
     runs.write_status(log_dir, config, "finished")
     logging.info("training finished: %s", summary)
     return summary

@@ -44,16 +44,33 @@ def overrides(config: Mapping, defaults: Mapping) -> list[str]:
     """`--config.KEY=VALUE` for each key of `config` that differs from (or is not in) `defaults`,
     sorted by key. Both are JSON-shaped dicts (see `json_shaped`)."""
     run, base = config_lib.flatten(config), config_lib.flatten(defaults)
-    return [f"--config.{key}={flag_value(value)}" for key, value in sorted(run.items())
-            if key not in base or base[key] != value]
+    return [
+        f"--config.{key}={flag_value(value)}"
+        for key, value in sorted(run.items())
+        if key not in base or base[key] != value
+    ]
 
 
-def command(task: str, mode: str, workdir: pathlib.Path, flags: Sequence[str] = (),
-            config_overrides: Sequence[str] = ()) -> str:
+def command(
+    task: str,
+    mode: str,
+    workdir: pathlib.Path,
+    flags: Sequence[str] = (),
+    config_overrides: Sequence[str] = (),
+) -> str:
     """`python -m jaxdl.main --config <task> --mode=MODE [--workdir] [flags] [overrides]`, each
     argument shell-quoted; `--workdir` only when it is not `.`. The task name finds the task's
     config file in a checkout and in an installed jaxdl alike."""
     workdir_flag = [] if pathlib.Path(workdir) == pathlib.Path(".") else [f"--workdir={workdir}"]
-    arguments = ["python", "-m", "jaxdl.main", "--config", task, f"--mode={mode}",
-                 *workdir_flag, *flags, *config_overrides]
+    arguments = [
+        "python",
+        "-m",
+        "jaxdl.main",
+        "--config",
+        task,
+        f"--mode={mode}",
+        *workdir_flag,
+        *flags,
+        *config_overrides,
+    ]
     return " ".join(shlex.quote(a) for a in arguments)

@@ -21,9 +21,17 @@ from jaxdl.errors import ConfigError, DataError
 from jaxdl.utils import files, plots, run_metrics
 
 # Keys that do not change what a run learns (paths, logging, other modes' settings): never labels.
-_NOT_HYPERPARAMETERS = ("run_name", "data.cache_dir", "data.dir", "data.workers",
-                        "train.log_every_steps", "train.evaluate_test", "train.eval_batch_size",
-                        "train.checkpoint_every_steps", "train.resume")
+_NOT_HYPERPARAMETERS = (
+    "run_name",
+    "data.cache_dir",
+    "data.dir",
+    "data.workers",
+    "train.log_every_steps",
+    "train.evaluate_test",
+    "train.eval_batch_size",
+    "train.checkpoint_every_steps",
+    "train.resume",
+)
 _OTHER_MODES = ("lr_finder", "grid", "compare", "analyze", "bench")
 
 
@@ -35,8 +43,10 @@ def resolve_runs(patterns: Sequence[str], logs_dir: pathlib.Path) -> list[pathli
         matches = sorted(glob.glob(pattern)) + sorted(glob.glob(str(logs_dir / pattern)))
         directories = [pathlib.Path(m) for m in matches if pathlib.Path(m).is_dir()]
         if not directories:
-            raise ConfigError(f"--runs: {pattern!r} matches no run directory (looked for it as a "
-                              f"path and under {logs_dir})")
+            raise ConfigError(
+                f"--runs: {pattern!r} matches no run directory (looked for it as a "
+                f"path and under {logs_dir})"
+            )
         found.update(dict.fromkeys(d.resolve() for d in directories))
     return list(found)
 
@@ -44,35 +54,47 @@ def resolve_runs(patterns: Sequence[str], logs_dir: pathlib.Path) -> list[pathli
 def _read_config(log_dir: pathlib.Path) -> dict[str, Any]:
     path = log_dir / "config.json"
     if not path.is_file():
-        raise DataError(f"{path} is missing: compare labels runs by their config, which "
-                        "--mode=train writes there")
+        raise DataError(
+            f"{path} is missing: compare labels runs by their config, which "
+            "--mode=train writes there"
+        )
     return config_lib.flatten(json.loads(path.read_text()))
 
 
 def differing_hyperparameters(configs: Sequence[dict[str, Any]]) -> list[str]:
     """Dotted keys whose value differs between the flattened configs (missing counts as None)."""
     keys = sorted(set().union(*configs))
-    return [key for key in keys
-            if key not in _NOT_HYPERPARAMETERS and key.split(".")[0] not in _OTHER_MODES
-            and len({json.dumps(config.get(key)) for config in configs}) > 1]
+    return [
+        key
+        for key in keys
+        if key not in _NOT_HYPERPARAMETERS
+        and key.split(".")[0] not in _OTHER_MODES
+        and len({json.dumps(config.get(key)) for config in configs}) > 1
+    ]
 
 
 def _short_names(keys: Sequence[str]) -> dict[str, str]:
     """`train.lr` -> `lr`, unless two keys share their last part (then the full dotted key)."""
     last = [key.rsplit(".", 1)[-1] for key in keys]
-    return {key: name if last.count(name) == 1 else key
-            for key, name in zip(keys, last, strict=True)}
+    return {
+        key: name if last.count(name) == 1 else key for key, name in zip(keys, last, strict=True)
+    }
 
 
-def labels(log_dirs: Sequence[pathlib.Path], configs: Sequence[dict],
-           keys: Sequence[str]) -> list[str]:
-    """"lr=0.005, weight_decay=1e-05" per run; the run name where nothing differs or labels
+def labels(
+    log_dirs: Sequence[pathlib.Path], configs: Sequence[dict], keys: Sequence[str]
+) -> list[str]:
+    """ "lr=0.005, weight_decay=1e-05" per run; the run name where nothing differs or labels
     clash."""
     short = _short_names(keys)
-    named = [", ".join(f"{short[k]}={json.dumps(c.get(k), separators=(',', ':'))}" for k in keys)
-             for c in configs]
-    return [label if label and named.count(label) == 1 else f"{d.name} {label}".strip()
-            for d, label in zip(log_dirs, named, strict=True)]
+    named = [
+        ", ".join(f"{short[k]}={json.dumps(c.get(k), separators=(',', ':'))}" for k in keys)
+        for c in configs
+    ]
+    return [
+        label if label and named.count(label) == 1 else f"{d.name} {label}".strip()
+        for d, label in zip(log_dirs, named, strict=True)
+    ]
 
 
 def _curve_keys(metric: str) -> tuple[str, str, str]:
@@ -85,18 +107,27 @@ def _run_row(log_dir: pathlib.Path, history: list[dict], metric: str, mode: str)
     for key in _curve_keys(metric):
         if not run_metrics.curve(history, key):
             found = sorted(set().union(*history)) if history else "no epoch"
-            raise DataError(f"{log_dir}: no '{key}' in its {run_metrics.METRICS_FILE} (found: "
-                            f"{found}); compare needs runs written by --mode=train")
+            raise DataError(
+                f"{log_dir}: no '{key}' in its {run_metrics.METRICS_FILE} (found: "
+                f"{found}); compare needs runs written by --mode=train"
+            )
     epochs, values = zip(*run_metrics.curve(history, f"val/{metric}"), strict=True)
     backwards = values[::-1]
     best = len(values) - 1 - int(np.argmax(backwards) if mode == "max" else np.argmin(backwards))
     val_loss = dict(run_metrics.curve(history, "val/loss"))
     final_train = run_metrics.curve(history, "train/loss")[-1][1]
     final_val = run_metrics.curve(history, "val/loss")[-1][1]
-    return {"run": log_dir.name, "epochs": epochs[-1], "best_epoch": epochs[best],
-            f"best_val_{metric}": values[best], "val_loss_at_best": val_loss.get(epochs[best]),
-            f"final_val_{metric}": values[-1], "final_train_loss": final_train,
-            "final_val_loss": final_val, "train_val_gap": final_val - final_train}
+    return {
+        "run": log_dir.name,
+        "epochs": epochs[-1],
+        "best_epoch": epochs[best],
+        f"best_val_{metric}": values[best],
+        "val_loss_at_best": val_loss.get(epochs[best]),
+        f"final_val_{metric}": values[-1],
+        "final_train_loss": final_train,
+        "final_val_loss": final_val,
+        "train_val_gap": final_val - final_train,
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,8 +151,10 @@ def load(log_dirs: Sequence[pathlib.Path], metric: str, mode: str) -> Comparison
     keys = differing_hyperparameters(configs)
     names = labels(log_dirs, configs, keys)
     histories = [run_metrics.read_history(d) for d in log_dirs]
-    rows = [{"label": label, **{k: c.get(k) for k in keys}, **_run_row(d, h, metric, mode)}
-            for d, c, h, label in zip(log_dirs, configs, histories, names, strict=True)]
+    rows = [
+        {"label": label, **{k: c.get(k) for k in keys}, **_run_row(d, h, metric, mode)}
+        for d, c, h, label in zip(log_dirs, configs, histories, names, strict=True)
+    ]
     return Comparison(metric, names, keys, histories, rows)
 
 
@@ -132,17 +165,32 @@ def write(comparison: Comparison, out_dir: pathlib.Path) -> dict:
     metric, figures = comparison.metric, {}
     for key in _curve_keys(metric):
         path = out_dir / f"{key.replace('/', '_')}.png"
-        curves = {label: run_metrics.curve(history, key) for label, history
-                  in zip(comparison.labels, comparison.histories, strict=True)}
-        plots.plot_curves(curves, path, title=f"{key}, {len(comparison.rows)} runs",
-                          xlabel="epoch", ylabel=key.split("/")[1])
+        curves = {
+            label: run_metrics.curve(history, key)
+            for label, history in zip(comparison.labels, comparison.histories, strict=True)
+        }
+        plots.plot_curves(
+            curves,
+            path,
+            title=f"{key}, {len(comparison.rows)} runs",
+            xlabel="epoch",
+            ylabel=key.split("/")[1],
+        )
         figures[key] = str(path)
     fixed = ("run", "label", *comparison.keys)
     columns = [*fixed, *[c for c in comparison.rows[0] if c not in fixed]]
     files.write_csv_atomic(out_dir / "comparison.csv", comparison.rows, columns)
     table = markdown.rows_table(comparison.rows, columns)
     files.write_text_atomic(out_dir / "comparison.md", table)
-    return {"mode": "compare", "dir": str(out_dir), "metric": metric,
-            "differing_keys": comparison.keys, "runs": comparison.rows,
-            "outputs": {"figures": figures, "csv": str(out_dir / "comparison.csv"),
-                        "markdown": str(out_dir / "comparison.md")}}
+    return {
+        "mode": "compare",
+        "dir": str(out_dir),
+        "metric": metric,
+        "differing_keys": comparison.keys,
+        "runs": comparison.rows,
+        "outputs": {
+            "figures": figures,
+            "csv": str(out_dir / "comparison.csv"),
+            "markdown": str(out_dir / "comparison.md"),
+        },
+    }

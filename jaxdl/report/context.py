@@ -40,8 +40,9 @@ class Context:
     def command(self, mode: str, config: dict | None = None, flags: Sequence[str] = ()) -> str:
         """The command line of `mode` with `config` (default: the report's own) as overrides."""
         config = self.config if config is None else config
-        return commands.command(self.task, mode, self.workdir, flags,
-                                commands.overrides(config, self.defaults))
+        return commands.command(
+            self.task, mode, self.workdir, flags, commands.overrides(config, self.defaults)
+        )
 
     def link(self, path: pathlib.Path) -> str:
         """`path` relative to report.md, for a markdown link."""
@@ -115,8 +116,9 @@ def scores(directory: pathlib.Path, split: str) -> tuple[int, dict[str, float]] 
     if not (directory / run_metrics.METRICS_FILE).is_file():
         return None
     for record in reversed(run_metrics.read_history(directory)):
-        found = {key.split("/", 1)[1]: v for key, v in record.items()
-                 if key.startswith(f"{split}/")}
+        found = {
+            key.split("/", 1)[1]: v for key, v in record.items() if key.startswith(f"{split}/")
+        }
         if found:
             return record["epoch"], found
     return None

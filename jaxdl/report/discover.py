@@ -118,8 +118,9 @@ def find_runs(logs_dir: pathlib.Path, task: str) -> Runs:
             continue
         if kind == "train" and config.get("train", {}).get("overfit_n", 0) > 0:
             kind = "overfit"
-        found.finished.setdefault(kind, []).append(Run(kind, directory, config,
-                                                       marker.stat().st_mtime))
+        found.finished.setdefault(kind, []).append(
+            Run(kind, directory, config, marker.stat().st_mtime)
+        )
     for kind_runs in found.finished.values():
         kind_runs.sort(key=lambda run: run.finished)
     return found

@@ -27,7 +27,12 @@ def environment() -> dict:
     versions = {name: _version(name) for name in PACKAGES}
     versions |= {name: v for name in OPTIONAL_PACKAGES if (v := _version(name)) is not None}
     kinds = collections.Counter(device.device_kind for device in jax.devices())
-    return {"python": platform.python_version(), "packages": versions,
-            "platform": platform.platform(), "backend": jax.default_backend(),
-            "device_count": jax.device_count(), "devices": dict(kinds),
-            "process_count": jax.process_count()}
+    return {
+        "python": platform.python_version(),
+        "packages": versions,
+        "platform": platform.platform(),
+        "backend": jax.default_backend(),
+        "device_count": jax.device_count(),
+        "devices": dict(kinds),
+        "process_count": jax.process_count(),
+    }

@@ -25,8 +25,9 @@ class Figures:
         self.written.append(target)
         return self._link(target)
 
-    def curves(self, records: Sequence[dict], tags: Sequence[str], name: str, title: str,
-               ylabel: str) -> str:
+    def curves(
+        self, records: Sequence[dict], tags: Sequence[str], name: str, title: str, ylabel: str
+    ) -> str:
         """Per-epoch curves of `tags` (e.g. train/loss, val/loss) from metrics.jsonl records,
         drawn as `name`; returns its link from report.md."""
         target = self.directory / name

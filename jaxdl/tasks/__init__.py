@@ -9,7 +9,16 @@ from jaxdl.errors import ConfigError
 from jaxdl.tasks import celeba, cub200, esc50, tiny_imagenet
 from jaxdl.tasks.spec import Task
 
-__all__ = ["Task", "all_tasks", "build_model", "by_name", "get", "hyperparameter_names", "names", "register"]
+__all__ = [
+    "Task",
+    "all_tasks",
+    "build_model",
+    "by_name",
+    "get",
+    "hyperparameter_names",
+    "names",
+    "register",
+]
 
 _REGISTRY: dict[str, Task] = {}
 

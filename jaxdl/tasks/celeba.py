@@ -11,17 +11,24 @@ from jaxdl.tasks import images
 from jaxdl.tasks.spec import DatasetCard, RawFiles, Task
 
 CARD = DatasetCard(
-    "CelebA, aligned and cropped faces", "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html",
+    "CelebA, aligned and cropped faces",
+    "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html",
     "178×218 JPEG in img_align_celeba/; list_attr_celeba.txt (40 attributes, -1/1), "
-    "list_eval_partition.txt (0 train, 1 valid, 2 test)")
+    "list_eval_partition.txt (0 train, 1 valid, 2 test)",
+)
 
 
 def validate_data(config: ml_collections.ConfigDict) -> None:
     images.validate(config)
     attributes = tuple(config.data.attributes)
-    check(bool(attributes) and len(set(attributes)) == len(attributes)
-          and all(isinstance(a, str) for a in attributes), "data.attributes", attributes,
-          "a non-empty list of distinct CelebA attribute names")
+    check(
+        bool(attributes)
+        and len(set(attributes)) == len(attributes)
+        and all(isinstance(a, str) for a in attributes),
+        "data.attributes",
+        attributes,
+        "a non-empty list of distinct CelebA attribute names",
+    )
 
 
 def split_protocol(config: ml_collections.ConfigDict) -> str:
@@ -32,20 +39,34 @@ def split_protocol(config: ml_collections.ConfigDict) -> str:
 def raw_files(config: ml_collections.ConfigDict) -> RawFiles:
     root = celeba.resolve_data_dir(config)
     _, filenames, _ = celeba.read_attributes(celeba.annotation_path(root, celeba.ATTRIBUTES_FILE))
-    partition = celeba.read_partition(celeba.annotation_path(root, celeba.PARTITION_FILE),
-                                      filenames)
+    partition = celeba.read_partition(
+        celeba.annotation_path(root, celeba.PARTITION_FILE), filenames
+    )
     groups = []
     for split, code in celeba.PARTITIONS.items():
         names = [f for f, p in zip(filenames, partition) if p == code]
-        groups.append(images.images_group(split, ImageFiles(root / celeba.IMAGE_FOLDER, names),
-                                          names))
+        groups.append(
+            images.images_group(split, ImageFiles(root / celeba.IMAGE_FOLDER, names), names)
+        )
     return RawFiles("image", root, groups, [])
 
 
 TASK = Task(
-    name="celeba", card=CARD, source=celeba.SOURCE, objective_kind="multilabel", num_classes=5,
-    model_name="celeba_cnn", model=CelebaCNN, load_split=celeba.load_split,
-    model_input=images.model_input, augment=images.augment, input_shape=images.input_shape,
-    validate_data=validate_data, split_protocol=split_protocol, raw_files=raw_files,
-    pipeline_steps=images.pipeline_steps, mean_std=images.mean_std,
-    example_panels=images.example_panels)
+    name="celeba",
+    card=CARD,
+    source=celeba.SOURCE,
+    objective_kind="multilabel",
+    num_classes=5,
+    model_name="celeba_cnn",
+    model=CelebaCNN,
+    load_split=celeba.load_split,
+    model_input=images.model_input,
+    augment=images.augment,
+    input_shape=images.input_shape,
+    validate_data=validate_data,
+    split_protocol=split_protocol,
+    raw_files=raw_files,
+    pipeline_steps=images.pipeline_steps,
+    mean_std=images.mean_std,
+    example_panels=images.example_panels,
+)

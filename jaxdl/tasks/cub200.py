@@ -11,9 +11,11 @@ from jaxdl.tasks import images
 from jaxdl.tasks.spec import DatasetCard, RawFiles, Task
 
 CARD = DatasetCard(
-    "CUB-200-2011 (Caltech-UCSD Birds)", "https://www.vision.caltech.edu/datasets/cub_200_2011/",
+    "CUB-200-2011 (Caltech-UCSD Birds)",
+    "https://www.vision.caltech.edu/datasets/cub_200_2011/",
     "JPEG of varying size in images/<class>/; images.txt, image_class_labels.txt, "
-    "train_test_split.txt, classes.txt")
+    "train_test_split.txt, classes.txt",
+)
 
 
 def validate_data(config: ml_collections.ConfigDict) -> None:
@@ -23,27 +25,43 @@ def validate_data(config: ml_collections.ConfigDict) -> None:
 
 def split_protocol(config: ml_collections.ConfigDict) -> str:
     data = config.data
-    return (f"the official train images are split {1 - data.val_fraction:.0%}/"
-            f"{data.val_fraction:.0%} train/val, stratified by class (data.split_seed="
-            f"{data.split_seed}, Hugging Face train_test_split allocation); test = the "
-            "official test images")
+    return (
+        f"the official train images are split {1 - data.val_fraction:.0%}/"
+        f"{data.val_fraction:.0%} train/val, stratified by class (data.split_seed="
+        f"{data.split_seed}, Hugging Face train_test_split allocation); test = the "
+        "official test images"
+    )
 
 
 def raw_files(config: ml_collections.ConfigDict) -> RawFiles:
     root = cub200.resolve_data_dir(config)
     dataset = cub200.read_dataset(root)
     groups = []
-    for name, chosen in (("official train (→ train, val)", dataset.is_train),
-                         ("test", ~dataset.is_train)):
+    for name, chosen in (
+        ("official train (→ train, val)", dataset.is_train),
+        ("test", ~dataset.is_train),
+    ):
         paths = [p for p, keep in zip(dataset.paths, chosen) if keep]
         groups.append(images.images_group(name, ImageFiles(root / "images", paths), paths))
     return RawFiles("image", root, groups, [])
 
 
 TASK = Task(
-    name="cub200", card=CARD, source=cub200.SOURCE, objective_kind="multiclass", num_classes=200,
-    model_name="cub200_grouped", model=Cub200GroupedCNN, load_split=cub200.load_split,
-    model_input=images.model_input, augment=images.augment, input_shape=images.input_shape,
-    validate_data=validate_data, split_protocol=split_protocol, raw_files=raw_files,
-    pipeline_steps=images.pipeline_steps, mean_std=images.mean_std,
-    example_panels=images.example_panels)
+    name="cub200",
+    card=CARD,
+    source=cub200.SOURCE,
+    objective_kind="multiclass",
+    num_classes=200,
+    model_name="cub200_grouped",
+    model=Cub200GroupedCNN,
+    load_split=cub200.load_split,
+    model_input=images.model_input,
+    augment=images.augment,
+    input_shape=images.input_shape,
+    validate_data=validate_data,
+    split_protocol=split_protocol,
+    raw_files=raw_files,
+    pipeline_steps=images.pipeline_steps,
+    mean_std=images.mean_std,
+    example_panels=images.example_panels,
+)

@@ -72,13 +72,15 @@ class Task:
     split_protocol: Callable[[ml_collections.ConfigDict], str]  # how train/val/test are made (D3)
     raw_files: Callable[[ml_collections.ConfigDict], RawFiles]  # the census's files (D5)
     # config, input_shape -> (preprocessing steps, augmentation steps), each {"op", "params"[, "p"]}
-    pipeline_steps: Callable[[ml_collections.ConfigDict, tuple[int, ...]],
-                             tuple[list[dict], list[dict]]]
+    pipeline_steps: Callable[
+        [ml_collections.ConfigDict, tuple[int, ...]], tuple[list[dict], list[dict]]
+    ]
     # config, train source -> {"mean", "std", "examples", "config_mean", "config_std", "max_abs_diff"}
     mean_std: Callable[[ml_collections.ConfigDict, Any], dict]
     # config, record, augmented record, model input, caption -> (figure row, extra facts) (D9–D10)
-    example_panels: Callable[[ml_collections.ConfigDict, dict, dict, np.ndarray, str],
-                             tuple[list[Panel], dict]]
+    example_panels: Callable[
+        [ml_collections.ConfigDict, dict, dict, np.ndarray, str], tuple[list[Panel], dict]
+    ]
 
     @property
     def hyperparameters(self) -> tuple[str, str]:
@@ -98,10 +100,14 @@ class Task:
 
     def validate(self, config: ml_collections.ConfigDict) -> None:
         """The task's keys, its model's hyper-parameters and its metric names."""
-        check(config.model.name == self.model_name, "model.name", config.model.name,
-              f"{self.model_name!r}, the model of task {self.name!r}: to run another task, pass "
-              "its config file (--config configs/<task>.py) instead of overriding task or "
-              "model.name")
+        check(
+            config.model.name == self.model_name,
+            "model.name",
+            config.model.name,
+            f"{self.model_name!r}, the model of task {self.name!r}: to run another task, pass "
+            "its config file (--config configs/<task>.py) instead of overriding task or "
+            "model.name",
+        )
         self.validate_data(config)
         models.check(self.model, config)
         check_choice(config, "train.best_metric", self.metric_names)

@@ -10,10 +10,11 @@ from jaxdl.tasks import images
 from jaxdl.tasks.spec import DatasetCard, RawFiles, Task
 
 CARD = DatasetCard(
-    "Tiny ImageNet", "http://cs231n.stanford.edu/tiny-imagenet-200.zip (also Hugging Face "
-    "zh-plus/tiny-imagenet)",
+    "Tiny ImageNet",
+    "http://cs231n.stanford.edu/tiny-imagenet-200.zip (also Hugging Face zh-plus/tiny-imagenet)",
     "64×64 JPEG: train/<wnid>/images/*.JPEG, val/images/*.JPEG with val/val_annotations.txt; "
-    "or parquet files (image bytes, label) of the Hugging Face export")
+    "or parquet files (image bytes, label) of the Hugging Face export",
+)
 
 
 def validate_data(config: ml_collections.ConfigDict) -> None:
@@ -25,25 +26,48 @@ def validate_data(config: ml_collections.ConfigDict) -> None:
 
 def split_protocol(config: ml_collections.ConfigDict) -> str:
     data = config.data
-    return (f"train = the official train split; the official val split is cut per class "
-            f"with a seeded shuffle (data.split_seed={data.split_seed}): the first "
-            f"{data.test_per_class} images of each class → test, the next "
-            f"{data.val_per_class} → val")
+    return (
+        f"train = the official train split; the official val split is cut per class "
+        f"with a seeded shuffle (data.split_seed={data.split_seed}): the first "
+        f"{data.test_per_class} images of each class → test, the next "
+        f"{data.val_per_class} → val"
+    )
 
 
 def raw_files(config: ml_collections.ConfigDict) -> RawFiles:
     root = tiny_imagenet.resolve_data_dir(config)
     dataset = tiny_imagenet.read_dataset(root, config.data.format)
-    return RawFiles("image", root, [
-        images.images_group("train", dataset.train.images, dataset.train.filenames),
-        images.images_group("official val (→ val, test)", dataset.official_val.images,
-                            dataset.official_val.filenames)], [])
+    return RawFiles(
+        "image",
+        root,
+        [
+            images.images_group("train", dataset.train.images, dataset.train.filenames),
+            images.images_group(
+                "official val (→ val, test)",
+                dataset.official_val.images,
+                dataset.official_val.filenames,
+            ),
+        ],
+        [],
+    )
 
 
 TASK = Task(
-    name="tiny_imagenet", card=CARD, source=tiny_imagenet.SOURCE, objective_kind="multiclass",
-    num_classes=200, model_name="tiny_imagenet_inception", model=TinyImageNetInception,
-    load_split=tiny_imagenet.load_split, model_input=images.model_input, augment=images.augment,
-    input_shape=images.input_shape, validate_data=validate_data, split_protocol=split_protocol,
-    raw_files=raw_files, pipeline_steps=images.pipeline_steps, mean_std=images.mean_std,
-    example_panels=images.example_panels)
+    name="tiny_imagenet",
+    card=CARD,
+    source=tiny_imagenet.SOURCE,
+    objective_kind="multiclass",
+    num_classes=200,
+    model_name="tiny_imagenet_inception",
+    model=TinyImageNetInception,
+    load_split=tiny_imagenet.load_split,
+    model_input=images.model_input,
+    augment=images.augment,
+    input_shape=images.input_shape,
+    validate_data=validate_data,
+    split_protocol=split_protocol,
+    raw_files=raw_files,
+    pipeline_steps=images.pipeline_steps,
+    mean_std=images.mean_std,
+    example_panels=images.example_panels,
+)

@@ -46,6 +46,7 @@ def _orbax_failure_log(record: logging.LogRecord) -> bool:
 def _closed_loop_callbacks(previous):
     """After a failed write Orbax closes its event loop while TensorStore still completes the
     other writes of that save; their callbacks' "Event loop is closed" are noise, not news."""
+
     def hook(unraisable) -> None:
         error = unraisable.exc_value
         if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
@@ -63,8 +64,10 @@ class UnreadableCheckpoint(CheckpointError):
 
     def __init__(self, directory: pathlib.Path, step: int, err: BaseException):
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
-        super().__init__(f"checkpoint {directory / str(step)} is unreadable (truncated, partly "
-                         f"written or corrupt: {reason})")
+        super().__init__(
+            f"checkpoint {directory / str(step)} is unreadable (truncated, partly "
+            f"written or corrupt: {reason})"
+        )
         self.directory, self.step = directory, step
 
 
@@ -98,8 +101,9 @@ def metric_key(name: str) -> str:
 class Checkpoints:
     """A checkpoint directory `checkpoints/<run>/` with latest + best preservation."""
 
-    def __init__(self, directory: pathlib.Path, best_metric: str, best_mode: str,
-                 read_only: bool = False):
+    def __init__(
+        self, directory: pathlib.Path, best_metric: str, best_mode: str, read_only: bool = False
+    ):
         if best_mode not in BEST_MODES:
             raise CheckpointError(f"train.best_mode must be 'max' or 'min', got {best_mode!r}")
         key = metric_key(best_metric)
@@ -108,11 +112,17 @@ class Checkpoints:
             best_fn=lambda m: m[key],  # what best_step() reads
             best_mode=best_mode,
             # BestN keeps the *last* n of sorted(values, reverse=...): reverse=False keeps the max.
-            preservation_policy=_policies.AnyPreservationPolicy([
-                _policies.LatestN(n=2),
-                _policies.BestN(get_metric_fn=lambda m: m[key], reverse=best_mode == "min", n=1,
-                                keep_checkpoints_without_metrics=False),
-            ]),
+            preservation_policy=_policies.AnyPreservationPolicy(
+                [
+                    _policies.LatestN(n=2),
+                    _policies.BestN(
+                        get_metric_fn=lambda m: m[key],
+                        reverse=best_mode == "min",
+                        n=1,
+                        keep_checkpoints_without_metrics=False,
+                    ),
+                ]
+            ),
             read_only=read_only,
         )
         try:
@@ -139,21 +149,28 @@ class Checkpoints:
             self._full = True
             self._manager.reload()
             kept = self._manager.all_steps()
-            where = (f"the complete checkpoints are kept (latest: {self.directory / str(max(kept))})"
-                     if kept else "no complete checkpoint was written yet")
-            raise CheckpointError(f"cannot save a checkpoint in {self.directory}: the disk is full; "
-                                  f"{where}. Free some space and rerun the same command to "
-                                  "resume") from None
+            where = (
+                f"the complete checkpoints are kept (latest: {self.directory / str(max(kept))})"
+                if kept
+                else "no complete checkpoint was written yet"
+            )
+            raise CheckpointError(
+                f"cannot save a checkpoint in {self.directory}: the disk is full; "
+                f"{where}. Free some space and rerun the same command to "
+                "resume"
+            ) from None
 
     def save(self, step: int, state: Any, meta: dict, metrics: dict[str, float] | None) -> None:
         """Saves `state` at `step`; `metrics` (val metrics) only at epoch ends, None mid-epoch."""
         with self._disk_full_is_an_error():
             self._manager.save(
                 step,
-                args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                        meta=ocp.args.JsonSave(meta)),
-                metrics=None if metrics is None else {metric_key(k): float(v)
-                                                      for k, v in metrics.items()},
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+                ),
+                metrics=None
+                if metrics is None
+                else {metric_key(k): float(v) for k, v in metrics.items()},
                 force=True,
             )
 
@@ -172,7 +189,8 @@ class Checkpoints:
     def read_meta(self, step: int) -> dict:
         try:
             return self._manager.restore(
-                step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+                step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
+            ).meta
         except Exception as err:  # Orbax and TensorStore raise whatever their reader met
             raise UnreadableCheckpoint(self.directory, step, err) from err
 
@@ -184,6 +202,7 @@ class Checkpoints:
 
     def _shape_differences(self, step: int, template: Any) -> list[str]:
         """Per tensor: what the checkpoint holds vs what the model expects (for the error)."""
+
         def name(entry) -> str:
             for attribute in ("key", "idx", "name"):
                 if hasattr(entry, attribute):
@@ -196,17 +215,21 @@ class Checkpoints:
             return tuple(leaf.shape)
 
         def shapes(tree) -> dict[str, tuple]:
-            return {"/".join(name(e) for e in path): shape(leaf)
-                    for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
-                    if hasattr(leaf, "shape")}
+            return {
+                "/".join(name(e) for e in path): shape(leaf)
+                for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
+                if hasattr(leaf, "shape")
+            }
 
         stored = shapes(self._manager.item_metadata(step)["state"])
         expected = shapes(serialization.to_state_dict(template))  # the saved tree's key form
         differing = [k for k in set(stored) | set(expected) if stored.get(k) != expected.get(k)]
         # Parameters first: the optimizer state only mirrors them.
         differing.sort(key=lambda k: (k.split("/")[0] not in ("params", "batch_stats"), k))
-        lines = [f"{k}: checkpoint {stored.get(k, 'absent')} vs model {expected.get(k, 'absent')}"
-                 for k in differing]
+        lines = [
+            f"{k}: checkpoint {stored.get(k, 'absent')} vs model {expected.get(k, 'absent')}"
+            for k in differing
+        ]
         return lines[:10] + ([f"... and {len(lines) - 10} more"] if len(lines) > 10 else [])
 
     def restore_state(self, step: int, template: Any) -> Any:
@@ -214,7 +237,8 @@ class Checkpoints:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
         try:
             restored = self._manager.restore(
-                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+            )
         except Exception as err:  # a mismatch, or files that cannot be read
             try:
                 differences = "\n  ".join(self._shape_differences(step, template))
@@ -224,7 +248,8 @@ class Checkpoints:
                 raise UnreadableCheckpoint(self.directory, step, err) from err
             raise CheckpointError(
                 f"checkpoint {self.directory}/{step} does not match the model being restored into "
-                f"(another architecture or task?); differing tensor shapes:\n  {differences}") from err
+                f"(another architecture or task?); differing tensor shapes:\n  {differences}"
+            ) from err
         return restored.state
 
     def wait(self) -> None:
@@ -259,8 +284,9 @@ def _saved_config(probe: Checkpoints) -> dict:
         except UnreadableCheckpoint as err:
             unreadable = err
         except (KeyError, TypeError) as err:
-            raise CheckpointError(f"{probe.directory} is not a jaxdl checkpoint (its meta holds no "
-                                  f"run config: {err})") from err
+            raise CheckpointError(
+                f"{probe.directory} is not a jaxdl checkpoint (its meta holds no run config: {err})"
+            ) from err
     raise unreadable
 
 
@@ -272,14 +298,17 @@ def open_for_evaluation(directory: str | pathlib.Path) -> tuple[Checkpoints, int
     """
     directory = pathlib.Path(directory)
     if not directory.is_dir():
-        raise CheckpointError(f"checkpoint directory {directory} does not exist; expected "
-                              "checkpoints/<run>/ as written by --mode=train")
+        raise CheckpointError(
+            f"checkpoint directory {directory} does not exist; expected "
+            "checkpoints/<run>/ as written by --mode=train"
+        )
     with Checkpoints(directory, "accuracy", "max", read_only=True) as probe:  # metric unknown yet
         if not probe.all_steps():
             raise CheckpointError(f"{directory} holds no complete Orbax checkpoint step")
         config = _saved_config(probe)
-    checkpoints = Checkpoints(directory, config["train"]["best_metric"],
-                              config["train"]["best_mode"], read_only=True)
+    checkpoints = Checkpoints(
+        directory, config["train"]["best_metric"], config["train"]["best_mode"], read_only=True
+    )
     step = checkpoints.best_step() or checkpoints.latest_step()
     try:
         return checkpoints, step, checkpoints.read_meta(step)

@@ -29,16 +29,26 @@ def training_data(config: ml_collections.ConfigDict, devices: int) -> fit.Data:
     names = tuple(train_split.class_names)
     batch_size = config.train.batch_size
     if overfit:
-        train_source = val_source = pipeline.overfit_subset(train_split.source,
-                                                            config.train.overfit_n, config.seed)
+        train_source = val_source = pipeline.overfit_subset(
+            train_split.source, config.train.overfit_n, config.seed
+        )
         batch_size = _overfit_batch_size(batch_size, len(train_source), devices)
     else:
         if tuple(val_split.class_names) != names:
-            raise DataError(f"train and val splits have different classes: {len(names)} vs "
-                            f"{len(val_split.class_names)}")
+            raise DataError(
+                f"train and val splits have different classes: {len(names)} vs "
+                f"{len(val_split.class_names)}"
+            )
         train_source, val_source = train_split.source, val_split.source
-    data = fit.Data(config, task, train_source, val_source, names, batch_size,
-                    config.train.eval_batch_size or batch_size,
-                    augment=config.augment.enabled and not overfit)
+    data = fit.Data(
+        config,
+        task,
+        train_source,
+        val_source,
+        names,
+        batch_size,
+        config.train.eval_batch_size or batch_size,
+        augment=config.augment.enabled and not overfit,
+    )
     fit.batches_per_epoch(data)  # a split smaller than a batch: refused before any run exists
     return data

@@ -30,8 +30,10 @@ _OPTIMIZER_LAYOUT = ("optimizer", "schedule", "warmup_steps")
 def evaluation_config(config: ml_collections.ConfigDict, saved: dict) -> ml_collections.ConfigDict:
     """`config` with the model and features of `saved` (the checkpoint's config), same task."""
     if saved.get("task") != config.task:
-        raise CheckpointError(f"the checkpoint was trained for task {saved.get('task')!r}, "
-                              f"but the config is for task {config.task!r}")
+        raise CheckpointError(
+            f"the checkpoint was trained for task {saved.get('task')!r}, "
+            f"but the config is for task {config.task!r}"
+        )
     merged = ml_collections.ConfigDict(config.to_dict())
     for section in _FROM_CHECKPOINT:
         if section in saved:
@@ -42,25 +44,43 @@ def evaluation_config(config: ml_collections.ConfigDict, saved: dict) -> ml_coll
     return merged
 
 
-def _multiclass_outputs(split, probabilities: np.ndarray, sums: dict, names: tuple[str, ...],
-                        out_dir: pathlib.Path) -> None:
+def _multiclass_outputs(
+    split, probabilities: np.ndarray, sums: dict, names: tuple[str, ...], out_dir: pathlib.Path
+) -> None:
     """predictions.csv (file, true, predicted, top probability), per_class.csv, confusion PNG."""
     predicted = probabilities.argmax(axis=-1)
-    rows = [{"filename": split.source[i]["filename"], "true_label": names[split.source[i]["label"]],
-             "predicted_label": names[predicted[i]],
-             "probability": f"{probabilities[i, predicted[i]]:.6f}"}
-            for i in range(len(probabilities))]
-    files.write_csv_atomic(out_dir / "predictions.csv", rows,
-                           ["filename", "true_label", "predicted_label", "probability"])
-    files.write_csv_atomic(out_dir / "per_class.csv",
-                           metrics.per_class_report(sums["confusion"], names),
-                           ["class", "support", "precision", "recall", "f1"])
-    plots.plot_confusion_matrix(sums["confusion"], names,
-                                out_dir / f"confusion_matrix_{split.name}.png")
+    rows = [
+        {
+            "filename": split.source[i]["filename"],
+            "true_label": names[split.source[i]["label"]],
+            "predicted_label": names[predicted[i]],
+            "probability": f"{probabilities[i, predicted[i]]:.6f}",
+        }
+        for i in range(len(probabilities))
+    ]
+    files.write_csv_atomic(
+        out_dir / "predictions.csv",
+        rows,
+        ["filename", "true_label", "predicted_label", "probability"],
+    )
+    files.write_csv_atomic(
+        out_dir / "per_class.csv",
+        metrics.per_class_report(sums["confusion"], names),
+        ["class", "support", "precision", "recall", "f1"],
+    )
+    plots.plot_confusion_matrix(
+        sums["confusion"], names, out_dir / f"confusion_matrix_{split.name}.png"
+    )
 
 
-def _multilabel_outputs(split, probabilities: np.ndarray, sums: dict, results: dict,
-                        names: tuple[str, ...], out_dir: pathlib.Path) -> None:
+def _multilabel_outputs(
+    split,
+    probabilities: np.ndarray,
+    sums: dict,
+    results: dict,
+    names: tuple[str, ...],
+    out_dir: pathlib.Path,
+) -> None:
     """predictions.csv (file, per attribute: target and probability), per_attribute.csv."""
     rows = []
     for i in range(len(probabilities)):
@@ -73,11 +93,19 @@ def _multilabel_outputs(split, probabilities: np.ndarray, sums: dict, results: d
     columns = ["filename"] + [f"{n}_{kind}" for n in names for kind in ("true", "probability")]
     files.write_csv_atomic(out_dir / "predictions.csv", rows, columns)
     kinds = ("accuracy", "precision", "recall", "f1")
-    per_attribute = [{"attribute": name, "positives": int(sums["tp"][j] + sums["fn"][j]),
-                      **{m: results[f"{m}/{name}"] for m in kinds}}
-                     for j, name in enumerate(names)]
-    files.write_csv_atomic(out_dir / "per_attribute.csv", per_attribute,
-                           ["attribute", "positives", "accuracy", "precision", "recall", "f1"])
+    per_attribute = [
+        {
+            "attribute": name,
+            "positives": int(sums["tp"][j] + sums["fn"][j]),
+            **{m: results[f"{m}/{name}"] for m in kinds},
+        }
+        for j, name in enumerate(names)
+    ]
+    files.write_csv_atomic(
+        out_dir / "per_attribute.csv",
+        per_attribute,
+        ["attribute", "positives", "accuracy", "precision", "recall", "f1"],
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,8 +123,12 @@ class Scores:
     results: dict
 
 
-def score_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str | pathlib.Path,
-                     split: str, model: group.Group | None = None) -> Scores:
+def score_checkpoint(
+    config: ml_collections.ConfigDict,
+    checkpoint_dir: str | pathlib.Path,
+    split: str,
+    model: group.Group | None = None,
+) -> Scores:
     """Scores the best checkpoint of `checkpoint_dir` on `split` (writes nothing).
 
     `model`: a group of one of the checkpoint's architecture to restore into and predict with
@@ -108,17 +140,31 @@ def score_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str | pa
         names = tuple(meta["class_names"])
         data = tasks.get(config).load_split(config, split)
         if tuple(data.class_names) != names:
-            raise DataError(f"the {split} split's classes {list(data.class_names)[:5]}… differ "
-                            f"from the checkpoint's {list(names)[:5]}… ({len(data.class_names)} vs "
-                            f"{len(names)} classes)")
+            raise DataError(
+                f"the {split} split's classes {list(data.class_names)[:5]}… differ "
+                f"from the checkpoint's {list(names)[:5]}… ({len(data.class_names)} vs "
+                f"{len(names)} classes)"
+            )
         model = model or group.build([config], names)
         state = checkpoints.restore_state(step, model.state)
     batch_size = config.train.eval_batch_size or config.train.batch_size
     sums, probabilities = loop.predict(
-        model.steps.predict, state,
-        pipeline.eval_batches(data.source, model.task, config, batch_size), model.mesh)
-    return Scores(config, checkpoints.directory, int(meta.get("epoch", step)), data, names,
-                  model.objective.kind, sums, probabilities, model.objective.summary(sums))
+        model.steps.predict,
+        state,
+        pipeline.eval_batches(data.source, model.task, config, batch_size),
+        model.mesh,
+    )
+    return Scores(
+        config,
+        checkpoints.directory,
+        int(meta.get("epoch", step)),
+        data,
+        names,
+        model.objective.kind,
+        sums,
+        probabilities,
+        model.objective.summary(sums),
+    )
 
 
 def write_outputs(scores: Scores, out_dir: pathlib.Path) -> dict:
@@ -127,19 +173,30 @@ def write_outputs(scores: Scores, out_dir: pathlib.Path) -> dict:
     if scores.kind == "multiclass":
         _multiclass_outputs(scores.split, scores.probabilities, scores.sums, scores.names, out_dir)
     else:
-        _multilabel_outputs(scores.split, scores.probabilities, scores.sums, scores.results,
-                            scores.names, out_dir)
+        _multilabel_outputs(
+            scores.split, scores.probabilities, scores.sums, scores.results, scores.names, out_dir
+        )
     split = scores.split.name
     scalars = {f"{split}/{k}": v for k, v in scores.results.items()}
     with RunLogger(out_dir, scores.config.to_dict()) as logger:
         logger.scalars(scores.epoch, scalars)
         logger.log_epoch({"epoch": scores.epoch, **scalars})  # what report reads back
-    return {"split": split, "checkpoint": str(scores.checkpoint), "epoch": scores.epoch,
-            "examples": len(scores.probabilities), **scores.results, "outputs": str(out_dir)}
+    return {
+        "split": split,
+        "checkpoint": str(scores.checkpoint),
+        "epoch": scores.epoch,
+        "examples": len(scores.probabilities),
+        **scores.results,
+        "outputs": str(out_dir),
+    }
 
 
-def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str | pathlib.Path,
-                        split: str, out_dir: pathlib.Path,
-                        model: group.Group | None = None) -> dict:
+def evaluate_checkpoint(
+    config: ml_collections.ConfigDict,
+    checkpoint_dir: str | pathlib.Path,
+    split: str,
+    out_dir: pathlib.Path,
+    model: group.Group | None = None,
+) -> dict:
     """Scores the best checkpoint of `checkpoint_dir` on `split`; writes outputs into `out_dir`."""
     return write_outputs(score_checkpoint(config, checkpoint_dir, split, model), out_dir)

@@ -91,8 +91,10 @@ def _prefixed(prefix: str, values: dict) -> dict:
 
 def _encode_sums(sums: dict) -> dict:
     """Host sums as JSON (dtype + values): floats round-trip exactly, so a resume is bitwise."""
-    return {k: {"dtype": str(np.asarray(v).dtype), "value": np.asarray(v).tolist()}
-            for k, v in sums.items()}
+    return {
+        k: {"dtype": str(np.asarray(v).dtype), "value": np.asarray(v).tolist()}
+        for k, v in sums.items()
+    }
 
 
 def _decode_sums(encoded: dict) -> dict:
@@ -115,8 +117,10 @@ def batches_per_epoch(data: Data) -> int:
     before they create a run directory, so such a run leaves nothing behind."""
     num_batches = pipeline.num_train_batches(data.train, data.batch_size)
     if num_batches == 0:
-        raise DataError(f"the training split has {len(data.train)} examples, fewer than one "
-                        f"batch of train.batch_size={data.batch_size}; lower train.batch_size")
+        raise DataError(
+            f"the training split has {len(data.train)} examples, fewer than one "
+            f"batch of train.batch_size={data.batch_size}; lower train.batch_size"
+        )
     return num_batches
 
 
@@ -137,13 +141,16 @@ def _check_same_config(c: checkpoint.Checkpoints, meta: dict, member: Member) ->
     differences = runs.config_differences(meta["config"], member.config.to_dict())
     if differences:
         shown = "; ".join(differences[:10]) + ("; …" if len(differences) > 10 else "")
-        raise CheckpointError(f"{c.directory} holds the checkpoints of another configuration, not "
-                              f"this run's ({shown}); delete that directory to train this "
-                              "configuration afresh, or choose another --config.run_name")
+        raise CheckpointError(
+            f"{c.directory} holds the checkpoints of another configuration, not "
+            f"this run's ({shown}); delete that directory to train this "
+            "configuration afresh, or choose another --config.run_name"
+        )
 
 
-def _restore(members: list[Member], group: Group, checkpoints: list[checkpoint.Checkpoints],
-             num_batches: int) -> _Position | None:
+def _restore(
+    members: list[Member], group: Group, checkpoints: list[checkpoint.Checkpoints], num_batches: int
+) -> _Position | None:
     """The members' latest common intact position, or None for a fresh start.
 
     An unreadable step is set aside (renamed, kept for inspection) and the previous one tried.
@@ -154,9 +161,11 @@ def _restore(members: list[Member], group: Group, checkpoints: list[checkpoint.C
             return None
         common = set.intersection(*steps)
         if not common:
-            raise CheckpointError(f"the members of the group in {checkpoints[0].directory.parent} "
-                                  "hold no checkpoint step in common; delete the group's "
-                                  "checkpoints to restart")
+            raise CheckpointError(
+                f"the members of the group in {checkpoints[0].directory.parent} "
+                "hold no checkpoint step in common; delete the group's "
+                "checkpoints to restart"
+            )
         step = max(common)  # members save one after another: one may be a save ahead
         try:
             return _read_position(members, group, checkpoints, step, num_batches)
@@ -166,29 +175,50 @@ def _restore(members: list[Member], group: Group, checkpoints: list[checkpoint.C
             print(f"{err}; set aside as {target.name}, resuming from an earlier step")
 
 
-def _read_position(members: list[Member], group: Group, checkpoints: list[checkpoint.Checkpoints],
-                   step: int, num_batches: int) -> _Position:
+def _read_position(
+    members: list[Member],
+    group: Group,
+    checkpoints: list[checkpoint.Checkpoints],
+    step: int,
+    num_batches: int,
+) -> _Position:
     metas = [c.read_meta(step) for c in checkpoints]
     for c, meta, member in zip(checkpoints, metas, members, strict=True):
         _check_same_config(c, meta, member)
-    states = [c.restore_state(step, template) for c, template
-              in zip(checkpoints, group.member_states(group.states), strict=True)]
+    states = [
+        c.restore_state(step, template)
+        for c, template in zip(checkpoints, group.member_states(group.states), strict=True)
+    ]
     if metas[0]["num_batches"] != num_batches:
-        raise DataError(f"cannot resume from {checkpoints[0].directory}/{step}: it was trained "
-                        f"with {metas[0]['num_batches']} batches per epoch, the data now gives "
-                        f"{num_batches}; the dataset or batch size changed")
+        raise DataError(
+            f"cannot resume from {checkpoints[0].directory}/{step}: it was trained "
+            f"with {metas[0]['num_batches']} batches per epoch, the data now gives "
+            f"{num_batches}; the dataset or batch size changed"
+        )
     partial = metas[0]["epoch_sums"] is not None
-    return _Position(step, metas[0]["epoch"], metas[0]["batches_done"], states,
-                     [m["history"] for m in metas],
-                     [_decode_sums(m["epoch_sums"]) for m in metas] if partial else None,
-                     [m.get("diverged") for m in metas])
+    return _Position(
+        step,
+        metas[0]["epoch"],
+        metas[0]["batches_done"],
+        states,
+        [m["history"] for m in metas],
+        [_decode_sums(m["epoch_sums"]) for m in metas] if partial else None,
+        [m.get("diverged") for m in metas],
+    )
 
 
 class _Run:
     """Per-member bookkeeping of one `fit` call: loggers, checkpoints, histories, divergence."""
 
-    def __init__(self, members: list[Member], data: Data, group: Group, num_batches: int,
-                 checkpoints: list[checkpoint.Checkpoints], position: _Position | None):
+    def __init__(
+        self,
+        members: list[Member],
+        data: Data,
+        group: Group,
+        num_batches: int,
+        checkpoints: list[checkpoint.Checkpoints],
+        position: _Position | None,
+    ):
         self.members, self.data, self.group, self.num_batches = members, data, group, num_batches
         self.checkpoints = checkpoints
         self.loggers: list[RunLogger] = []  # opened by `fit` when there is an epoch to train
@@ -205,22 +235,35 @@ class _Run:
         train = self.members[i].config.train
         return optim.learning_rate(train, self.num_batches, step, train.lr)
 
-    def save(self, step: int, epoch: int, batches_done: int, states, epoch_sums,
-             val_metrics: list[dict] | None = None) -> None:
+    def save(
+        self,
+        step: int,
+        epoch: int,
+        batches_done: int,
+        states,
+        epoch_sums,
+        val_metrics: list[dict] | None = None,
+    ) -> None:
         """Checkpoints every member still training (epoch end: with its val metrics)."""
         member_states = self.group.member_states(states)
         member_sums = None if epoch_sums is None else self.group.member_sums(epoch_sums)
         for i in self.active():
             if step in self.checkpoints[i].all_steps():  # a stale save from before a resume
                 self.checkpoints[i].delete(step)
-            meta = {"config": self.members[i].config.to_dict(),
-                    "class_names": list(self.data.names),
-                    "epoch": epoch, "batches_done": batches_done, "num_batches": self.num_batches,
-                    "history": self.histories[i], "diverged": self.diverged[i],
-                    "epoch_sums": None if member_sums is None else _encode_sums(member_sums[i]),
-                    "metrics": self.histories[i][-1] if self.histories[i] else {}}
-            self.checkpoints[i].save(step, member_states[i], meta,
-                                     None if val_metrics is None else val_metrics[i])
+            meta = {
+                "config": self.members[i].config.to_dict(),
+                "class_names": list(self.data.names),
+                "epoch": epoch,
+                "batches_done": batches_done,
+                "num_batches": self.num_batches,
+                "history": self.histories[i],
+                "diverged": self.diverged[i],
+                "epoch_sums": None if member_sums is None else _encode_sums(member_sums[i]),
+                "metrics": self.histories[i][-1] if self.histories[i] else {},
+            }
+            self.checkpoints[i].save(
+                step, member_states[i], meta, None if val_metrics is None else val_metrics[i]
+            )
 
     def check_health(self, member_sums: list[dict], epoch: int) -> None:
         """Marks members whose loss or gradients went non-finite; stops when none is left."""
@@ -230,11 +273,16 @@ class _Run:
             if member_sums[i]["nonfinite_steps"]:
                 first = int(member_sums[i][metrics.FIRST_NONFINITE])
                 last = self.checkpoints[i].latest_step()
-                where = (f"the last good checkpoint is {self.checkpoints[i].directory}/{last}"
-                         if last is not None else "no checkpoint was written yet")
-                self.diverged[i] = (f"{self.members[i].name}: non-finite loss or gradients at step "
-                                    f"{first} (epoch {epoch}); training stopped, {where}. "
-                                    "Lower train.lr, or set train.nan_policy=skip.")
+                where = (
+                    f"the last good checkpoint is {self.checkpoints[i].directory}/{last}"
+                    if last is not None
+                    else "no checkpoint was written yet"
+                )
+                self.diverged[i] = (
+                    f"{self.members[i].name}: non-finite loss or gradients at step "
+                    f"{first} (epoch {epoch}); training stopped, {where}. "
+                    "Lower train.lr, or set train.nan_policy=skip."
+                )
                 print(f"  {self.diverged[i]}")
         if not self.active():
             raise NonFiniteLoss("\n".join(m for m in self.diverged if m))
@@ -247,8 +295,11 @@ class _Run:
 
         def hook(step: int, states, epoch_sums, step_sums) -> None:
             if interval:
-                self.interval_sums = (step_sums if self.interval_sums is None
-                                      else metrics.add_sums(self.interval_sums, step_sums))
+                self.interval_sums = (
+                    step_sums
+                    if self.interval_sums is None
+                    else metrics.add_sums(self.interval_sums, step_sums)
+                )
                 if step % interval == 0:
                     sums = self.group.member_sums(self.interval_sums)
                     self.interval_sums = None
@@ -256,8 +307,12 @@ class _Run:
                     for i in self.active():
                         clean = {k: v for k, v in sums[i].items() if k not in _HEALTH}
                         self.loggers[i].scalars(
-                            step, {"train/loss_step": self.group.objective.summary(clean)["loss"],
-                                   "train/lr": self.learning_rate(i, step)})
+                            step,
+                            {
+                                "train/loss_step": self.group.objective.summary(clean)["loss"],
+                                "train/lr": self.learning_rate(i, step),
+                            },
+                        )
             saved = False
             if every and step % every == 0 and step != last_step:
                 self.save(step, epoch, step - epoch_start, states, epoch_sums)
@@ -273,14 +328,21 @@ class _Run:
         """Raises `Preempted` once the checkpoint saved at `step` is complete."""
         for c in self.checkpoints:
             c.wait()
-        where = (self.checkpoints[0].directory if len(self.checkpoints) == 1
-                 else self.checkpoints[0].directory.parent)
+        where = (
+            self.checkpoints[0].directory
+            if len(self.checkpoints) == 1
+            else self.checkpoints[0].directory.parent
+        )
         received = watcher.received or signal.SIGTERM  # several processes: jax's SIGTERM
-        raise Preempted(f"{received.name} at step {step} (epoch {epoch}): checkpoint saved in "
-                        f"{where}; rerun the same command to resume", received.value)
+        raise Preempted(
+            f"{received.name} at step {step} (epoch {epoch}): checkpoint saved in "
+            f"{where}; rerun the same command to resume",
+            received.value,
+        )
 
-    def end_epoch(self, epoch: int, step: int, states, train_sums, val_sums,
-                  seconds: float) -> None:
+    def end_epoch(
+        self, epoch: int, step: int, states, train_sums, val_sums, seconds: float
+    ) -> None:
         train_members = self.group.member_sums(train_sums)
         self.check_health(train_members, epoch)
         val_members = self.group.member_sums(val_sums)
@@ -288,35 +350,51 @@ class _Run:
         for i in self.active():
             skipped = int(train_members[i]["nonfinite_steps"])
             train_metrics = self.group.objective.summary(
-                {k: v for k, v in train_members[i].items() if k not in _HEALTH})
+                {k: v for k, v in train_members[i].items() if k not in _HEALTH}
+            )
             val_metrics[i] = self.group.objective.summary(val_members[i])
-            record = {"epoch": epoch, "step": step, **_prefixed("train", train_metrics),
-                      "train/lr": self.learning_rate(i, step),
-                      **_prefixed("val", val_metrics[i]), "seconds": seconds}
+            record = {
+                "epoch": epoch,
+                "step": step,
+                **_prefixed("train", train_metrics),
+                "train/lr": self.learning_rate(i, step),
+                **_prefixed("val", val_metrics[i]),
+                "seconds": seconds,
+            }
             if skipped:
                 record["train/skipped_steps"] = skipped
-            self.loggers[i].scalars(epoch, _prefixed("train", train_metrics)
-                                    | _prefixed("val", val_metrics[i]))
+            self.loggers[i].scalars(
+                epoch, _prefixed("train", train_metrics) | _prefixed("val", val_metrics[i])
+            )
             self.loggers[i].log_epoch(record)
             self.histories[i].append(record)
             metric = self.config.train.best_metric
             label = f"{self.members[i].name}  " if len(self.members) > 1 else ""
-            note = (f"  {skipped} of {self.num_batches} steps skipped (non-finite loss or "
-                    "gradients)" if skipped else "")
-            print(f"{label}epoch {epoch:3d}  train loss {train_metrics['loss']:.4f} "
-                  f"{metric} {train_metrics.get(metric, float('nan')):.4f}  |  val loss "
-                  f"{val_metrics[i]['loss']:.4f} {metric} {val_metrics[i][metric]:.4f}  "
-                  f"({seconds:.1f} s){note}")
+            note = (
+                f"  {skipped} of {self.num_batches} steps skipped (non-finite loss or gradients)"
+                if skipped
+                else ""
+            )
+            print(
+                f"{label}epoch {epoch:3d}  train loss {train_metrics['loss']:.4f} "
+                f"{metric} {train_metrics.get(metric, float('nan')):.4f}  |  val loss "
+                f"{val_metrics[i]['loss']:.4f} {metric} {val_metrics[i][metric]:.4f}  "
+                f"({seconds:.1f} s){note}"
+            )
         self.save(step, epoch, self.num_batches, states, None, val_metrics)
 
     def results(self) -> list[Result]:
         out = []
-        for member, c, history, diverged in zip(self.members, self.checkpoints, self.histories,
-                                                self.diverged, strict=True):
+        for member, c, history, diverged in zip(
+            self.members, self.checkpoints, self.histories, self.diverged, strict=True
+        ):
             c.wait()
             best = c.best_step()
-            out.append(Result(member, history,
-                              None if best is None else c.read_meta(best)["epoch"], diverged))
+            out.append(
+                Result(
+                    member, history, None if best is None else c.read_meta(best)["epoch"], diverged
+                )
+            )
         return out
 
 
@@ -338,8 +416,13 @@ def _start(position: _Position | None, group: Group) -> tuple:
         return group.join_states(position.states), None, position.epoch + 1, 0, position.step
     # Saved within the epoch, or after its last step before validation (a signal there): the
     # rest of the epoch runs from here, validation and logging included.
-    return (group.join_states(position.states), group.join_sums(position.epoch_sums),
-            position.epoch, position.batches_done, position.step)
+    return (
+        group.join_states(position.states),
+        group.join_sums(position.epoch_sums),
+        position.epoch,
+        position.batches_done,
+        position.step,
+    )
 
 
 def fit(members: list[Member], data: Data, group: Group) -> list[Result]:
@@ -359,21 +442,35 @@ def fit(members: list[Member], data: Data, group: Group) -> list[Result]:
             print(f"resuming from step {step} (epoch {start_epoch}, batch {skip} of {num_batches})")
         if start_epoch > config.train.epochs:  # finished before: nothing to train, nothing logged
             return run.results()
-        run.loggers = [stack.enter_context(RunLogger(m.log_dir, m.config.to_dict()))
-                       for m in members]
+        run.loggers = [
+            stack.enter_context(RunLogger(m.log_dir, m.config.to_dict())) for m in members
+        ]
         watcher = stack.enter_context(preemption.watch_sigterm())
         for epoch in range(start_epoch, config.train.epochs + 1):
             started = time.perf_counter()
             epoch_start = (epoch - 1) * num_batches
-            batches = pipeline.train_batches(data.train, data.task, data.config, epoch,
-                                             data.batch_size, data.augment, skip=skip)
+            batches = pipeline.train_batches(
+                data.train, data.task, data.config, epoch, data.batch_size, data.augment, skip=skip
+            )
             states, train_sums = loop.train_epoch(
-                group.train, states, batches, num_batches - skip, group.mesh,
-                f"epoch {epoch}/{config.train.epochs}", first_step=epoch_start + skip,
-                sums=epoch_sums, after_step=run.after_step(epoch, epoch_start, watcher))
+                group.train,
+                states,
+                batches,
+                num_batches - skip,
+                group.mesh,
+                f"epoch {epoch}/{config.train.epochs}",
+                first_step=epoch_start + skip,
+                sums=epoch_sums,
+                after_step=run.after_step(epoch, epoch_start, watcher),
+            )
             skip, epoch_sums, step = 0, None, epoch_start + num_batches
-            val_sums = loop.evaluate(group.eval, states, pipeline.eval_batches(
-                data.val, data.task, data.config, data.eval_batch_size), group.mesh, "val")
+            val_sums = loop.evaluate(
+                group.eval,
+                states,
+                pipeline.eval_batches(data.val, data.task, data.config, data.eval_batch_size),
+                group.mesh,
+                "val",
+            )
             run.end_epoch(epoch, step, states, train_sums, val_sums, time.perf_counter() - started)
             if watcher.requested:  # the signal came during validation: the epoch's save holds it
                 run.stop(step, epoch, watcher)
@@ -385,4 +482,3 @@ def history_records(result: Result) -> dict:
     if result.best_epoch is None:
         return {}
     return next(r for r in result.history if r["epoch"] == result.best_epoch)
-

@@ -20,8 +20,9 @@ from jaxdl.utils import files, runs
 from jaxdl.utils.logging import RunLogger
 
 
-def member_config(base: ml_collections.ConfigDict, epochs: int,
-                  **changes) -> ml_collections.ConfigDict:
+def member_config(
+    base: ml_collections.ConfigDict, epochs: int, **changes
+) -> ml_collections.ConfigDict:
     """`base` with `changes` (lr, weight_decay, seed, or a model key), trained `epochs` epochs.
 
     The member is validated as a whole config, so a grid value that makes no valid model
@@ -48,14 +49,24 @@ def member_config(base: ml_collections.ConfigDict, epochs: int,
 def expand(config: ml_collections.ConfigDict) -> list[ml_collections.ConfigDict]:
     """Every member of the grid, architecture-major (members of one group are adjacent)."""
     keys = tasks.hyperparameter_names(config)
-    values = [tuple(config.grid.model[k]) if k in config.grid.model else (config.model[k],)
-              for k in keys]
+    values = [
+        tuple(config.grid.model[k]) if k in config.grid.model else (config.model[k],) for k in keys
+    ]
     members = []
     for architecture in itertools.product(*values):
-        for lr, wd, seed in itertools.product(config.grid.lr, config.grid.weight_decay,
-                                              config.grid.seeds):
-            members.append(member_config(config, config.grid.epochs, lr=lr, weight_decay=wd,
-                                         seed=seed, **dict(zip(keys, architecture, strict=True))))
+        for lr, wd, seed in itertools.product(
+            config.grid.lr, config.grid.weight_decay, config.grid.seeds
+        ):
+            members.append(
+                member_config(
+                    config,
+                    config.grid.epochs,
+                    lr=lr,
+                    weight_decay=wd,
+                    seed=seed,
+                    **dict(zip(keys, architecture, strict=True)),
+                )
+            )
     return members
 
 
@@ -77,9 +88,14 @@ def hyperparameters(config: ml_collections.ConfigDict) -> dict:
     return values
 
 
-def train_members(base: ml_collections.ConfigDict, members: list[ml_collections.ConfigDict],
-                  log_dir: pathlib.Path, checkpoint_dir: pathlib.Path, strategy: str,
-                  data: fit.Data) -> list[fit.Result]:
+def train_members(
+    base: ml_collections.ConfigDict,
+    members: list[ml_collections.ConfigDict],
+    log_dir: pathlib.Path,
+    checkpoint_dir: pathlib.Path,
+    strategy: str,
+    data: fit.Data,
+) -> list[fit.Result]:
     """Trains `members` group by group (one per architecture) on `data` (`base`'s data and data
     order); a group whose every member diverged is recorded and the next one trained."""
     results = []
@@ -87,13 +103,17 @@ def train_members(base: ml_collections.ConfigDict, members: list[ml_collections.
     for member in members:
         groups.setdefault(architecture(member), []).append(member)
     for number, configs in enumerate(groups.values(), start=1):
-        trainer = group.build(configs, data.names, strategy,
-                              steps_per_epoch=fit.batches_per_epoch(data))
+        trainer = group.build(
+            configs, data.names, strategy, steps_per_epoch=fit.batches_per_epoch(data)
+        )
         shared = dict(zip(tasks.hyperparameter_names(base), architecture(configs[0]), strict=True))
-        print(f"group {number}/{len(groups)}: {len(configs)} member(s), {shared}, "
-              f"{trainer.strategy}")
-        named = [fit.Member(member_name(c), c, log_dir / member_name(c),
-                            checkpoint_dir / member_name(c)) for c in configs]
+        print(
+            f"group {number}/{len(groups)}: {len(configs)} member(s), {shared}, {trainer.strategy}"
+        )
+        named = [
+            fit.Member(member_name(c), c, log_dir / member_name(c), checkpoint_dir / member_name(c))
+            for c in configs
+        ]
         started = time.perf_counter()
         try:
             group_results = fit.fit(named, data, trainer)
@@ -113,22 +133,29 @@ def summary_rows(results: list[fit.Result], config: ml_collections.ConfigDict) -
     rows = []
     for result in results:
         best = fit.history_records(result)
-        rows.append({"run": result.member.name, **hyperparameters(result.member.config),
-                     f"best_val_{metric}": best.get(f"val/{metric}", float("nan")),
-                     "val_loss": best.get("val/loss", float("nan")),
-                     "best_epoch": result.best_epoch or "",
-                     "final_train_loss": result.history[-1]["train/loss"] if result.history else "",
-                     "seconds": round(result.seconds, 1),
-                     "notes": "diverged" if result.diverged else ""})
+        rows.append(
+            {
+                "run": result.member.name,
+                **hyperparameters(result.member.config),
+                f"best_val_{metric}": best.get(f"val/{metric}", float("nan")),
+                "val_loss": best.get("val/loss", float("nan")),
+                "best_epoch": result.best_epoch or "",
+                "final_train_loss": result.history[-1]["train/loss"] if result.history else "",
+                "seconds": round(result.seconds, 1),
+                "notes": "diverged" if result.diverged else "",
+            }
+        )
     key = f"best_val_{metric}"
-    finished = sorted((r for r in rows if r[key] == r[key]), key=lambda r: r[key],
-                      reverse=mode == "max")
+    finished = sorted(
+        (r for r in rows if r[key] == r[key]), key=lambda r: r[key], reverse=mode == "max"
+    )
     ranked = finished + [r for r in rows if r[key] != r[key]]  # NaN (diverged) last
     return [{"rank": i, **row} for i, row in enumerate(ranked, start=1)]
 
 
-def write_best_config(path: pathlib.Path, best: ml_collections.ConfigDict,
-                      base: ml_collections.ConfigDict, note: str) -> None:
+def write_best_config(
+    path: pathlib.Path, best: ml_collections.ConfigDict, base: ml_collections.ConfigDict, note: str
+) -> None:
     """A config file `--config PATH` accepts: the best member with the base's epochs and test."""
     config = ml_collections.ConfigDict(best.to_dict())
     config.train.epochs = base.train.epochs
@@ -136,9 +163,12 @@ def write_best_config(path: pathlib.Path, best: ml_collections.ConfigDict,
     # Every user string (the note holds run names; the config holds paths) is embedded as a
     # Python literal by repr (pformat does so for the values): loading the file runs none of it.
     body = pprint.pformat(config.to_dict(), indent=1, width=100, sort_dicts=True)
-    files.write_text_atomic(path, f"{note!r}\n\nimport ml_collections\n\n\n"
-                                  f"def get_config():\n    return ml_collections.ConfigDict(\n"
-                                  f"{body}\n    )\n")
+    files.write_text_atomic(
+        path,
+        f"{note!r}\n\nimport ml_collections\n\n\n"
+        f"def get_config():\n    return ml_collections.ConfigDict(\n"
+        f"{body}\n    )\n",
+    )
 
 
 def log_hparams(results: list[fit.Result], config: ml_collections.ConfigDict) -> None:
@@ -149,7 +179,11 @@ def log_hparams(results: list[fit.Result], config: ml_collections.ConfigDict) ->
         if not best:
             continue
         with RunLogger(result.member.log_dir, result.member.config.to_dict()) as logger:
-            logger.hparams(hyperparameters(result.member.config),
-                           {f"hparam/best_val_{metric}": best[f"val/{metric}"],
-                            "hparam/best_val_loss": best["val/loss"],
-                            "hparam/best_epoch": float(result.best_epoch)})
+            logger.hparams(
+                hyperparameters(result.member.config),
+                {
+                    f"hparam/best_val_{metric}": best[f"val/{metric}"],
+                    "hparam/best_val_loss": best["val/loss"],
+                    "hparam/best_epoch": float(result.best_epoch),
+                },
+            )

@@ -44,13 +44,15 @@ def resolve_strategy(strategy: str) -> str:
     if strategy == "auto":
         return "sequential" if jax.default_backend() == "cpu" else "vmap"
     if strategy not in STRATEGIES:
-        raise ConfigError(f"grid.strategy={strategy!r} is invalid: expected one of "
-                          f"{['auto', *STRATEGIES]}")
+        raise ConfigError(
+            f"grid.strategy={strategy!r} is invalid: expected one of {['auto', *STRATEGIES]}"
+        )
     return strategy
 
 
 def _check_shared_architecture(configs: Sequence[ml_collections.ConfigDict]) -> None:
     """Members may differ only in lr, weight decay and seed."""
+
     def shared(config):
         rest = config.to_dict()
         rest.pop("seed"), rest.pop("run_name")
@@ -60,8 +62,9 @@ def _check_shared_architecture(configs: Sequence[ml_collections.ConfigDict]) -> 
     first = shared(configs[0])
     for config in configs[1:]:
         if shared(config) != first:
-            raise ConfigError("members of one group must differ only in train.lr, "
-                              "train.weight_decay and seed")
+            raise ConfigError(
+                "members of one group must differ only in train.lr, train.weight_decay and seed"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,21 +125,30 @@ class Group:
         return distributed.put(stacked, distributed.config_sharded(self.mesh))
 
 
-def _member_states(model: nn.Module, input_shape: tuple[int, ...],
-                   configs: Sequence[ml_collections.ConfigDict],
-                   steps_per_epoch: int) -> list[TrainState]:
+def _member_states(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    configs: Sequence[ml_collections.ConfigDict],
+    steps_per_epoch: int,
+) -> list[TrainState]:
     """A fresh state per member from its seed, its optimizer state initialised by its own config's
     optimizer (its lr and weight decay). Every state then holds the first member's optimizer object:
     it is static in TrainState, so jit caches on it, and the update reads the injected lr and weight
     decay from the state, not from the object."""
     optimizers = [optim.make_optimizer(c.train, steps_per_epoch) for c in configs]
-    return [create_train_state(model, tx, c.seed, input_shape).replace(tx=optimizers[0])
-            for c, tx in zip(configs, optimizers, strict=True)]
+    return [
+        create_train_state(model, tx, c.seed, input_shape).replace(tx=optimizers[0])
+        for c, tx in zip(configs, optimizers, strict=True)
+    ]
 
 
-def build(configs: Sequence[ml_collections.ConfigDict], names: Sequence[str],
-          strategy: str = "sequential", mesh: Mesh | None = None,
-          steps_per_epoch: int = 1) -> Group:
+def build(
+    configs: Sequence[ml_collections.ConfigDict],
+    names: Sequence[str],
+    strategy: str = "sequential",
+    mesh: Mesh | None = None,
+    steps_per_epoch: int = 1,
+) -> Group:
     """A group training `configs` (same architecture) on data with classes/labels `names`.
 
     `steps_per_epoch` places the lr schedule's epochs (`optim.make_optimizer`); modes that never

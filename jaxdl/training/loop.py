@@ -46,9 +46,17 @@ def device_batches(batches: Iterable[dict], mesh: Mesh, ahead: int = 2) -> Itera
         yield queue.popleft()
 
 
-def train_epoch(train_step: Callable, state, batches: Iterable[dict], num_batches: int,
-                mesh: Mesh, description: str, first_step: int = 0, sums=None,
-                after_step: Callable[[int, Any, Any, Any], None] | None = None) -> tuple[Any, Any]:
+def train_epoch(
+    train_step: Callable,
+    state,
+    batches: Iterable[dict],
+    num_batches: int,
+    mesh: Mesh,
+    description: str,
+    first_step: int = 0,
+    sums=None,
+    after_step: Callable[[int, Any, Any, Any], None] | None = None,
+) -> tuple[Any, Any]:
     """Runs the batches of one epoch through `train_step`; returns the state and the epoch's sums.
 
     `first_step` is the global step before the first batch (a host-side counter: reading
@@ -64,12 +72,15 @@ def train_epoch(train_step: Callable, state, batches: Iterable[dict], num_batche
         if after_step is not None:
             after_step(step, state, sums, step_sums)
     if sums is None:
-        raise ValueError("the training split yielded no full batch: it is smaller than the batch size")
+        raise ValueError(
+            "the training split yielded no full batch: it is smaller than the batch size"
+        )
     return state, sums
 
 
-def evaluate(eval_step: Callable, state: TrainState, batches: Iterator[dict], mesh: Mesh,
-             description: str) -> dict:
+def evaluate(
+    eval_step: Callable, state: TrainState, batches: Iterator[dict], mesh: Mesh, description: str
+) -> dict:
     """Sums of the eval metrics over every (unpadded) example of `batches`."""
     total = None
     for batch in device_batches(tqdm(batches, desc=description, leave=False, unit="batch"), mesh):
@@ -78,12 +89,14 @@ def evaluate(eval_step: Callable, state: TrainState, batches: Iterator[dict], me
     return distributed.fetch(total)
 
 
-def predict(predict_step: Callable, state: TrainState, batches: Iterator[dict],
-            mesh: Mesh) -> tuple[dict, np.ndarray]:
+def predict(
+    predict_step: Callable, state: TrainState, batches: Iterator[dict], mesh: Mesh
+) -> tuple[dict, np.ndarray]:
     """Eval sums and (N, C) probabilities of the real (unmasked) examples, in source order."""
     total, outputs, masks = None, [], []
-    for device_batch in device_batches(tqdm(batches, desc="predict", leave=False, unit="batch"),
-                                       mesh):
+    for device_batch in device_batches(
+        tqdm(batches, desc="predict", leave=False, unit="batch"), mesh
+    ):
         sums, probabilities = predict_step(state, device_batch)
         total = sums if total is None else metrics.add_sums(total, sums)
         outputs.append(probabilities)

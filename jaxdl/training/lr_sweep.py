@@ -79,7 +79,7 @@ class LossMonitor:
         if not (finite and np.isfinite(loss)):
             return float("nan"), NON_FINITE
         self._average = self.beta * self._average + (1.0 - self.beta) * loss
-        smoothed = self._average / (1.0 - self.beta ** self.steps)
+        smoothed = self._average / (1.0 - self.beta**self.steps)
         self.best = min(self.best, smoothed)
         if self.steps > self.min_steps and smoothed > self.divergence_factor * self.best:
             return smoothed, DIVERGED
@@ -112,8 +112,9 @@ def suggest(lrs: np.ndarray, smoothed: np.ndarray) -> Suggestion:
     above = np.flatnonzero(smoothed[:at_min] > threshold)
     low = int(above[-1]) + 1 if above.size else 0
     lr = float(np.clip(lrs[at_min] / SUGGESTION_DIVISOR, lrs[low], lrs[at_min]))
-    return Suggestion(lr, (float(lrs[low]), float(lrs[at_min])), float(lrs[at_min]),
-                      float(smoothed[at_min]))
+    return Suggestion(
+        lr, (float(lrs[low]), float(lrs[at_min])), float(lrs[at_min]), float(smoothed[at_min])
+    )
 
 
 def with_learning_rate(state: TrainState, lr: jax.Array) -> TrainState:
@@ -122,16 +123,19 @@ def with_learning_rate(state: TrainState, lr: jax.Array) -> TrainState:
     return state.replace(opt_state=optax.tree_utils.tree_set(state.opt_state, learning_rate=lr))
 
 
-def cycled_train_batches(source, task: Task, config: ml_collections.ConfigDict,
-                          batch_size: int) -> Iterator[dict]:
+def cycled_train_batches(
+    source, task: Task, config: ml_collections.ConfigDict, batch_size: int
+) -> Iterator[dict]:
     """Training batches of epoch 1, 2, … chained, each epoch shuffled and augmented as `train`."""
     for epoch in itertools.count(1):
-        yield from pipeline.train_batches(source, task, config, epoch, batch_size,
-                                          augment=config.augment.enabled)
+        yield from pipeline.train_batches(
+            source, task, config, epoch, batch_size, augment=config.augment.enabled
+        )
 
 
-def step_losses(train_step: Callable, state: TrainState, batches: Iterator[dict],
-                lrs: np.ndarray, mesh: Mesh) -> Iterator[tuple[float, float, bool]]:
+def step_losses(
+    train_step: Callable, state: TrainState, batches: Iterator[dict], lrs: np.ndarray, mesh: Mesh
+) -> Iterator[tuple[float, float, bool]]:
     """(lr, mean batch loss, loss and gradients finite) of each step, in order.
 
     The host reads step i's loss after dispatching step i + 1, so the device keeps working while
@@ -163,8 +167,9 @@ class Sweep:
     suggestion: Suggestion
 
 
-def sweep(config: ml_collections.ConfigDict, model: Group, source, batch_size: int,
-          logger: RunLogger) -> Sweep:
+def sweep(
+    config: ml_collections.ConfigDict, model: Group, source, batch_size: int, logger: RunLogger
+) -> Sweep:
     """Sweeps `model` (a fresh group of one) over `config.lr_finder`'s lrs on batches of `source`,
     logging each step's lr, loss and smoothed loss, until the stop rule or the last lr."""
     finder = config.lr_finder
@@ -174,15 +179,18 @@ def sweep(config: ml_collections.ConfigDict, model: Group, source, batch_size: i
     started = time.perf_counter()
     batches = cycled_train_batches(source, model.task, config, batch_size)
     for step, (lr, loss, finite) in enumerate(
-            step_losses(model.steps.train, model.state, batches, lrs, model.mesh), start=1):
+        step_losses(model.steps.train, model.state, batches, lrs, model.mesh), start=1
+    ):
         smoothed, reason = monitor.update(loss, finite)
         rows.append({"step": step, "lr": lr, "loss": loss, "smoothed_loss": smoothed})
-        logger.scalars(step, {"lr_finder/lr": lr, "lr_finder/loss": loss,
-                              "lr_finder/smoothed_loss": smoothed})
+        logger.scalars(
+            step, {"lr_finder/lr": lr, "lr_finder/loss": loss, "lr_finder/smoothed_loss": smoothed}
+        )
         if reason is not None:
             stop_reason = reason
             break
     seconds = time.perf_counter() - started
-    suggestion = suggest(np.array([row["lr"] for row in rows]),
-                         np.array([row["smoothed_loss"] for row in rows]))
+    suggestion = suggest(
+        np.array([row["lr"] for row in rows]), np.array([row["smoothed_loss"] for row in rows])
+    )
     return Sweep(rows, stop_reason, seconds, suggestion)

@@ -18,8 +18,10 @@ Sums = dict[str, jax.Array]
 
 TOP_K = 5
 # What each objective reports (train.best_metric picks one of them).
-METRIC_NAMES = {"multiclass": ("accuracy", "macro_f1", "top5_accuracy", "loss"),
-                "multilabel": ("macro_f1", "micro_f1", "mean_accuracy", "loss")}
+METRIC_NAMES = {
+    "multiclass": ("accuracy", "macro_f1", "top5_accuracy", "loss"),
+    "multilabel": ("macro_f1", "micro_f1", "mean_accuracy", "loss"),
+}
 
 
 def _weights(mask: jax.Array) -> jax.Array:
@@ -91,8 +93,14 @@ def add_sums(a, b):
     """
     if isinstance(a, (list, tuple)):
         return type(a)(add_sums(x, y) for x, y in zip(a, b))
-    return {key: (jnp.where(a[key] > 0, a[key], b[key]) if key == FIRST_NONFINITE
-                  else jnp.add(a[key], b[key])) for key in a}
+    return {
+        key: (
+            jnp.where(a[key] > 0, a[key], b[key])
+            if key == FIRST_NONFINITE
+            else jnp.add(a[key], b[key])
+        )
+        for key in a
+    }
 
 
 def _to_host(sums: Mapping[str, jax.Array]) -> dict[str, np.ndarray]:

@@ -43,9 +43,21 @@ def sigmoid_binary_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.A
 def make_objective(kind: str, names: Sequence[str]) -> Objective:
     names = tuple(names)
     if kind == "multiclass":
-        return Objective(kind, names, softmax_cross_entropy, metrics.classification_sums,
-                         metrics.classification_summary, lambda z: jax.nn.softmax(z, axis=-1))
+        return Objective(
+            kind,
+            names,
+            softmax_cross_entropy,
+            metrics.classification_sums,
+            metrics.classification_summary,
+            lambda z: jax.nn.softmax(z, axis=-1),
+        )
     if kind == "multilabel":
-        return Objective(kind, names, sigmoid_binary_cross_entropy, metrics.multilabel_sums,
-                         lambda sums: metrics.multilabel_summary(sums, names), jax.nn.sigmoid)
+        return Objective(
+            kind,
+            names,
+            sigmoid_binary_cross_entropy,
+            metrics.multilabel_sums,
+            lambda sums: metrics.multilabel_summary(sums, names),
+            jax.nn.sigmoid,
+        )
     raise ValueError(f"objective kind must be 'multiclass' or 'multilabel', got {kind!r}")

@@ -26,8 +26,9 @@ from jaxdl.errors import ConfigError
 from jaxdl.training.optim_config import OPTIMIZERS
 
 
-def adam_l2(learning_rate: float, weight_decay: float, b1: float = 0.9, b2: float = 0.999,
-            eps: float = 1e-8) -> optax.GradientTransformation:
+def adam_l2(
+    learning_rate: float, weight_decay: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+) -> optax.GradientTransformation:
     """torch `Adam(lr, weight_decay)`: coupled L2 — decay is added to the gradient before Adam."""
     return optax.chain(
         optax.add_decayed_weights(weight_decay),
@@ -36,8 +37,9 @@ def adam_l2(learning_rate: float, weight_decay: float, b1: float = 0.9, b2: floa
     )
 
 
-def sgd_decoupled(learning_rate: float, weight_decay: float,
-                  momentum: float) -> optax.GradientTransformation:
+def sgd_decoupled(
+    learning_rate: float, weight_decay: float, momentum: float
+) -> optax.GradientTransformation:
     """SGD with momentum and decoupled weight decay (the decay does not enter the momentum)."""
     return optax.chain(
         optax.trace(decay=momentum),
@@ -55,8 +57,9 @@ def _base_optimizer(train: ml_collections.ConfigDict) -> optax.GradientTransform
             learning_rate=train.lr, weight_decay=train.weight_decay, b1=0.9, b2=0.999, eps=1e-8
         )
     if name == "adam_l2":
-        return optax.inject_hyperparams(adam_l2)(learning_rate=train.lr,
-                                                 weight_decay=train.weight_decay)
+        return optax.inject_hyperparams(adam_l2)(
+            learning_rate=train.lr, weight_decay=train.weight_decay
+        )
     if name == "sgd":
         return optax.inject_hyperparams(sgd_decoupled, static_args=("momentum",))(
             learning_rate=train.lr, weight_decay=train.weight_decay, momentum=train.momentum
@@ -72,14 +75,15 @@ def lr_factor(train: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.S
     if schedule == "none" and not warmup:
         return None
     if schedule == "step":
-        decay = optax.exponential_decay(1.0, train.step_size * steps_per_epoch, train.gamma,
-                                        staircase=True)
+        decay = optax.exponential_decay(
+            1.0, train.step_size * steps_per_epoch, train.gamma, staircase=True
+        )
     elif schedule == "cosine":
         # Over the steps after the warmup; one at least, so a warmup as long as the run is allowed.
         cosine_steps = max(train.epochs * steps_per_epoch - warmup, 1)
         decay = optax.join_schedules(
-            [optax.constant_schedule(1.0), optax.cosine_decay_schedule(1.0, cosine_steps)],
-            [warmup])
+            [optax.constant_schedule(1.0), optax.cosine_decay_schedule(1.0, cosine_steps)], [warmup]
+        )
     else:
         decay = optax.constant_schedule(1.0)
     if not warmup:
@@ -88,8 +92,9 @@ def lr_factor(train: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.S
     return lambda count: ramp(count) * decay(count)
 
 
-def make_optimizer(train: ml_collections.ConfigDict,
-                   steps_per_epoch: int = 1) -> optax.GradientTransformation:
+def make_optimizer(
+    train: ml_collections.ConfigDict, steps_per_epoch: int = 1
+) -> optax.GradientTransformation:
     """The optimizer of `train` with its lr schedule; `steps_per_epoch` places the schedule's
     epochs (step decays, the cosine's end). Modes that never step the optimizer (evaluate,
     analyze, bench) may leave it at 1: the state's structure does not depend on it."""
@@ -98,8 +103,9 @@ def make_optimizer(train: ml_collections.ConfigDict,
     return optimizer if factor is None else optax.chain(optimizer, optax.scale_by_schedule(factor))
 
 
-def learning_rate(train: ml_collections.ConfigDict, steps_per_epoch: int, step: int,
-                  peak: float) -> float:
+def learning_rate(
+    train: ml_collections.ConfigDict, steps_per_epoch: int, step: int, peak: float
+) -> float:
     """The lr of optimizer step `step` (1-based, as steps are logged and checkpointed) for the peak
     lr `peak`. Computed on the host's CPU, so logging it never waits for the accelerator."""
     factor = lr_factor(train, steps_per_epoch)

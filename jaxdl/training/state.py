@@ -17,8 +17,9 @@ class TrainState(train_state.TrainState):
     key: jax.Array
 
 
-def create_train_state(model: nn.Module, tx: optax.GradientTransformation, seed: int,
-                       input_shape: tuple[int, ...]) -> TrainState:
+def create_train_state(
+    model: nn.Module, tx: optax.GradientTransformation, seed: int, input_shape: tuple[int, ...]
+) -> TrainState:
     """Initialises the model from `seed` on a (1, *input_shape) zero input."""
     init_key, dropout_key = jax.random.split(jax.random.key(seed))
     # Jitted: one compilation instead of one per initialiser op (same values, ~3x faster on CPU).

@@ -27,15 +27,19 @@ def training_loss(params, state: TrainState, batch: dict, objective: Objective):
     What `train_step` differentiates; analyze's first-batch check takes its gradients too.
     """
     logits, updates = state.apply_fn(
-        {"params": params, "batch_stats": state.batch_stats}, batch["x"], train=True,
-        mutable=["batch_stats"], rngs={"dropout": jax.random.fold_in(state.key, state.step)},
+        {"params": params, "batch_stats": state.batch_stats},
+        batch["x"],
+        train=True,
+        mutable=["batch_stats"],
+        rngs={"dropout": jax.random.fold_in(state.key, state.step)},
     )
     losses = objective.loss(logits, batch["y"])
     return losses.mean(), (logits, losses, updates)
 
 
-def train_step(state: TrainState, batch: dict, objective: Objective,
-               skip_nonfinite: bool = False) -> tuple[TrainState, dict]:
+def train_step(
+    state: TrainState, batch: dict, objective: Objective, skip_nonfinite: bool = False
+) -> tuple[TrainState, dict]:
     """One optimizer step on a full batch; BatchNorm uses and updates batch statistics.
 
     A step whose loss or gradients are not finite is counted (`nonfinite_steps`, and the step
@@ -43,7 +47,8 @@ def train_step(state: TrainState, batch: dict, objective: Objective,
     (`train.nan_policy=skip`), otherwise the loop stops the run.
     """
     (_, (logits, losses, updates)), grads = jax.value_and_grad(training_loss, has_aux=True)(
-        state.params, state, batch, objective)
+        state.params, state, batch, objective
+    )
     new_state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
     sums = objective.sums(logits, batch["y"], batch["mask"], losses)
     # Non-finite loss or gradients are counted on device; the loop checks once per interval.
@@ -59,13 +64,16 @@ def train_step(state: TrainState, batch: dict, objective: Objective,
         new_state = new_state.replace(
             params=keep_old(new_state.params, state.params),
             batch_stats=keep_old(new_state.batch_stats, state.batch_stats),
-            opt_state=keep_old(new_state.opt_state, state.opt_state))
+            opt_state=keep_old(new_state.opt_state, state.opt_state),
+        )
     return new_state, sums
 
 
 def eval_logits(state: TrainState, x: jax.Array) -> jax.Array:
     """Eval-mode forward pass: BatchNorm running statistics, no dropout."""
-    return state.apply_fn({"params": state.params, "batch_stats": state.batch_stats}, x, train=False)
+    return state.apply_fn(
+        {"params": state.params, "batch_stats": state.batch_stats}, x, train=False
+    )
 
 
 def eval_step(state: TrainState, batch: dict, objective: Objective) -> dict:
@@ -91,18 +99,26 @@ def compile_steps(objective: Objective, mesh: Mesh, skip_nonfinite: bool = False
     """Jits the steps for `mesh`: state replicated, batch split over `data`, state donated."""
     repl, data = distributed.replicated(mesh), distributed.data_sharded(mesh)
     return CompiledSteps(
-        train=jax.jit(lambda s, b: train_step(s, b, objective, skip_nonfinite),
-                      in_shardings=(repl, data),
-                      out_shardings=(repl, repl), donate_argnums=0),
-        eval=jax.jit(lambda s, b: eval_step(s, b, objective), in_shardings=(repl, data),
-                     out_shardings=repl),
-        predict=jax.jit(lambda s, b: predict_step(s, b, objective), in_shardings=(repl, data),
-                        out_shardings=repl),
+        train=jax.jit(
+            lambda s, b: train_step(s, b, objective, skip_nonfinite),
+            in_shardings=(repl, data),
+            out_shardings=(repl, repl),
+            donate_argnums=0,
+        ),
+        eval=jax.jit(
+            lambda s, b: eval_step(s, b, objective), in_shardings=(repl, data), out_shardings=repl
+        ),
+        predict=jax.jit(
+            lambda s, b: predict_step(s, b, objective),
+            in_shardings=(repl, data),
+            out_shardings=repl,
+        ),
     )
 
 
-def compile_vmapped_steps(objective: Objective, mesh: Mesh,
-                          skip_nonfinite: bool = False) -> CompiledSteps:
+def compile_vmapped_steps(
+    objective: Objective, mesh: Mesh, skip_nonfinite: bool = False
+) -> CompiledSteps:
     """Steps over members stacked on a leading axis (sharded over `config`), one shared batch.
 
     The accelerator path of grid search: one program for every member. On XLA:CPU per-member
@@ -113,8 +129,9 @@ def compile_vmapped_steps(objective: Objective, mesh: Mesh,
     evaluate = jax.vmap(lambda s, b: eval_step(s, b, objective), in_axes=(0, None))
     predict = jax.vmap(lambda s, b: predict_step(s, b, objective), in_axes=(0, None))
     return CompiledSteps(
-        train=jax.jit(train, in_shardings=(members, data), out_shardings=(members, members),
-                      donate_argnums=0),
+        train=jax.jit(
+            train, in_shardings=(members, data), out_shardings=(members, members), donate_argnums=0
+        ),
         eval=jax.jit(evaluate, in_shardings=(members, data), out_shardings=members),
         predict=jax.jit(predict, in_shardings=(members, data), out_shardings=members),
     )

@@ -34,8 +34,10 @@ def _by_process(devices: Sequence[jax.Device]) -> np.ndarray:
     devices = sorted(devices, key=lambda d: d.process_index)  # stable: keeps each host's order
     processes = len({d.process_index for d in devices})
     if len(devices) % processes:
-        raise ConfigError(f"the {len(devices)} devices are unevenly spread over {processes} "
-                          "processes; give every process the same number of devices")
+        raise ConfigError(
+            f"the {len(devices)} devices are unevenly spread over {processes} "
+            "processes; give every process the same number of devices"
+        )
     return np.array(devices).reshape(processes, -1)
 
 
@@ -56,8 +58,9 @@ def make_grid_mesh(members: int, devices: Sequence[jax.Device] | None = None) ->
     processes, local = grid.shape
     config_size = max(d for d in range(1, local + 1) if local % d == 0 and members % d == 0)
     grid = grid.reshape(processes, config_size, local // config_size).transpose(1, 0, 2)
-    return Mesh(grid.reshape(config_size, -1), ("config", "data"),
-                axis_types=(AxisType.Auto, AxisType.Auto))
+    return Mesh(
+        grid.reshape(config_size, -1), ("config", "data"), axis_types=(AxisType.Auto, AxisType.Auto)
+    )
 
 
 def config_sharded(mesh: Mesh) -> NamedSharding:
@@ -127,12 +130,19 @@ def initialize_arguments(env: Mapping[str, str]) -> dict[str, Any] | None:
     Only the explicit values are returned; jax detects the rest from the same environment.
     """
     if any(key in env for key in _EXPLICIT):
-        return {name: int(env[key]) for name, key in (("num_processes", "JAX_NUM_PROCESSES"),
-                                                      ("process_id", "JAX_PROCESS_ID"))
-                if key in env}
+        return {
+            name: int(env[key])
+            for name, key in (
+                ("num_processes", "JAX_NUM_PROCESSES"),
+                ("process_id", "JAX_PROCESS_ID"),
+            )
+            if key in env
+        }
     slurm = int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_STEP_NODELIST" in env
-    tpu = (any(len(env.get(key, "").split(",")) > 1 for key in _TPU_WORKER_LISTS)
-           or int(env.get("MEGASCALE_NUM_SLICES", "1")) > 1)
+    tpu = (
+        any(len(env.get(key, "").split(",")) > 1 for key in _TPU_WORKER_LISTS)
+        or int(env.get("MEGASCALE_NUM_SLICES", "1")) > 1
+    )
     return {} if slurm or tpu or env.get("JAXDL_DISTRIBUTED") == "1" else None
 
 
@@ -164,8 +174,10 @@ def from_primary(compute: Callable[[], Any]) -> Any:
     if jax.process_count() == 1:
         return compute()
     payload = np.frombuffer(json.dumps(compute()).encode(), np.uint8) if is_primary() else None
-    size = int(multihost_utils.broadcast_one_to_all(
-        np.int32(0 if payload is None else payload.size)))
+    size = int(
+        multihost_utils.broadcast_one_to_all(np.int32(0 if payload is None else payload.size))
+    )
     received = multihost_utils.broadcast_one_to_all(
-        np.zeros(size, np.uint8) if payload is None else payload)
+        np.zeros(size, np.uint8) if payload is None else payload
+    )
     return json.loads(bytes(np.asarray(received, np.uint8)))

@@ -51,8 +51,10 @@ def _disk_full_is_an_error(path: Path) -> Iterator[None]:
         if not is_disk_full(err):
             raise
         kept = " (its previous content is kept)" if path.exists() else ""
-        raise JaxdlError(f"cannot write {path}: the disk is full ({err.strerror}){kept}; "
-                         "free some space and run again") from err
+        raise JaxdlError(
+            f"cannot write {path}: the disk is full ({err.strerror}){kept}; "
+            "free some space and run again"
+        ) from err
 
 
 def write_bytes_atomic(path: Path, data: bytes, every_process: bool = False) -> None:
@@ -71,7 +73,7 @@ def write_bytes_atomic(path: Path, data: bytes, every_process: bool = False) -> 
                 os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the file from others
                 view = memoryview(data)
                 while view:  # os.write may write less than asked
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -105,7 +107,9 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def write_csv_atomic(
-    path: Path, rows: Sequence[Mapping[str, Any]], fieldnames: Sequence[str],
+    path: Path,
+    rows: Sequence[Mapping[str, Any]],
+    fieldnames: Sequence[str],
     every_process: bool = False,
 ) -> None:
     """Replace `path` with a CSV of `rows` (header and column order: `fieldnames`) atomically."""

@@ -58,9 +58,12 @@ def exclusive(lock_file: Path, what: str) -> contextlib.AbstractContextManager[N
 
     For things only one process may do at a time (train one run): a second one must not wait.
     """
+
     def refuse(path: Path, fd: int) -> None:
-        raise LockedError(f"{what} is in use by {_holder(path)} (lock {path}); "
-                          "wait for it to finish or stop it, then run again")
+        raise LockedError(
+            f"{what} is in use by {_holder(path)} (lock {path}); "
+            "wait for it to finish or stop it, then run again"
+        )
 
     return _held(lock_file, refuse)
 
@@ -71,9 +74,13 @@ def waiting(lock_file: Path, what: str) -> contextlib.AbstractContextManager[Non
     For work that two processes may both ask for (build one cache): the second waits, then
     finds the first one's result.
     """
+
     def wait(path: Path, fd: int) -> None:
-        print(f"waiting for {_holder(path)} to finish {what} (lock {path})", file=sys.stderr,
-              flush=True)
+        print(
+            f"waiting for {_holder(path)} to finish {what} (lock {path})",
+            file=sys.stderr,
+            flush=True,
+        )
         fcntl.flock(fd, fcntl.LOCK_EX)
 
     return _held(lock_file, wait)

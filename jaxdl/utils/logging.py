@@ -79,11 +79,13 @@ class RunLogger:
         # tensorboardX names event files by the second and opens them with "wb": a unique
         # suffix keeps a second writer in the same directory (a resume) from truncating one.
         self._writer = SummaryWriter(
-            logdir=str(self.log_dir), filename_suffix=f".{os.getpid()}.{uuid.uuid4().hex[:8]}",
+            logdir=str(self.log_dir),
+            filename_suffix=f".{os.getpid()}.{uuid.uuid4().hex[:8]}",
             write_to_disk=primary,
         )
-        self._jsonl = open(self.log_dir / "metrics.jsonl" if primary else os.devnull, "a",
-                           encoding="utf-8")
+        self._jsonl = open(
+            self.log_dir / "metrics.jsonl" if primary else os.devnull, "a", encoding="utf-8"
+        )
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         """One scalar per tag at `step`, e.g. {"train/loss": 0.7, "val/accuracy": 0.8}."""

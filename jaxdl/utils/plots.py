@@ -126,8 +126,12 @@ def plot_lr_finder(
         axes.plot(lrs, losses, alpha=0.3, label="loss")
         axes.plot(lrs, smoothed, label="smoothed loss")
     if window is not None:
-        axes.axvspan(*window, color="green", alpha=0.1,
-                     label=f"stable window {window[0]:.2e} – {window[1]:.2e}")
+        axes.axvspan(
+            *window,
+            color="green",
+            alpha=0.1,
+            label=f"stable window {window[0]:.2e} – {window[1]:.2e}",
+        )
     if suggested_lr is not None:
         axes.axvline(
             suggested_lr, color="red", linestyle="--", label=f"suggested lr {suggested_lr:.2e}"
@@ -146,8 +150,13 @@ def plot_lr_finder(
     _save(figure, path)
 
 
-def plot_grouped_bars(values: Mapping[str, Sequence[float]], categories: Sequence[str], path: Path,
-                      title: str, ylabel: str) -> None:
+def plot_grouped_bars(
+    values: Mapping[str, Sequence[float]],
+    categories: Sequence[str],
+    path: Path,
+    title: str,
+    ylabel: str,
+) -> None:
     """One group of bars per category, one bar per series (e.g. per split), with a legend.
 
     `values[series]` holds one value per category. The figure widens with the number of bars
@@ -163,10 +172,12 @@ def plot_grouped_bars(values: Mapping[str, Sequence[float]], categories: Sequenc
     for k, name in enumerate(series):
         heights = np.asarray(values[name], dtype=np.float64)
         if heights.shape != (num_categories,):
-            raise ValueError(f"series {name!r} has {heights.shape} values for {num_categories} "
-                             "categories")
-        axes.bar(positions + (k - (len(series) - 1) / 2) * bar_width, heights, bar_width,
-                 label=name)
+            raise ValueError(
+                f"series {name!r} has {heights.shape} values for {num_categories} categories"
+            )
+        axes.bar(
+            positions + (k - (len(series) - 1) / 2) * bar_width, heights, bar_width, label=name
+        )
     label_size = min(8.0, max(2.0, (width - 1.0) * 0.7 / max(num_categories, 1) * 72))
     axes.set_xticks(positions, labels=categories, rotation=90, fontsize=label_size)
     axes.set_xlim(-0.6, num_categories - 0.4)
@@ -202,8 +213,9 @@ def plot_panel_grid(rows: Sequence[Sequence[Panel]], path: Path, title: str) -> 
                 axes.imshow(panel.data, interpolation="nearest")
                 axes.set_axis_off()
             elif panel.kind == "spectrogram":
-                axes.imshow(panel.data, origin="lower", aspect="auto", cmap="magma",
-                            interpolation="nearest")
+                axes.imshow(
+                    panel.data, origin="lower", aspect="auto", cmap="magma", interpolation="nearest"
+                )
                 axes.set_xlabel("frame", fontsize=7)
                 axes.set_ylabel("mel band", fontsize=7)
                 axes.tick_params(labelsize=6)
@@ -212,7 +224,9 @@ def plot_panel_grid(rows: Sequence[Sequence[Panel]], path: Path, title: str) -> 
                 axes.set_xlabel("seconds", fontsize=7)
                 axes.tick_params(labelsize=6)
             else:
-                raise ValueError(f"panel kind must be image, spectrogram or waveform: {panel.kind!r}")
+                raise ValueError(
+                    f"panel kind must be image, spectrogram or waveform: {panel.kind!r}"
+                )
             axes.set_title(panel.title, fontsize=7)
     figure.suptitle(title)
     figure.tight_layout()

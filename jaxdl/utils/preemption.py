@@ -33,16 +33,22 @@ class SigtermWatcher:
     def _handle(self, signum, frame) -> None:
         del frame
         if self.received == signal.SIGINT and signum == signal.SIGINT:
-            print("\nsecond Ctrl-C: stopping now without saving (the complete checkpoints are "
-                  "kept)", file=sys.stderr, flush=True)
+            print(
+                "\nsecond Ctrl-C: stopping now without saving (the complete checkpoints are kept)",
+                file=sys.stderr,
+                flush=True,
+            )
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGINT)  # dies by SIGINT: the shell sees 130
             return
         if self.received is None:
             self.received = signal.Signals(signum)
             if signum == signal.SIGINT:
-                print("\nCtrl-C: saving a checkpoint after this step (Ctrl-C again to abort "
-                      "at once)", file=sys.stderr, flush=True)
+                print(
+                    "\nCtrl-C: saving a checkpoint after this step (Ctrl-C again to abort at once)",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def stop_at(self, step: int) -> bool:
         """Whether to save and stop after `step` (called after every step, on every process)."""

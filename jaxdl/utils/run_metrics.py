@@ -20,11 +20,15 @@ def _record(path: pathlib.Path, number: int, line: str) -> dict:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as e:
-        raise DataError(f"{path}, line {number}: not JSON ({e.msg}, column {e.colno}); the file "
-                        "is corrupt: restore it, or rerun the training that wrote it") from e
+        raise DataError(
+            f"{path}, line {number}: not JSON ({e.msg}, column {e.colno}); the file "
+            "is corrupt: restore it, or rerun the training that wrote it"
+        ) from e
     if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
-        raise DataError(f"{path}, line {number}: expected a JSON object with an integer 'epoch' "
-                        f"(one line per epoch, as jaxdl writes them), got {line[:80]!r}")
+        raise DataError(
+            f"{path}, line {number}: expected a JSON object with an integer 'epoch' "
+            f"(one line per epoch, as jaxdl writes them), got {line[:80]!r}"
+        )
     return record
 
 
@@ -33,8 +37,10 @@ def read_history(log_dir: str | pathlib.Path) -> list[dict]:
     "train/loss": 2.1, "val/loss": 2.2, "val/accuracy": 0.3, ...}."""
     path = pathlib.Path(log_dir) / METRICS_FILE
     if not path.is_file():
-        raise DataError(f"{log_dir} holds no {METRICS_FILE}: not a jaxdl training run (train, "
-                        "grid_search and compare write one line per epoch there)")
+        raise DataError(
+            f"{log_dir} holds no {METRICS_FILE}: not a jaxdl training run (train, "
+            "grid_search and compare write one line per epoch there)"
+        )
     # Undecodable bytes become U+FFFD, so a damaged line is reported by its number like any other.
     *lines, tail = path.read_bytes().decode("utf-8", errors="replace").split("\n")
     records = [_record(path, n, line) for n, line in enumerate(lines, start=1) if line.strip()]
@@ -42,8 +48,12 @@ def read_history(log_dir: str | pathlib.Path) -> list[dict]:
         try:
             records.append(_record(path, len(lines) + 1, tail))
         except DataError:
-            print(f"warning: {path}, line {len(lines) + 1}: cut short (no newline after it; a run "
-                  "stopped while writing it?): ignored", file=sys.stderr, flush=True)
+            print(
+                f"warning: {path}, line {len(lines) + 1}: cut short (no newline after it; a run "
+                "stopped while writing it?): ignored",
+                file=sys.stderr,
+                flush=True,
+            )
     return records
 
 

@@ -47,8 +47,14 @@ LOCK_FILE = "run.lock"  # held (fcntl.flock) by the process training the run; ho
 # Keys that cannot change a run's numbers: where outputs go, how often it logs and saves, what
 # happens after training, and other modes' settings (a grid member's config carries its grid's).
 # A checkpoint whose config differs from the run's in these only is still the run's.
-_NOT_TRAINING_KEYS = ("run_name", "data.cache_dir", "train.log_every_steps",
-                      "train.checkpoint_every_steps", "train.evaluate_test", "train.resume")
+_NOT_TRAINING_KEYS = (
+    "run_name",
+    "data.cache_dir",
+    "train.log_every_steps",
+    "train.checkpoint_every_steps",
+    "train.evaluate_test",
+    "train.resume",
+)
 _OTHER_MODES = ("lr_finder", "grid", "compare", "analyze", "bench")
 
 
@@ -75,8 +81,9 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
 
 def write_status(log_dir: pathlib.Path, config: ml_collections.ConfigDict, status: str) -> None:
     """`running` while a run may be resumed, then `finished` (or `failed`)."""
-    files.write_json_atomic(log_dir / STATUS_FILE,
-                            {"status": status, "fingerprint": fingerprint(config)})
+    files.write_json_atomic(
+        log_dir / STATUS_FILE, {"status": status, "fingerprint": fingerprint(config)}
+    )
 
 
 def _unfinished_with(parent: pathlib.Path, print_: str) -> list[pathlib.Path]:
@@ -97,6 +104,7 @@ def _lock(stack: contextlib.ExitStack, log_dir: pathlib.Path) -> None:
     In a multi-host run the primary process holds it (the others share its verdict), as one
     process per host would otherwise refuse its own job's other processes.
     """
+
     def attempt() -> str:
         try:
             stack.enter_context(locks.exclusive(log_dir / LOCK_FILE, f"run {log_dir}"))
@@ -110,8 +118,9 @@ def _lock(stack: contextlib.ExitStack, log_dir: pathlib.Path) -> None:
 
 
 @contextlib.contextmanager
-def open_run(parent: pathlib.Path, config: ml_collections.ConfigDict,
-             mode: str) -> Iterator[tuple[pathlib.Path, bool]]:
+def open_run(
+    parent: pathlib.Path, config: ml_collections.ConfigDict, mode: str
+) -> Iterator[tuple[pathlib.Path, bool]]:
     """The run directory, locked for the block: the latest unfinished run of the same config
     (resume), else a new one. Yields (directory, resumed).
 
@@ -126,7 +135,8 @@ def open_run(parent: pathlib.Path, config: ml_collections.ConfigDict,
         if config.train.resume:
             # One choice for every process of a multi-host run: the primary's.
             unfinished = distributed.from_primary(
-                lambda: [str(d) for d in _unfinished_with(parent, fingerprint(config))])
+                lambda: [str(d) for d in _unfinished_with(parent, fingerprint(config))]
+            )
             if unfinished:
                 log_dir = pathlib.Path(unfinished[-1])
                 _lock(stack, log_dir)

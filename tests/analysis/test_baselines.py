@@ -62,8 +62,9 @@ def test_random_expectations_match_a_long_seeded_simulation():
     labels = rng.choice(7, size=60, p=[0.4, 0.2, 0.1, 0.1, 0.1, 0.05, 0.05])
     expected = baselines.random_expected("multiclass", names, labels)
     assert expected["accuracy"] == 1 / 7
-    simulated = baselines.random_simulated(make_objective("multiclass", names), labels, seed=0,
-                                           draws=400)
+    simulated = baselines.random_simulated(
+        make_objective("multiclass", names), labels, seed=0, draws=400
+    )
     for key in ("accuracy", "macro_f1"):
         assert abs(simulated[key] - expected[key]) < 4 * simulated[f"{key}_std"] / 20, key
 
@@ -71,7 +72,8 @@ def test_random_expectations_match_a_long_seeded_simulation():
     targets = (rng.random((80, 3)) < [0.5, 0.1, 0.0]).astype(np.float32)
     expected = baselines.random_expected("multilabel", attributes, targets)
     assert expected["mean_accuracy"] == 0.5 and expected["f1/absent"] == 0.0
-    simulated = baselines.random_simulated(make_objective("multilabel", attributes), targets,
-                                           seed=1, draws=400)
+    simulated = baselines.random_simulated(
+        make_objective("multilabel", attributes), targets, seed=1, draws=400
+    )
     for key in ("mean_accuracy", "micro_f1", "macro_f1"):
         assert abs(simulated[key] - expected[key]) < 4 * simulated[f"{key}_std"] / 20, key

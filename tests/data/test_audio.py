@@ -29,10 +29,12 @@ def _reference_log_mel(x, sample_rate=16000, n_fft=400, hop=160, n_mels=64, f_ma
     top_mel = 2595.0 * np.log10(1.0 + f_max / 700.0)
     edges = 700.0 * (10 ** (np.linspace(0.0, top_mel, n_mels + 2) / 2595.0) - 1.0)  # f_min = 0
     bins = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    filters = np.stack([
-        np.maximum(0.0, np.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)))
-        for lo, mid, hi in zip(edges[:-2], edges[1:-1], edges[2:])
-    ])
+    filters = np.stack(
+        [
+            np.maximum(0.0, np.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)))
+            for lo, mid, hi in zip(edges[:-2], edges[1:-1], edges[2:])
+        ]
+    )
     return 10.0 * np.log10(np.maximum(filters @ power.T, 1e-10))
 
 
@@ -58,8 +60,9 @@ def test_log_mel_matches_torchaudio():
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-3)
 
 
-def _direct_sinc_resample(x: np.ndarray, orig_sr: int, new_sr: int, zeros: int = 6,
-                          rolloff: float = 0.99) -> np.ndarray:
+def _direct_sinc_resample(
+    x: np.ndarray, orig_sr: int, new_sr: int, zeros: int = 6, rolloff: float = 0.99
+) -> np.ndarray:
     """torchaudio's sinc_interp_hann from its formula, output sample by output sample, float64:
     y[n] = sum_i x[i] c/orig_sr sinc(z) cos^2(pi z / (2 zeros)), z = c (i/orig_sr - n/new_sr),
     |z| <= zeros, c = rolloff * min(orig_sr, new_sr); x is zero outside the clip."""
@@ -68,8 +71,11 @@ def _direct_sinc_resample(x: np.ndarray, orig_sr: int, new_sr: int, zeros: int =
     first = np.ceil((n / new_sr - zeros / cutoff) * orig_sr).astype(int)
     i = first + np.arange(int(2 * zeros * orig_sr / cutoff) + 2)[None, :]
     z = cutoff * (i / orig_sr - n / new_sr)
-    taps = np.where(np.abs(z) <= zeros,
-                    cutoff / orig_sr * np.sinc(z) * np.cos(np.pi * z / (2 * zeros)) ** 2, 0.0)
+    taps = np.where(
+        np.abs(z) <= zeros,
+        cutoff / orig_sr * np.sinc(z) * np.cos(np.pi * z / (2 * zeros)) ** 2,
+        0.0,
+    )
     inside = (i >= 0) & (i < x.size)
     return (np.where(inside, x.astype(np.float64)[np.clip(i, 0, x.size - 1)], 0.0) * taps).sum(1)
 
@@ -88,7 +94,10 @@ def test_resample_matches_direct_sinc_interpolation(samples):
 def test_resample_keeps_the_passband_and_removes_aliases():
     t = np.arange(44100) / 44100
     tone = lambda hz: np.sin(2 * np.pi * hz * t).astype(np.float32)  # noqa: E731
-    kept, alias = audio.resample(tone(1000), 44100, 16000), audio.resample(tone(12000), 44100, 16000)
+    kept, alias = (
+        audio.resample(tone(1000), 44100, 16000),
+        audio.resample(tone(12000), 44100, 16000),
+    )
     middle = slice(500, -500)  # away from the zero-padded edges
     assert np.abs(kept[middle]).max() == pytest.approx(1.0, abs=1e-3)
     # 12 kHz would fold onto 4 kHz at 16 kHz; the 6-zero Hann-windowed sinc leaves ~-55 dB.
@@ -100,8 +109,13 @@ def test_clip_features_match_torchaudio_on_a_wav(tmp_path):
     import torch
 
     path = tmp_path / "1-100032-A-0.wav"
-    soundfile.write(path, _two_sines_and_noise(5.0, 44100) + 0.05 * np.random.default_rng(3)
-                    .standard_normal(220500).astype(np.float32), 44100, subtype="PCM_16")
+    soundfile.write(
+        path,
+        _two_sines_and_noise(5.0, 44100)
+        + 0.05 * np.random.default_rng(3).standard_normal(220500).astype(np.float32),
+        44100,
+        subtype="PCM_16",
+    )
     # The reference pipeline: soundfile float32, mono mean, torchaudio resample / mel / dB, then
     # per-band standardisation with torch's unbiased std clamped at 1e-6.
     data, rate = soundfile.read(path, dtype="float32", always_2d=True)
@@ -109,11 +123,13 @@ def test_clip_features_match_torchaudio_on_a_wav(tmp_path):
     resampled = torchaudio.functional.resample(waveform, orig_freq=rate, new_freq=16000)
     np.testing.assert_allclose(audio.load_waveform(path, 16000), resampled[0].numpy(), atol=1e-6)
     mel = torchaudio.transforms.MelSpectrogram(
-        sample_rate=16000, n_fft=400, win_length=400, hop_length=160, n_mels=64, power=2.0)
+        sample_rate=16000, n_fft=400, win_length=400, hop_length=160, n_mels=64, power=2.0
+    )
     db = torchaudio.transforms.AmplitudeToDB(stype="power")(mel(resampled))
     expected = (db - db.mean(-1, keepdim=True)) / db.std(-1, keepdim=True).clamp_min(1e-6)
-    np.testing.assert_allclose(audio.clip_features(path, SETTINGS), expected[0].numpy(),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        audio.clip_features(path, SETTINGS), expected[0].numpy(), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_standardize_per_band_zero_mean_unit_unbiased_std():

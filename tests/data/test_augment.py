@@ -8,8 +8,15 @@ from jaxdl.data.augment import spec_augment
 
 
 def _cfg(**overrides) -> ml_collections.ConfigDict:
-    cfg = dict(enabled=True, time_shift_p=0.3, time_shift_max_fraction=0.05, freq_mask_p=0.5,
-               freq_mask_param=8, time_mask_p=0.5, time_mask_param=20)
+    cfg = dict(
+        enabled=True,
+        time_shift_p=0.3,
+        time_shift_max_fraction=0.05,
+        freq_mask_p=0.5,
+        freq_mask_param=8,
+        time_mask_p=0.5,
+        time_mask_param=20,
+    )
     return ml_collections.ConfigDict({**cfg, **overrides})
 
 

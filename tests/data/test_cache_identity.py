@@ -27,8 +27,9 @@ BUILT_FOLD_4 = "building the log-mel cache for fold 4 (6 clips)"
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory) -> Path:
     """3 classes x 2 clips x 5 folds of 0.5 s (val = fold 4: 6 clips)."""
-    return make_synthetic_esc50(tmp_path_factory.mktemp("data"), num_classes=3,
-                                clips_per_class_per_fold=2, clip_seconds=0.5)
+    return make_synthetic_esc50(
+        tmp_path_factory.mktemp("data"), num_classes=3, clips_per_class_per_fold=2, clip_seconds=0.5
+    )
 
 
 def _config(folder: Path, cache: Path):
@@ -61,8 +62,9 @@ def _reverse_samples(wav: Path) -> None:
     assert (wav.stat().st_size, wav.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
 
 
-def test_other_samples_under_the_same_names_sizes_and_times_are_recomputed(layout, tmp_path,
-                                                                            capsys):
+def test_other_samples_under_the_same_names_sizes_and_times_are_recomputed(
+    layout, tmp_path, capsys
+):
     cache = tmp_path / "cache"
     original = _by_name(esc50.load_split(_config(layout, cache), "val"))
     edited_copy = _copy_keeping_times(layout, tmp_path / "ESC-50-master")
@@ -114,8 +116,10 @@ def test_an_edited_category_is_a_new_cache(layout, tmp_path):
     meta = edited_copy / esc50.META_CSV
     with open(meta, newline="") as listing:
         rows = list(csv.DictReader(listing))
-    first, other = (next(row for row in rows if row["fold"] == "4" and row["target"] == target)
-                    for target in ("0", "1"))
+    first, other = (
+        next(row for row in rows if row["fold"] == "4" and row["target"] == target)
+        for target in ("0", "1")
+    )
     first["category"], other["category"] = other["category"], first["category"]  # same classes
     with open(meta, "w", newline="") as listing:
         writer = csv.DictWriter(listing, fieldnames=list(rows[0]))
@@ -143,8 +147,9 @@ def _same_size_other_pixels(path: Path) -> None:
 
 
 def test_a_same_size_jpeg_with_other_pixels_is_recomputed(tmp_path):
-    folder = make_synthetic_tiny_imagenet(tmp_path / "raw", num_classes=2, train_per_class=2,
-                                          val_per_class=3)
+    folder = make_synthetic_tiny_imagenet(
+        tmp_path / "raw", num_classes=2, train_per_class=2, val_per_class=3
+    )
     config = image_config("tiny_imagenet", tmp_path, source="auto", dir=str(folder))
     first = tiny_imagenet.load_split(config, "val")
     _same_size_other_pixels(folder / "val" / "images" / first.source[0]["filename"])
@@ -193,21 +198,32 @@ print("features", len(split.source), digest.hexdigest())
 def test_two_processes_generating_and_building_one_cache_both_succeed(tmp_path):
     cache, start = tmp_path / "cache", tmp_path / "start"
     start.mkdir()
-    processes = [subprocess.Popen([sys.executable, "-c", _BUILD_VAL, str(cache), str(start), name],
-                                  cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True)
-                 for name in ("a", "b")]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _BUILD_VAL, str(cache), str(start), name],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("a", "b")
+    ]
     results = [(process.wait(timeout=300), *process.communicate()) for process in processes]
     for code, out, err in results:
         assert code == 0, err[-2000:]
-    features = [next(line for line in out.splitlines() if line.startswith("features"))
-                for _, out, _ in results]
+    features = [
+        next(line for line in out.splitlines() if line.startswith("features"))
+        for _, out, _ in results
+    ]
     assert features[0] == features[1] and features[0].startswith("features 12 ")
     outputs = "".join(out for _, out, _ in results)
     assert outputs.count("Generating synthetic ESC-50") == 1
     assert outputs.count("building the log-mel cache for fold 4 (12 clips)") == 1
     assert "Downloading and preparing" not in outputs
     assert len(_fold_entries(cache, 4)) == 1
-    leftovers = [path.name for path in cache.rglob("*") if "incomplete" in path.name.lower()
-                 or ".tmp-" in path.name]
+    leftovers = [
+        path.name
+        for path in cache.rglob("*")
+        if "incomplete" in path.name.lower() or ".tmp-" in path.name
+    ]
     assert leftovers == []

@@ -40,14 +40,18 @@ def test_targets_are_the_chosen_columns_with_minus_one_as_zero(tmp_path, folder)
     assert split.class_names == attributes
     for record in _records(split):
         assert record["label"].dtype == np.float32 and record["label"].shape == (3,)
-        expected = [1.0 if values[record["filename"]][names.index(a)] == 1 else 0.0 for a in attributes]
+        expected = [
+            1.0 if values[record["filename"]][names.index(a)] == 1 else 0.0 for a in attributes
+        ]
         np.testing.assert_array_equal(record["label"], expected)
         assert record["image"].shape == (64, 64, 3) and record["image"].dtype == np.uint8
 
 
 def test_official_partitions(tmp_path, folder):
     config = _config(tmp_path, folder)
-    partition = dict(line.split() for line in (folder / celeba.PARTITION_FILE).read_text().splitlines())
+    partition = dict(
+        line.split() for line in (folder / celeba.PARTITION_FILE).read_text().splitlines()
+    )
     for split, code in celeba.PARTITIONS.items():
         files = [r["filename"] for r in _records(celeba.load_split(config, split))]
         assert files == sorted(name for name, p in partition.items() if p == str(code))
@@ -56,7 +60,9 @@ def test_official_partitions(tmp_path, folder):
 
 def test_unknown_attribute_lists_the_forty_names(tmp_path, folder):
     with pytest.raises(ConfigError, match=r"unknown: \['Wearing_Cape'\]") as raised:
-        celeba.load_split(_config(tmp_path, folder, attributes=("Smiling", "Wearing_Cape")), "train")
+        celeba.load_split(
+            _config(tmp_path, folder, attributes=("Smiling", "Wearing_Cape")), "train"
+        )
     assert "among the 40 CelebA attributes" in str(raised.value)
     assert "'5_o_Clock_Shadow'" in str(raised.value) and "'Young'" in str(raised.value)
 
@@ -83,16 +89,22 @@ def test_google_drive_layout_with_anno_and_eval(tmp_path, folder):
 
 def test_missing_attribute_file_is_named(tmp_path, folder):
     (folder / celeba.ATTRIBUTES_FILE).unlink()
-    with pytest.raises(DataError, match=rf"list_attr_celeba.txt not found in {folder} \(nor in Anno/ "
-                                        r"or Eval/\); expected a folder holding img_align_celeba"):
+    with pytest.raises(
+        DataError,
+        match=rf"list_attr_celeba.txt not found in {folder} \(nor in Anno/ "
+        r"or Eval/\); expected a folder holding img_align_celeba",
+    ):
         celeba.load_split(_config(tmp_path, folder), "train")
 
 
 def test_partition_without_a_split_is_an_empty_split_error(tmp_path, folder):
     path = folder / celeba.PARTITION_FILE
     path.write_text(path.read_text().replace(" 1\n", " 0\n"))
-    with pytest.raises(DataError, match=rf"the celeba val split is empty; its images are chosen by "
-                                        rf"the 1 codes of {path}"):
+    with pytest.raises(
+        DataError,
+        match=rf"the celeba val split is empty; its images are chosen by "
+        rf"the 1 codes of {path}",
+    ):
         celeba.load_split(_config(tmp_path, folder), "val")
 
 

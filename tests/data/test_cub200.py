@@ -1,7 +1,7 @@
 """CUB-200-2011: annotations, the stratified train/val split (real counts), resizing, errors."""
 
-import io
 import dataclasses
+import io
 import pathlib
 import tarfile
 
@@ -21,8 +21,9 @@ REAL_TRAIN_COUNTS = np.array([30] * 97 + [29] * 3 + [30] * 97 + [29] * 3)
 @pytest.fixture
 def folder(tmp_path) -> pathlib.Path:
     """4 classes of 5 train + 2 test images of varying sizes, official layout."""
-    return make_synthetic_cub200(tmp_path / "raw", num_classes=4, train_per_class=5,
-                                 test_per_class=2, seed=0)
+    return make_synthetic_cub200(
+        tmp_path / "raw", num_classes=4, train_per_class=5, test_per_class=2, seed=0
+    )
 
 
 def _config(tmp_path, folder, **data):
@@ -84,46 +85,67 @@ def test_splits_labels_and_resize(tmp_path, folder):
 
 def test_annotation_errors(tmp_path, folder):
     (folder / "train_test_split.txt").write_text("1 1\n2 x\n")
-    with pytest.raises(DataError, match=r"train_test_split.txt line 2: expected '<id> <is_train flag"):
+    with pytest.raises(
+        DataError, match=r"train_test_split.txt line 2: expected '<id> <is_train flag"
+    ):
         cub200.read_dataset(folder)
     (folder / "train_test_split.txt").write_text("1 1\n2 0\n")
-    with pytest.raises(DataError, match=r"train_test_split.txt has no line for image id\(s\) \[3, 4"):
+    with pytest.raises(
+        DataError, match=r"train_test_split.txt has no line for image id\(s\) \[3, 4"
+    ):
         cub200.read_dataset(folder)
     (folder / "image_class_labels.txt").write_text("1 9\n")
-    with pytest.raises(DataError, match=r"image_class_labels.txt has no line for image id\(s\) \[2"):
+    with pytest.raises(
+        DataError, match=r"image_class_labels.txt has no line for image id\(s\) \[2"
+    ):
         cub200.read_dataset(folder)
     (folder / "classes.txt").unlink()
-    with pytest.raises(DataError, match="classes.txt not found; expected the official CUB_200_2011/"):
+    with pytest.raises(
+        DataError, match="classes.txt not found; expected the official CUB_200_2011/"
+    ):
         cub200.read_dataset(folder)
     with pytest.raises(DataError, match="does not exist"):
         cub200.load_split(_config(tmp_path, tmp_path / "nowhere"), "train")
 
 
 @pytest.mark.parametrize(
-    "name", ["images.txt", "image_class_labels.txt", "train_test_split.txt", "classes.txt"])
+    "name", ["images.txt", "image_class_labels.txt", "train_test_split.txt", "classes.txt"]
+)
 def test_each_missing_annotation_file_is_named(tmp_path, folder, name):
     (folder / name).unlink()
-    with pytest.raises(DataError, match=f"{folder / name} not found; expected the official "
-                                        "CUB_200_2011/ with images.txt, image_class_labels.txt"):
+    with pytest.raises(
+        DataError,
+        match=f"{folder / name} not found; expected the official "
+        "CUB_200_2011/ with images.txt, image_class_labels.txt",
+    ):
         cub200.load_split(_config(tmp_path, folder), "train")
 
 
 def test_malformed_image_list_line(folder):
     path = folder / "images.txt"
     path.write_text("1 001.a/x.jpg\n2\n")
-    with pytest.raises(DataError, match=r"images.txt line 2: expected '<id> <relative image path>', "
-                                        r"got '2'"):
+    with pytest.raises(
+        DataError,
+        match=r"images.txt line 2: expected '<id> <relative image path>', "
+        r"got '2'",
+    ):
         cub200.read_dataset(folder)
 
 
 def test_empty_splits_name_what_chose_them(tmp_path, folder):
-    with pytest.raises(DataError, match=r"the cub200 train split is empty; its images are chosen "
-                                        r"by data.val_fraction=0.99 of the 20 official train images"):
+    with pytest.raises(
+        DataError,
+        match=r"the cub200 train split is empty; its images are chosen "
+        r"by data.val_fraction=0.99 of the 20 official train images",
+    ):
         cub200.load_split(_config(tmp_path, folder, val_fraction=0.99), "train")
     flags = folder / "train_test_split.txt"
     flags.write_text(flags.read_text().replace(" 0\n", " 1\n"))
-    with pytest.raises(DataError, match=rf"cub200 test split is empty; .* the 0 \(test\) flags of "
-                                        rf"{flags}"):
+    with pytest.raises(
+        DataError,
+        match=rf"cub200 test split is empty; .* the 0 \(test\) flags of "
+        rf"{flags}",
+    ):
         cub200.load_split(_config(tmp_path, folder), "test")
 
 
@@ -143,8 +165,10 @@ def test_image_absent_and_corrupt(tmp_path, folder, capsys):
         cub200.load_split(config, "test")
     config.data.on_corrupt = "skip"
     assert len(cub200.load_split(config, "test").source) == 7
-    assert f"cub200 test images: 1 of 8 skipped as missing or corrupt (data.on_corrupt=skip): " \
-           f"{folder / 'images' / first}: cannot decode" in capsys.readouterr().err
+    assert (
+        f"cub200 test images: 1 of 8 skipped as missing or corrupt (data.on_corrupt=skip): "
+        f"{folder / 'images' / first}: cannot decode" in capsys.readouterr().err
+    )
     (folder / "images" / first).unlink()
     config.data.on_corrupt = "error"
     with pytest.raises(DataError, match="1 listed image file.* missing"):
@@ -180,7 +204,9 @@ def test_download_path_unpacks_the_official_tgz(tmp_path, folder, monkeypatch):
         packed.add(folder, arcname="CUB_200_2011")
     payload = archive.read_bytes()
     config = image_config("cub200", tmp_path, source="auto")
-    monkeypatch.setattr(cub200, "SOURCE", dataclasses.replace(cub200.SOURCE, expected_size=len(payload)))
+    monkeypatch.setattr(
+        cub200, "SOURCE", dataclasses.replace(cub200.SOURCE, expected_size=len(payload))
+    )
     with ArchiveServer(payload) as server:
         config.data.url = server.url
         assert len(cub200.load_split(config, "val").source) == 4

@@ -1,8 +1,8 @@
 """Downloads from a real local HTTP server (Range, dropped connections, checksums), archive
 extraction that keeps every member inside its folder, and the ESC-50 layout check."""
 
-import contextlib
 import concurrent.futures
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -12,7 +12,6 @@ import importlib.resources
 import io
 import pathlib
 import re
-import shutil
 import socket
 import struct
 import subprocess
@@ -38,9 +37,11 @@ def _esc50_zip() -> bytes:
     """A two-clip archive in the official layout (ESC-50-master/meta, ESC-50-master/audio)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("ESC-50-master/meta/esc50.csv",
-                         CSV_HEADER + "1-100032-A-0.wav,1,0,dog,True,100032,A\n"
-                         "5-9032-A-0.wav,5,0,dog,True,9032,A\n")
+        archive.writestr(
+            "ESC-50-master/meta/esc50.csv",
+            CSV_HEADER + "1-100032-A-0.wav,1,0,dog,True,100032,A\n"
+            "5-9032-A-0.wav,5,0,dog,True,9032,A\n",
+        )
         archive.writestr("ESC-50-master/audio/1-100032-A-0.wav", bytes(range(256)) * 200)
         archive.writestr("ESC-50-master/audio/5-9032-A-0.wav", bytes(range(255, -1, -1)) * 200)
     return buffer.getvalue()
@@ -51,8 +52,14 @@ class ArchiveServer:
     `ignore_range`; can drop the first response after `drop_after` bytes. Records each request's
     Range header."""
 
-    def __init__(self, payload: bytes, *, drop_after: int | None = None, ignore_range: bool = False,
-                 not_found: bool = False):
+    def __init__(
+        self,
+        payload: bytes,
+        *,
+        drop_after: int | None = None,
+        ignore_range: bool = False,
+        not_found: bool = False,
+    ):
         self.payload, self.drop_after, self.ignore_range = payload, drop_after, ignore_range
         self.not_found = not_found
         self.ranges: list[str | None] = []
@@ -107,8 +114,11 @@ def test_download_verify_and_extract_official_layout(tmp_path):
     payload = _esc50_zip()
     with ArchiveServer(payload) as server:
         archive = download.download_file(
-            server.url, tmp_path / "dl" / "ESC-50-master.zip", sha256=_sha256(payload),
-            expected_size=len(payload), progress=False,
+            server.url,
+            tmp_path / "dl" / "ESC-50-master.zip",
+            sha256=_sha256(payload),
+            expected_size=len(payload),
+            progress=False,
         )
     assert archive.read_bytes() == payload
     assert not archive.with_name(archive.name + ".part").exists()
@@ -122,8 +132,9 @@ def test_download_verify_and_extract_official_layout(tmp_path):
 def test_dropped_connection_is_resumed_with_a_range_request(tmp_path):
     payload = _esc50_zip()
     with ArchiveServer(payload, drop_after=1000) as server:
-        dest = download.download_file(server.url, tmp_path / "a.zip", sha256=_sha256(payload),
-                                      progress=False)
+        dest = download.download_file(
+            server.url, tmp_path / "a.zip", sha256=_sha256(payload), progress=False
+        )
     assert dest.read_bytes() == payload
     assert server.ranges == [None, "bytes=1000-"]
 
@@ -132,8 +143,9 @@ def test_existing_part_file_is_resumed(tmp_path):
     payload = _esc50_zip()
     (tmp_path / "a.zip.part").write_bytes(payload[:777])
     with ArchiveServer(payload) as server:
-        dest = download.download_file(server.url, tmp_path / "a.zip", sha256=_sha256(payload),
-                                      progress=False)
+        dest = download.download_file(
+            server.url, tmp_path / "a.zip", sha256=_sha256(payload), progress=False
+        )
     assert dest.read_bytes() == payload and server.ranges == ["bytes=777-"]
 
 
@@ -141,8 +153,9 @@ def test_server_ignoring_range_restarts_from_scratch(tmp_path):
     payload = _esc50_zip()
     (tmp_path / "a.zip.part").write_bytes(b"stale bytes from another file")
     with ArchiveServer(payload, ignore_range=True) as server:
-        dest = download.download_file(server.url, tmp_path / "a.zip", sha256=_sha256(payload),
-                                      progress=False)
+        dest = download.download_file(
+            server.url, tmp_path / "a.zip", sha256=_sha256(payload), progress=False
+        )
     assert dest.read_bytes() == payload
 
 
@@ -179,7 +192,10 @@ def test_unreachable_server_fails_fast_and_says_how_to_work_offline(tmp_path):
 
 
 def test_http_error_is_a_data_error(tmp_path):
-    with ArchiveServer(b"", not_found=True) as server, pytest.raises(DataError, match="HTTP Error 404"):
+    with (
+        ArchiveServer(b"", not_found=True) as server,
+        pytest.raises(DataError, match="HTTP Error 404"),
+    ):
         download.download_file(server.url, tmp_path / "x.zip", progress=False)
 
 
@@ -201,14 +217,16 @@ def test_extract_reuses_existing_folder(tmp_path):
 
 # ---------------------------------------------------------------- pinned checksums
 
+
 def test_cub200_pin_is_the_tfds_checksum_of_the_configured_archive():
     """The pinned SHA-256 and the checked size are TFDS's figures for the same caltech.edu file."""
     config = load_config("cub200")
     tfds_files = importlib.resources.files("tensorflow_datasets")
     listing = tfds_files / "url_checksums" / "caltech_birds2011.txt"
     entries = [line.split("\t") for line in listing.read_text().splitlines()]
-    (size, sha256), = [(int(size), sha) for url, size, sha, *_ in entries
-                       if url.split("?")[0] == config.data.url]
+    ((size, sha256),) = [
+        (int(size), sha) for url, size, sha, *_ in entries if url.split("?")[0] == config.data.url
+    ]
     assert (config.data.sha256, cub200.SOURCE.expected_size) == (sha256, size)
 
 
@@ -228,6 +246,7 @@ def test_substitute_archive_for_a_pinned_checksum_is_refused_and_deleted(tmp_pat
 
 
 # ---------------------------------------------------------------- members outside the target
+
 
 def _zip(members: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
@@ -261,8 +280,15 @@ def _device(name: str) -> tarfile.TarInfo:
     return member
 
 
-@pytest.mark.parametrize("name", ["../escaped.txt", "ESC-50-master/../../escaped.txt",
-                                  "ABSOLUTE/escaped.txt", "..\\escaped.txt"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../escaped.txt",
+        "ESC-50-master/../../escaped.txt",
+        "ABSOLUTE/escaped.txt",
+        "..\\escaped.txt",
+    ],
+)
 def test_zip_member_outside_the_target_is_refused_before_unpacking(tmp_path, name):
     name = name.replace("ABSOLUTE", str(tmp_path))
     archive = tmp_path / "evil.zip"
@@ -295,8 +321,10 @@ def test_tar_member_outside_the_target_is_refused(tmp_path, members, extra, refu
     with pytest.raises(DataError) as raised:
         download.extract_archive(archive, tmp_path / "work" / "out")
     message = str(raised.value)
-    assert (f"{archive} is not a valid .tgz archive: refused its member {refused!r}, which {why}"
-            in message)
+    assert (
+        f"{archive} is not a valid .tgz archive: refused its member {refused!r}, which {why}"
+        in message
+    )
     assert sorted(path.name for path in tmp_path.rglob("*")) == ["evil.tgz", "work"]  # no temp left
 
 
@@ -308,16 +336,27 @@ SMALL = dict(categories=CATEGORIES[:2], clips_per_category=5, frames=441)  # 2 c
 def _silent_wav(path: pathlib.Path, sample_rate: int, frames: int) -> None:
     """A valid 16-bit mono PCM WAV of silence; the samples are a sparse hole (no disk blocks)."""
     data_bytes = frames * 2
-    header = (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVEfmt "
-              + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
-              + b"data" + struct.pack("<I", data_bytes))
+    header = (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
     with open(path, "wb") as wav:
         wav.write(header)
         wav.truncate(len(header) + data_bytes)
 
 
-def _esc50_layout(folder: pathlib.Path, *, categories=CATEGORIES, clips_per_category: int = 40,
-                  sample_rate: int = 44_100, frames: int = 220_500) -> pathlib.Path:
+def _esc50_layout(
+    folder: pathlib.Path,
+    *,
+    categories=CATEGORIES,
+    clips_per_category: int = 40,
+    sample_rate: int = 44_100,
+    frames: int = 220_500,
+) -> pathlib.Path:
     """`folder` in the official layout: meta/esc50.csv and audio/{fold}-{id}-A-{target}.wav, the
     clips of each category spread evenly over folds 1-5 (official figures by default)."""
     (folder / "audio").mkdir(parents=True)
@@ -362,7 +401,8 @@ def test_official_check_refuses_a_22khz_copy_naming_the_format(tmp_path):
         "not the official ESC-50 layout: clips other than 44100 Hz, 1 channel, PCM_16, 220500 "
         "frames (5 s) (2000): 1-100000-A-0.wav is 22050 Hz, 1 channel, PCM_16, 110250 frames (5 s), "
         "1-100005-A-0.wav is 22050 Hz, 1 channel, PCM_16, 110250 frames (5 s), 1-100010-A-0.wav "
-        "is 22050 Hz, 1 channel, PCM_16, 110250 frames (5 s), ...")
+        "is 22050 Hz, 1 channel, PCM_16, 110250 frames (5 s), ..."
+    )
 
 
 def test_small_layout_passes_with_its_own_figures(tmp_path):
@@ -378,39 +418,84 @@ def _drop_first_clip(folder):
 @pytest.mark.parametrize(
     ("change", "problems"),
     [
-        (_drop_first_clip, ["meta/esc50.csv has 9 rows, expected 10",
-                            "categories without 5 clips (1 of 2): 'dog' has 4",
-                            "clips per fold are {1: 1, 2: 2, 3: 2, 4: 2, 5: 2}, expected 2 in each "
-                            "of the folds (1, 2, 3, 4, 5)"]),
-        (lambda folder: _first_clip(folder).unlink(),
-         ["listed clips missing from audio/ (1): 1-100000-A-0.wav"]),
-        (lambda folder: _silent_wav(folder / "audio" / "extra.wav", 44_100, 441),
-         ["files in audio/ not listed in meta/esc50.csv (1): extra.wav"]),
-        (lambda folder: _silent_wav(_first_clip(folder), 22_050, 441),
-         ["clips other than 44100 Hz, 1 channel, PCM_16, 441 frames (0.01 s) (1): 1-100000-A-0.wav "
-          "is 22050 Hz, 1 channel, PCM_16, 441 frames (0.02 s)"]),
-        (lambda folder: _first_clip(folder).write_bytes(_first_clip(folder).read_bytes()[:244]),
-         ["clips other than 44100 Hz, 1 channel, PCM_16, 441 frames (0.01 s) (1): 1-100000-A-0.wav "
-          "is 44100 Hz, 1 channel, PCM_16, 100 frames (0.00226757 s)"]),
-        (lambda folder: _first_clip(folder).write_bytes(b"not a wav"),
-         ["clips other than 44100 Hz, 1 channel, PCM_16, 441 frames (0.01 s) (1): 1-100000-A-0.wav "
-          "is unreadable ("]),
-        (lambda folder: _edit_csv(folder, 2, "filename", "../../../etc/x.wav"),
-         ["meta/esc50.csv line 2: filename '../../../etc/x.wav' is not a file name inside audio/",
-          "listed clips missing from audio/ (1): ../../../etc/x.wav",
-          "files in audio/ not listed in meta/esc50.csv (1): 1-100000-A-0.wav"]),
-        (lambda folder: _edit_csv(folder, 2, "target", "7"),
-         ["categories with another target id than the official one (1): 'dog' has 0, 7, expected 0"]),
-        (lambda folder: _edit_csv(folder, 2, "category", "kazoo"),
-         ["meta/esc50.csv has categories not in ESC-50: ['kazoo']",
-          "categories without 5 clips (1 of 2): 'dog' has 4"]),
-        (lambda folder: _edit_csv(folder, 2, "fold", "2"),
-         ["clips per fold are {1: 1, 2: 3, 3: 2, 4: 2, 5: 2}, expected 2 in each of the folds"]),
+        (
+            _drop_first_clip,
+            [
+                "meta/esc50.csv has 9 rows, expected 10",
+                "categories without 5 clips (1 of 2): 'dog' has 4",
+                "clips per fold are {1: 1, 2: 2, 3: 2, 4: 2, 5: 2}, expected 2 in each "
+                "of the folds (1, 2, 3, 4, 5)",
+            ],
+        ),
+        (
+            lambda folder: _first_clip(folder).unlink(),
+            ["listed clips missing from audio/ (1): 1-100000-A-0.wav"],
+        ),
+        (
+            lambda folder: _silent_wav(folder / "audio" / "extra.wav", 44_100, 441),
+            ["files in audio/ not listed in meta/esc50.csv (1): extra.wav"],
+        ),
+        (
+            lambda folder: _silent_wav(_first_clip(folder), 22_050, 441),
+            [
+                "clips other than 44100 Hz, 1 channel, PCM_16, 441 frames (0.01 s) (1): 1-100000-A-0.wav "
+                "is 22050 Hz, 1 channel, PCM_16, 441 frames (0.02 s)"
+            ],
+        ),
+        (
+            lambda folder: _first_clip(folder).write_bytes(_first_clip(folder).read_bytes()[:244]),
+            [
+                "clips other than 44100 Hz, 1 channel, PCM_16, 441 frames (0.01 s) (1): 1-100000-A-0.wav "
+                "is 44100 Hz, 1 channel, PCM_16, 100 frames (0.00226757 s)"
+            ],
+        ),
+        (
+            lambda folder: _first_clip(folder).write_bytes(b"not a wav"),
+            [
+                "clips other than 44100 Hz, 1 channel, PCM_16, 441 frames (0.01 s) (1): 1-100000-A-0.wav "
+                "is unreadable ("
+            ],
+        ),
+        (
+            lambda folder: _edit_csv(folder, 2, "filename", "../../../etc/x.wav"),
+            [
+                "meta/esc50.csv line 2: filename '../../../etc/x.wav' is not a file name inside audio/",
+                "listed clips missing from audio/ (1): ../../../etc/x.wav",
+                "files in audio/ not listed in meta/esc50.csv (1): 1-100000-A-0.wav",
+            ],
+        ),
+        (
+            lambda folder: _edit_csv(folder, 2, "target", "7"),
+            [
+                "categories with another target id than the official one (1): 'dog' has 0, 7, expected 0"
+            ],
+        ),
+        (
+            lambda folder: _edit_csv(folder, 2, "category", "kazoo"),
+            [
+                "meta/esc50.csv has categories not in ESC-50: ['kazoo']",
+                "categories without 5 clips (1 of 2): 'dog' has 4",
+            ],
+        ),
+        (
+            lambda folder: _edit_csv(folder, 2, "fold", "2"),
+            ["clips per fold are {1: 1, 2: 3, 3: 2, 4: 2, 5: 2}, expected 2 in each of the folds"],
+        ),
         (lambda folder: (folder / "meta" / "esc50.csv").unlink(), ["meta/esc50.csv is missing"]),
     ],
-    ids=["row-and-clip-removed", "clip-missing", "unlisted-file", "22khz-clip", "truncated-clip",
-         "not-a-wav", "path-outside", "wrong-target", "unknown-category", "unbalanced-folds",
-         "no-csv"],
+    ids=[
+        "row-and-clip-removed",
+        "clip-missing",
+        "unlisted-file",
+        "22khz-clip",
+        "truncated-clip",
+        "not-a-wav",
+        "path-outside",
+        "wrong-target",
+        "unknown-category",
+        "unbalanced-folds",
+        "no-csv",
+    ],
 )
 def test_layout_check_names_what_differs(tmp_path, change, problems):
     folder = _esc50_layout(tmp_path / "small", **SMALL)
@@ -452,7 +537,8 @@ def test_substitute_esc50_download_is_refused_and_nothing_is_kept(tmp_path):
     archive = tmp_path / "cache" / "downloads" / "ESC-50-master.zip"
     assert str(raised.value).startswith(
         f"{archive} (downloaded from {config.data.url}) was rejected: not the official ESC-50 "
-        "layout: clips other than 44100 Hz, 1 channel, PCM_16, 441 frames (0.01 s) (10): ")
+        "layout: clips other than 44100 Hz, 1 channel, PCM_16, 441 frames (0.01 s) (10): "
+    )
     assert "deleted it and its unpacked files" in str(raised.value)
     kept = sorted(path.name for path in (tmp_path / "cache").iterdir())
     assert kept == [".ESC-50.lock", "downloads"]  # the lock file of the one download at a time
@@ -463,7 +549,8 @@ def test_substitute_esc50_download_is_refused_and_nothing_is_kept(tmp_path):
         folder = locate.dataset_dir(config, source)
     assert folder == tmp_path / "cache" / "ESC-50" / "ESC-50-master"
     assert sorted(p.name for p in (folder / "audio").iterdir()) == sorted(
-        p.name for p in (official / "audio").iterdir())
+        p.name for p in (official / "audio").iterdir()
+    )
 
 
 def test_layout_check_is_not_run_on_a_data_dir_folder(tmp_path):
@@ -480,23 +567,37 @@ def test_command_line_refuses_a_substitute_esc50_download(tmp_path):
     cache = tmp_path / "cache"
     with ArchiveServer(payload) as server:
         result = subprocess.run(
-            [sys.executable, "-m", "jaxdl.main", "--config", "configs/esc50.py",
-             f"--config.data.url={server.url}", f"--config.data.cache_dir={cache}",
-             f"--workdir={tmp_path / 'work'}"],
-            cwd=REPO, capture_output=True, text=True, timeout=300)
+            [
+                sys.executable,
+                "-m",
+                "jaxdl.main",
+                "--config",
+                "configs/esc50.py",
+                f"--config.data.url={server.url}",
+                f"--config.data.cache_dir={cache}",
+                f"--workdir={tmp_path / 'work'}",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     error = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(error) == 1 and "meta/esc50.csv has 10 rows, expected 2000" in error[0]
-    assert ("categories without 40 clips (50 of 50): 'dog' has 5, 'rooster' has 5, "
-            "'pig' has 0, ...") in error[0]
+    assert (
+        "categories without 40 clips (50 of 50): 'dog' has 5, 'rooster' has 5, 'pig' has 0, ..."
+    ) in error[0]
     assert sorted(path.name for path in cache.iterdir()) == [".ESC-50.lock", "downloads"]
     assert list((cache / "downloads").iterdir()) == []
 
 
 def test_two_runs_asking_for_one_download_share_it(tmp_path):
     """Two callers at once: one downloads and unpacks, the other waits and uses its folder."""
-    source = dataclasses.replace(esc50.SOURCE, verify=functools.partial(verify_esc50_layout, **SMALL))
+    source = dataclasses.replace(
+        esc50.SOURCE, verify=functools.partial(verify_esc50_layout, **SMALL)
+    )
     config = load_config("esc50")
     config.data.cache_dir = str(tmp_path / "cache")
     with ArchiveServer(_zipped_layout(_esc50_layout(tmp_path / "official", **SMALL))) as server:

@@ -32,8 +32,9 @@ def _config(**data):
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory) -> Path:
     """5 classes x 8 clips x 5 folds of 0.5 s: the real per-fold proportions, 10x fewer classes."""
-    return make_synthetic_esc50(tmp_path_factory.mktemp("data"), num_classes=5,
-                                clips_per_class_per_fold=8, clip_seconds=0.5)
+    return make_synthetic_esc50(
+        tmp_path_factory.mktemp("data"), num_classes=5, clips_per_class_per_fold=8, clip_seconds=0.5
+    )
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +97,10 @@ def test_folder_with_only_the_test_fold(layout, tmp_path):
     config = _config(dir=str(tmp_path), cache_dir=str(tmp_path / "cache"))  # the parent works too
     split = esc50.load_split(config, "test")
     assert len(split.source) == 40 and split.class_names == NAMES
-    missing = (r"120 of the 120 clips of data.train_folds=\(1, 2, 3\) cannot be used: "
-               r".*audio/1-100000-A-0.wav is listed in .*esc50.csv but missing.*and 115 more")
+    missing = (
+        r"120 of the 120 clips of data.train_folds=\(1, 2, 3\) cannot be used: "
+        r".*audio/1-100000-A-0.wav is listed in .*esc50.csv but missing.*and 115 more"
+    )
     with pytest.raises(DataError, match=missing):
         esc50.load_split(config, "train")
 
@@ -114,21 +117,33 @@ HEADER = "filename,fold,target,category,esc10,src_file,take\n"
 @pytest.mark.parametrize(
     ("csv_text", "message"),
     [
-        ("filename,target\n1-1-A-0.wav,0\n",
-         r"esc50\.csv lacks column\(s\) \['fold', 'category'\]"),
-        (HEADER + "1-1-A-0.wav,seven,0,dog,True,1,A\n",
-         r"esc50\.csv line 2: fold 'seven', expected an integer from 1 to 5"),
-        (HEADER + "1-1-A-0.wav,1,0,dog,True,1,A\n6-1-A-0.wav,6,0,dog,True,1,A\n",
-         r"line 3: fold '6'"),
+        (
+            "filename,target\n1-1-A-0.wav,0\n",
+            r"esc50\.csv lacks column\(s\) \['fold', 'category'\]",
+        ),
+        (
+            HEADER + "1-1-A-0.wav,seven,0,dog,True,1,A\n",
+            r"esc50\.csv line 2: fold 'seven', expected an integer from 1 to 5",
+        ),
+        (
+            HEADER + "1-1-A-0.wav,1,0,dog,True,1,A\n6-1-A-0.wav,6,0,dog,True,1,A\n",
+            r"line 3: fold '6'",
+        ),
         (HEADER + "1-1-A-0.wav,1,0,,True,1,A\n", r"line 2: empty filename or category"),
         (HEADER, r"esc50\.csv lists no clips"),
-        (HEADER + "1-1-A-0.wav,1,0,dog,True,1,A\n../../../x.wav,1,0,dog,True,1,A\n",
-         r"esc50\.csv line 3: filename '\.\./\.\./\.\./x\.wav' points outside "
-         r".*ESC-50-master/audio; expected a file name inside audio/"),
-        (HEADER + "/etc/passwd,1,0,dog,True,1,A\n",
-         r"line 2: filename '/etc/passwd' points outside"),
-        (HEADER + "sub/../../meta/esc50.csv,1,0,dog,True,1,A\n",
-         r"line 2: filename 'sub/\.\./\.\./meta/esc50\.csv' points outside"),
+        (
+            HEADER + "1-1-A-0.wav,1,0,dog,True,1,A\n../../../x.wav,1,0,dog,True,1,A\n",
+            r"esc50\.csv line 3: filename '\.\./\.\./\.\./x\.wav' points outside "
+            r".*ESC-50-master/audio; expected a file name inside audio/",
+        ),
+        (
+            HEADER + "/etc/passwd,1,0,dog,True,1,A\n",
+            r"line 2: filename '/etc/passwd' points outside",
+        ),
+        (
+            HEADER + "sub/../../meta/esc50.csv,1,0,dog,True,1,A\n",
+            r"line 2: filename 'sub/\.\./\.\./meta/esc50\.csv' points outside",
+        ),
     ],
 )
 def test_bad_metadata_is_named(tmp_path, csv_text, message):
@@ -143,8 +158,9 @@ def test_metadata_with_a_byte_order_mark_and_subfolders(layout, tmp_path):
     (folder / "audio" / "sub").mkdir()
     text = (folder / esc50.META_CSV).read_text()
     first = text.splitlines()[1].split(",")[0]
-    (folder / esc50.META_CSV).write_text("\ufeff" + text.replace(first, f"sub/../{first}", 1),
-                                         encoding="utf-8")
+    (folder / esc50.META_CSV).write_text(
+        "\ufeff" + text.replace(first, f"sub/../{first}", 1), encoding="utf-8"
+    )
     records = esc50.read_metadata(folder)
     assert len(records) == 200 and records[0].filename == f"sub/../{first}"
     config = _config(dir=str(folder), cache_dir=str(tmp_path / "cache"))
@@ -165,13 +181,17 @@ def test_missing_folder_csv_and_wav_are_named(tmp_path):
 def test_config_errors_name_the_key(layout, tmp_path):
     unknown = r"data\.train_folds=\(1, 6\): fold\(s\) \[6\] .* present: \[1, 2, 3, 4, 5\]"
     with pytest.raises(ConfigError, match=unknown):
-        esc50.load_split(_config(dir=str(layout), cache_dir=str(tmp_path), train_folds=(1, 6)),
-                         "train")
+        esc50.load_split(
+            _config(dir=str(layout), cache_dir=str(tmp_path), train_folds=(1, 6)), "train"
+        )
     with pytest.raises(ConfigError, match=r"data.val_folds=\(\) is empty: the val split needs"):
         esc50.load_split(_config(dir=str(layout), cache_dir=str(tmp_path), val_folds=()), "val")
-    with pytest.raises(ConfigError, match=r"data.on_corrupt='ignore' is invalid: .*\['error', 'skip'\]"):
-        esc50.load_split(_config(dir=str(layout), cache_dir=str(tmp_path), on_corrupt="ignore"),
-                         "val")
+    with pytest.raises(
+        ConfigError, match=r"data.on_corrupt='ignore' is invalid: .*\['error', 'skip'\]"
+    ):
+        esc50.load_split(
+            _config(dir=str(layout), cache_dir=str(tmp_path), on_corrupt="ignore"), "val"
+        )
     with pytest.raises(ConfigError, match="data.source='kaggle'"):
         esc50.load_split(_config(source="kaggle", cache_dir=str(tmp_path)), "val")
 
@@ -192,9 +212,11 @@ def _skip_warning(capsys) -> str:
 @pytest.mark.parametrize(
     ("damage", "problem"),
     [
-        (lambda wav: wav.write_bytes(wav.read_bytes()[:1000]),  # header intact, samples cut
-         r"0\.011 s of audio \(2 feature frames\), expected 0\.500 s \(51 frames\) as 39 of the "
-         r"40 readable clips"),
+        (
+            lambda wav: wav.write_bytes(wav.read_bytes()[:1000]),  # header intact, samples cut
+            r"0\.011 s of audio \(2 feature frames\), expected 0\.500 s \(51 frames\) as 39 of the "
+            r"40 readable clips",
+        ),
         (lambda wav: _write_wav(wav, 0.3), r"0\.300 s of audio .* expected 0\.500 s"),
         (lambda wav: wav.write_bytes(b"RIFF\x00\x00garbage" * 10), r"cannot read audio"),
         (lambda wav: wav.unlink(), r"is listed in .*meta/esc50.csv but missing"),
@@ -202,12 +224,16 @@ def _skip_warning(capsys) -> str:
     ids=["truncated", "another-length", "garbage", "absent"],
 )
 def test_unusable_clip_is_named_before_any_compute_or_skipped_and_counted(
-        layout, tmp_path, capsys, damage, problem):
+    layout, tmp_path, capsys, damage, problem
+):
     folder = _copy(layout, tmp_path)
     damage(folder / "audio" / "4-100130-A-1.wav")
     cache = tmp_path / "cache"
-    with pytest.raises(DataError, match=rf"1 of the 40 clips of data.val_folds=\(4,\) cannot be "
-                                        rf"used: .*4-100130-A-1.wav.*{problem}.*on_corrupt=skip"):
+    with pytest.raises(
+        DataError,
+        match=rf"1 of the 40 clips of data.val_folds=\(4,\) cannot be "
+        rf"used: .*4-100130-A-1.wav.*{problem}.*on_corrupt=skip",
+    ):
         esc50.load_split(_config(dir=str(folder), cache_dir=str(cache)), "val")
     assert not cache.exists()  # raised from the headers alone: nothing computed
     config = _config(dir=str(folder), cache_dir=str(cache), on_corrupt="skip")
@@ -250,8 +276,11 @@ def test_every_clip_unusable_is_an_error_even_when_skipping(layout, tmp_path):
     for wav in (folder / "audio").glob("5-*.wav"):
         wav.write_bytes(b"not a wav")
     config = _config(dir=str(folder), cache_dir=str(tmp_path / "cache"), on_corrupt="skip")
-    with pytest.raises(DataError, match=r"every clip of fold 5 .* is missing or corrupt, e.g. "
-                                        r".*cannot read audio"):
+    with pytest.raises(
+        DataError,
+        match=r"every clip of fold 5 .* is missing or corrupt, e.g. "
+        r".*cannot read audio",
+    ):
         esc50.load_split(config, "test")
 
 

@@ -34,7 +34,9 @@ def test_decode_png_with_alpha_and_from_path(tmp_path):
     Image.fromarray(np.dstack([_pixels(), np.full((20, 30), 128, np.uint8)]), "RGBA").save(path)
     decoded = image.decode_image(path, str(path))
     assert decoded.mode == "RGB"
-    np.testing.assert_array_equal(np.asarray(decoded), _pixels())  # alpha dropped, as convert("RGB")
+    np.testing.assert_array_equal(
+        np.asarray(decoded), _pixels()
+    )  # alpha dropped, as convert("RGB")
 
 
 def test_truncated_jpeg_names_the_file():
@@ -55,8 +57,12 @@ def test_resize_is_pillow_bilinear():
     img = Image.fromarray(_pixels(50, 40))
     resized = image.resize(img, (16, 24))
     assert resized.shape == (16, 24, 3) and resized.dtype == np.uint8
-    np.testing.assert_array_equal(resized, np.asarray(img.resize((24, 16), Image.Resampling.BILINEAR)))
-    np.testing.assert_array_equal(image.resize(img, (50, 40)), _pixels(50, 40))  # same size: unchanged
+    np.testing.assert_array_equal(
+        resized, np.asarray(img.resize((24, 16), Image.Resampling.BILINEAR))
+    )
+    np.testing.assert_array_equal(
+        image.resize(img, (50, 40)), _pixels(50, 40)
+    )  # same size: unchanged
 
 
 def test_normalize_and_denormalize():
@@ -64,7 +70,9 @@ def test_normalize_and_denormalize():
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     x = image.normalize(pixels, mean, std)
     assert x.dtype == np.float32 and x.shape == pixels.shape
-    np.testing.assert_allclose(x[3, 4], (pixels[3, 4] / 255 - np.array(mean)) / np.array(std), rtol=1e-5)
+    np.testing.assert_allclose(
+        x[3, 4], (pixels[3, 4] / 255 - np.array(mean)) / np.array(std), rtol=1e-5
+    )
     np.testing.assert_array_equal(image.denormalize(x, mean, std), pixels)
 
 

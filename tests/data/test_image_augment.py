@@ -41,8 +41,12 @@ def test_crop_with_padding_is_a_shifted_window_with_zero_border():
     for seed in range(20):
         out = aug.random_crop_with_padding(img, np.random.default_rng(seed), 8, 4)
         padded = np.pad(img, ((4, 4), (4, 4), (0, 0)))
-        matches = [(top, left) for top in range(9) for left in range(9)
-                   if np.array_equal(padded[top : top + 8, left : left + 8], out)]
+        matches = [
+            (top, left)
+            for top in range(9)
+            for left in range(9)
+            if np.array_equal(padded[top : top + 8, left : left + 8], out)
+        ]
         assert matches
     assert aug.random_crop_with_padding(img, np.random.default_rng(0), (6, 5), 0).shape == (6, 5, 3)
 
@@ -60,13 +64,17 @@ def test_brightness_factor_by_hand():
 
 def test_jitter_matches_pillow_enhance_for_contrast_and_saturation():
     img = _img()
-    for strength, enhancer, kwargs in ((0.3, ImageEnhance.Contrast, "contrast"),
-                                       (0.3, ImageEnhance.Color, "saturation")):
+    for strength, enhancer, kwargs in (
+        (0.3, ImageEnhance.Contrast, "contrast"),
+        (0.3, ImageEnhance.Color, "saturation"),
+    ):
         out = aug.color_jitter(img, np.random.default_rng(5), **{kwargs: strength})
         replay = np.random.default_rng(5)
         replay.permutation(4)
         factor = replay.uniform(1 - strength, 1 + strength)
-        np.testing.assert_array_equal(out, np.asarray(enhancer(Image.fromarray(img)).enhance(factor)))
+        np.testing.assert_array_equal(
+            out, np.asarray(enhancer(Image.fromarray(img)).enhance(factor))
+        )
 
 
 def test_saturation_zero_factor_gives_greyscale():

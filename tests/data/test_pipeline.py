@@ -19,8 +19,11 @@ class Numbers:
         return self._n
 
     def __getitem__(self, i: int) -> dict:
-        return {"features": np.full((2, 3), float(i), np.float32), "label": i % 3,
-                "filename": f"{i}.wav"}
+        return {
+            "features": np.full((2, 3), float(i), np.float32),
+            "label": i % 3,
+            "filename": f"{i}.wav",
+        }
 
 
 def _input(record, config):
@@ -49,8 +52,9 @@ def test_an_epoch_is_a_seeded_permutation_of_full_batches():
     seen = np.concatenate([b["x"][:, 0, 0, 0] for b in first])
     assert len(set(seen)) == 8  # 10 examples, batch 4: the last partial batch is dropped
     again = _epoch(1)
-    np.testing.assert_array_equal(np.concatenate([b["x"] for b in again]),
-                                  np.concatenate([b["x"] for b in first]))
+    np.testing.assert_array_equal(
+        np.concatenate([b["x"] for b in again]), np.concatenate([b["x"] for b in first])
+    )
     other = np.concatenate([b["x"][:, 0, 0, 0] for b in _epoch(2)])
     assert not np.array_equal(other, seen)
 
@@ -80,8 +84,9 @@ def test_overfit_subset_is_fixed_by_the_seed():
 def test_a_worker_process_yields_the_same_batches_as_in_process_reading():
     in_process = _epoch(1, augment=True)
     with_worker = _epoch(1, augment=True, workers=1)
-    np.testing.assert_array_equal(np.concatenate([b["x"] for b in with_worker]),
-                                  np.concatenate([b["x"] for b in in_process]))
+    np.testing.assert_array_equal(
+        np.concatenate([b["x"] for b in with_worker]), np.concatenate([b["x"] for b in in_process])
+    )
 
 
 def _joined(shares: list[list[dict]], b: int) -> dict:
@@ -93,15 +98,25 @@ def _joined(shares: list[list[dict]], b: int) -> dict:
 def test_hosts_loading_their_rows_of_each_batch_load_the_single_process_epoch(processes):
     source, config = Numbers(26), numbers_config()
     whole = list(pipeline.train_batches(source, TASK, config, 1, 8, augment=True))
-    shares = [list(pipeline.train_batches(source, TASK, config, 1, 8, augment=True,
-                                          process=(i, processes))) for i in range(processes)]
+    shares = [
+        list(
+            pipeline.train_batches(source, TASK, config, 1, 8, augment=True, process=(i, processes))
+        )
+        for i in range(processes)
+    ]
     assert len(whole) == 3 and all(len(share) == 3 for share in shares)
     assert all(b["x"].shape[0] == 8 // processes for share in shares for b in share)
     for b, batch in enumerate(whole):  # same rows, same augmentation draws, same order
         for key, value in _joined(shares, b).items():
             np.testing.assert_array_equal(value, batch[key])
-    plain = [list(pipeline.train_batches(source, TASK, config, 1, 8, augment=False,
-                                         process=(i, processes))) for i in range(processes)]
+    plain = [
+        list(
+            pipeline.train_batches(
+                source, TASK, config, 1, 8, augment=False, process=(i, processes)
+            )
+        )
+        for i in range(processes)
+    ]
     seen = np.concatenate([b["x"][:, 0, 0, 0] for share in plain for b in share])
     assert len(seen) == 24 and len(set(seen)) == 24  # 3 full batches of 26: each once, 2 dropped
 
@@ -110,10 +125,12 @@ def test_hosts_loading_their_rows_of_each_batch_load_the_single_process_epoch(pr
 def test_a_resumed_epoch_skips_the_same_global_batches_on_every_host(processes):
     source, config = Numbers(26), numbers_config()
     for i in range(processes):
-        full = list(pipeline.train_batches(source, TASK, config, 2, 8, True,
-                                           process=(i, processes)))
-        resumed = list(pipeline.train_batches(source, TASK, config, 2, 8, True, skip=2,
-                                              process=(i, processes)))
+        full = list(
+            pipeline.train_batches(source, TASK, config, 2, 8, True, process=(i, processes))
+        )
+        resumed = list(
+            pipeline.train_batches(source, TASK, config, 2, 8, True, skip=2, process=(i, processes))
+        )
         assert len(resumed) == 1
         np.testing.assert_array_equal(resumed[0]["x"], full[2]["x"])
 
@@ -122,8 +139,10 @@ def test_a_resumed_epoch_skips_the_same_global_batches_on_every_host(processes):
 def test_evaluation_padding_counts_every_example_once_over_all_hosts(processes):
     source, config = Numbers(26), numbers_config()
     whole = list(pipeline.eval_batches(source, TASK, config, 8))
-    shares = [list(pipeline.eval_batches(source, TASK, config, 8, process=(i, processes)))
-              for i in range(processes)]
+    shares = [
+        list(pipeline.eval_batches(source, TASK, config, 8, process=(i, processes)))
+        for i in range(processes)
+    ]
     # 26 examples in batches of 8: 4 global batches, 6 padding rows; with 4 hosts, three of them
     # get nothing but padding in the last batch and still yield it (same number of steps).
     assert len(whole) == 4 and all(len(share) == 4 for share in shares)

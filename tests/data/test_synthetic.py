@@ -20,8 +20,9 @@ def _rows(folder: Path) -> list[dict]:
 
 
 def _small(root: Path, **overrides) -> Path:
-    return synthetic.make_synthetic_esc50(root, **{"num_classes": 3, "clips_per_class_per_fold": 1,
-                                                   **overrides})
+    return synthetic.make_synthetic_esc50(
+        root, **{"num_classes": 3, "clips_per_class_per_fold": 1, **overrides}
+    )
 
 
 def test_official_layout(tmp_path):
@@ -98,10 +99,12 @@ def test_classes_separable_by_position_invariant_texture(tmp_path):
     # 25 classes (every rhythm x spectrum, decaying pulses), one 1 s clip per class and fold.
     folder = synthetic.make_synthetic_esc50(tmp_path, num_classes=25, clips_per_class_per_fold=1)
     rows = _rows(folder)
-    summaries = np.stack([
-        _texture_summary(clip_features(folder / "audio" / row["filename"], settings))
-        for row in rows
-    ])
+    summaries = np.stack(
+        [
+            _texture_summary(clip_features(folder / "audio" / row["filename"], settings))
+            for row in rows
+        ]
+    )
     targets = np.array([int(row["target"]) for row in rows])
     train = np.array([row["fold"] in "123" for row in rows])
     scale = summaries[train].std(axis=0)

@@ -14,15 +14,16 @@ from jaxdl.data import image_dataset, tiny_imagenet
 from jaxdl.data.cache import SKIPPED_LIST
 from jaxdl.data.synthetic_images import make_synthetic_tiny_imagenet
 from jaxdl.errors import ConfigError, DataError
-from tests.data.test_download import ArchiveServer
 from tests.data.image_layouts import image_config, write_tiny_imagenet_parquet
+from tests.data.test_download import ArchiveServer
 
 
 @pytest.fixture
 def folder(tmp_path) -> pathlib.Path:
     """4 classes, 3 train and 4 val images each, official layout (one greyscale JPEG)."""
-    return make_synthetic_tiny_imagenet(tmp_path / "raw", num_classes=4, train_per_class=3,
-                                        val_per_class=4, seed=0)
+    return make_synthetic_tiny_imagenet(
+        tmp_path / "raw", num_classes=4, train_per_class=3, val_per_class=4, seed=0
+    )
 
 
 def _config(tmp_path, folder, **data):
@@ -36,13 +37,19 @@ def _records(split):
 def test_val_test_split_at_real_scale():
     labels = np.repeat(np.arange(200), 50)  # the official validation set: 50 per class
     names = [f"n{i:08d}" for i in range(200)]
-    chosen = tiny_imagenet.val_test_indices(labels, names, test_per_class=10, val_per_class=40, seed=42)
+    chosen = tiny_imagenet.val_test_indices(
+        labels, names, test_per_class=10, val_per_class=40, seed=42
+    )
     assert len(chosen["test"]) == 2000 and len(chosen["val"]) == 8000
     assert not np.intersect1d(chosen["test"], chosen["val"]).size
     np.testing.assert_array_equal(np.bincount(labels[chosen["test"]]), np.full(200, 10))
     np.testing.assert_array_equal(np.bincount(labels[chosen["val"]]), np.full(200, 40))
-    again = tiny_imagenet.val_test_indices(labels, names, test_per_class=10, val_per_class=40, seed=42)
-    other = tiny_imagenet.val_test_indices(labels, names, test_per_class=10, val_per_class=40, seed=0)
+    again = tiny_imagenet.val_test_indices(
+        labels, names, test_per_class=10, val_per_class=40, seed=42
+    )
+    other = tiny_imagenet.val_test_indices(
+        labels, names, test_per_class=10, val_per_class=40, seed=0
+    )
     np.testing.assert_array_equal(chosen["test"], again["test"])
     assert not np.array_equal(chosen["test"], other["test"])
     # The first class's test images are the first 10 of default_rng(42).permutation(50).
@@ -52,12 +59,17 @@ def test_val_test_split_at_real_scale():
 
 def test_too_few_val_images_per_class(tmp_path, folder):
     with pytest.raises(DataError, match="has 4 validation images, fewer than .* = 5"):
-        tiny_imagenet.load_split(_config(tmp_path, folder, test_per_class=2, val_per_class=3), "val")
+        tiny_imagenet.load_split(
+            _config(tmp_path, folder, test_per_class=2, val_per_class=3), "val"
+        )
 
 
 def test_empty_split_names_the_key(tmp_path, folder):
-    with pytest.raises(DataError, match="the tiny_imagenet val split is empty; its images are "
-                                        "chosen by data.val_per_class=0 images per class"):
+    with pytest.raises(
+        DataError,
+        match="the tiny_imagenet val split is empty; its images are "
+        "chosen by data.val_per_class=0 images per class",
+    ):
         tiny_imagenet.load_split(_config(tmp_path, folder, val_per_class=0), "val")
 
 
@@ -115,13 +127,15 @@ def test_parquet_with_wrong_columns_or_corrupt_image(tmp_path, folder):
     valid = exported / "data" / "valid-00000-of-00001.parquet"
     table = pq.read_table(valid)
     pq.write_table(table.rename_columns(["img", "label"]), valid)
-    with pytest.raises(DataError, match=f"{valid}: not a readable parquet file with columns "
-                                        "image and label"):
+    with pytest.raises(
+        DataError, match=f"{valid}: not a readable parquet file with columns image and label"
+    ):
         tiny_imagenet.read_dataset(exported)
     images = table.column("image").to_pylist()
     images[0]["bytes"] = images[0]["bytes"][:200]  # truncated JPEG
-    pq.write_table(table.set_column(0, "image", pa.array(images, table.schema.field("image").type)),
-                   valid)
+    pq.write_table(
+        table.set_column(0, "image", pa.array(images, table.schema.field("image").type)), valid
+    )
     config = _config(tmp_path, exported, val_per_class=3)  # val + test: every image
     errors = []  # the image is in the val or the test split
     for split in ("val", "test"):
@@ -156,7 +170,8 @@ def test_cache_is_reused_and_source_pickles(tmp_path, folder, monkeypatch):
     assert restored[1]["filename"] == second.source[1]["filename"]
     # A changed file is a new cache key, so it is rebuilt.
     (folder / "val" / "images" / first.source[0]["filename"]).write_bytes(
-        (folder / "val" / "images" / first.source[1]["filename"]).read_bytes())
+        (folder / "val" / "images" / first.source[1]["filename"]).read_bytes()
+    )
     with pytest.raises(AssertionError, match="rebuilt"):
         tiny_imagenet.load_split(config, "val")
 
@@ -185,7 +200,9 @@ def test_bad_annotation_lines(tmp_path, folder):
     wnids = folder / "wnids.txt"
     first = wnids.read_text().split()[0]
     wnids.write_text(wnids.read_text() + f"{first}\n")
-    with pytest.raises(DataError, match=f"wnids.txt: expected one distinct wnid per line, got \\['{first}'\\]"):
+    with pytest.raises(
+        DataError, match=f"wnids.txt: expected one distinct wnid per line, got \\['{first}'\\]"
+    ):
         tiny_imagenet.read_folder(folder)
     wnids.write_text(wnids.read_text().replace(f"{first}\n", "", 1))
     shutil.rmtree(folder / "train" / sorted((folder / "wnids.txt").read_text().split())[0])
@@ -211,18 +228,28 @@ def test_listed_image_absent_and_corrupt(tmp_path, folder, capsys):
         assert f"{test_files[1]}: cannot decode the image" in warning
     assert {r["filename"] for r in _records(skipped)} == set(test_files[2:])
     assert len(next((tmp_path / "cache").rglob(SKIPPED_LIST)).read_text().splitlines()) == 2
-    (folder / "val" / "images" / test_files[0]).write_bytes(broken.read_bytes())  # back, but corrupt too
+    (folder / "val" / "images" / test_files[0]).write_bytes(
+        broken.read_bytes()
+    )  # back, but corrupt too
     config.data.on_corrupt = "error"
-    with pytest.raises(DataError, match=f"{test_files[0]}: cannot decode the image .*on_corrupt=skip"):
+    with pytest.raises(
+        DataError, match=f"{test_files[0]}: cannot decode the image .*on_corrupt=skip"
+    ):
         tiny_imagenet.load_split(config, "test")
 
 
 def test_download_path_unpacks_the_official_zip(tmp_path, folder, monkeypatch):
     """Without data.dir the official archive is fetched (from a local HTTP server) and unzipped."""
-    archive = shutil.make_archive(str(tmp_path / "tiny-imagenet-200"), "zip", folder.parent, folder.name)
+    archive = shutil.make_archive(
+        str(tmp_path / "tiny-imagenet-200"), "zip", folder.parent, folder.name
+    )
     payload = pathlib.Path(archive).read_bytes()
     config = image_config("tiny_imagenet", tmp_path, source="auto")
-    monkeypatch.setattr(tiny_imagenet, "SOURCE", dataclasses.replace(tiny_imagenet.SOURCE, expected_size=len(payload)))
+    monkeypatch.setattr(
+        tiny_imagenet,
+        "SOURCE",
+        dataclasses.replace(tiny_imagenet.SOURCE, expected_size=len(payload)),
+    )
     with ArchiveServer(payload) as server:
         config.data.url = server.url
         assert len(tiny_imagenet.load_split(config, "test").source) == 4

@@ -55,8 +55,8 @@ def test_dropout_varies_with_the_rng_in_training_and_is_off_in_evaluation():
 
 
 def test_registry_reads_channels_block3_and_dropout():
-    model_config = ml_collections.ConfigDict(dict(
-        name="celeba_cnn", channels_block3=192, dropout=0.2, init="flax"
-    ))
+    model_config = ml_collections.ConfigDict(
+        dict(name="celeba_cnn", channels_block3=192, dropout=0.2, init="flax")
+    )
     model = models.build(CelebaCNN, model_config, num_classes=5)
     assert model == CelebaCNN(num_classes=5, channels_block3=192, dropout=0.2, init_scheme="flax")

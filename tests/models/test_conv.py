@@ -19,13 +19,16 @@ def _reference_kernel_gradient(x, dy, kernel_shape, pads):
     return vjp(dy)[0]
 
 
-@pytest.mark.parametrize("n,h,w,c_in,c_out,kernel,pads", [
-    (2, 7, 9, 3, 5, (3, 3), ((1, 1), (1, 1))),          # SAME 3×3, odd sizes
-    (3, 6, 8, 4, 6, (5, 5), ((2, 2), (2, 2))),          # SAME 5×5 (ESC-50)
-    (2, 5, 5, 8, 4, (1, 1), ((0, 0), (0, 0))),          # 1×1 (Inception branches)
-    (2, 6, 7, 3, 2, (3, 2), ((1, 0), (2, 1))),          # asymmetric kernel and padding
-    (2, 6, 7, 3, 2, (3, 3), ((0, 0), (0, 0))),          # VALID: output smaller than input
-])
+@pytest.mark.parametrize(
+    "n,h,w,c_in,c_out,kernel,pads",
+    [
+        (2, 7, 9, 3, 5, (3, 3), ((1, 1), (1, 1))),  # SAME 3×3, odd sizes
+        (3, 6, 8, 4, 6, (5, 5), ((2, 2), (2, 2))),  # SAME 5×5 (ESC-50)
+        (2, 5, 5, 8, 4, (1, 1), ((0, 0), (0, 0))),  # 1×1 (Inception branches)
+        (2, 6, 7, 3, 2, (3, 2), ((1, 0), (2, 1))),  # asymmetric kernel and padding
+        (2, 6, 7, 3, 2, (3, 3), ((0, 0), (0, 0))),  # VALID: output smaller than input
+    ],
+)
 def test_kernel_gradient_equals_xla(n, h, w, c_in, c_out, kernel, pads):
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((n, h, w, c_in)), jnp.float32)
@@ -47,8 +50,9 @@ def test_kernel_gradient_over_several_chunks_with_a_partial_last_one(monkeypatch
     per_image = 3 * 4 * 8 * 8  # column-shifted values for one padded 8×8 image
     monkeypatch.setattr(conv, "CHUNK_VALUES", 2 * per_image)
     expected = _reference_kernel_gradient(x, dy, (3, 3, 4, 3), pads)
-    np.testing.assert_allclose(conv.kernel_gradient(x, dy, (3, 3), pads), expected,
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        conv.kernel_gradient(x, dy, (3, 3), pads), expected, rtol=1e-5, atol=1e-5
+    )
 
 
 def _loss(conv_fn, x, kernel, **kwargs):
@@ -60,10 +64,12 @@ def test_drop_in_gives_xla_values_and_gradients_and_takes_the_fast_path():
     rng = np.random.default_rng(2)
     x = jnp.asarray(rng.standard_normal((4, 10, 12, 16)), jnp.float32)  # 5 × 16 stacked rows
     kernel = jnp.asarray(rng.standard_normal((5, 5, 16, 8)) * 0.1, jnp.float32)
-    expected = jax.value_and_grad(lambda x, k: _loss(lax.conv_general_dilated, x, k),
-                                  argnums=(0, 1))(x, kernel)
-    got = jax.value_and_grad(lambda x, k: _loss(conv.conv_general_dilated, x, k),
-                             argnums=(0, 1))(x, kernel)
+    expected = jax.value_and_grad(
+        lambda x, k: _loss(lax.conv_general_dilated, x, k), argnums=(0, 1)
+    )(x, kernel)
+    got = jax.value_and_grad(lambda x, k: _loss(conv.conv_general_dilated, x, k), argnums=(0, 1))(
+        x, kernel
+    )
     np.testing.assert_allclose(got[0], expected[0], rtol=1e-5)
     for g, e in zip(got[1], expected[1], strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4)
@@ -72,20 +78,23 @@ def test_drop_in_gives_xla_values_and_gradients_and_takes_the_fast_path():
     assert "custom_vjp" in jaxpr
 
 
-@pytest.mark.parametrize("in_channels,kernel_shape,strides,groups", [
-    (8, (3, 3, 4, 8), (1, 1), 2),  # grouped
-    (8, (3, 3, 8, 8), (2, 2), 1),  # strided
-    (3, (3, 3, 3, 8), (1, 1), 1),  # 9 stacked rows: XLA's own gradient is faster
-])
+@pytest.mark.parametrize(
+    "in_channels,kernel_shape,strides,groups",
+    [
+        (8, (3, 3, 4, 8), (1, 1), 2),  # grouped
+        (8, (3, 3, 8, 8), (2, 2), 1),  # strided
+        (3, (3, 3, 3, 8), (1, 1), 1),  # 9 stacked rows: XLA's own gradient is faster
+    ],
+)
 def test_cases_it_does_not_speed_up_are_plain_xla(in_channels, kernel_shape, strides, groups):
     x = jnp.linspace(-1, 1, 2 * 8 * 8 * in_channels).reshape(2, 8, 8, in_channels)
     kernel = jnp.ones(kernel_shape)
 
     def forward(conv_fn, k):
-        return conv_fn(x, k, strides, "SAME", dimension_numbers=NHWC,
-                       feature_group_count=groups)
+        return conv_fn(x, k, strides, "SAME", dimension_numbers=NHWC, feature_group_count=groups)
 
-    np.testing.assert_allclose(forward(conv.conv_general_dilated, kernel),
-                               forward(lax.conv_general_dilated, kernel))
+    np.testing.assert_allclose(
+        forward(conv.conv_general_dilated, kernel), forward(lax.conv_general_dilated, kernel)
+    )
     jaxpr = jax.make_jaxpr(lambda k: forward(conv.conv_general_dilated, k))(kernel)
     assert "custom_vjp" not in str(jaxpr)

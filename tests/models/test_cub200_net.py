@@ -7,17 +7,23 @@ import numpy as np
 import pytest
 from flax import linen as nn
 
-from jaxdl.errors import ConfigError
 from jaxdl import models
+from jaxdl.errors import ConfigError
 from jaxdl.models.cub200_net import Cub200GroupedCNN
 from jaxdl.models.layers import GroupedConv
-from tests.helpers import initial_softmax_loss
 from jaxdl.training.state import count_params
+from tests.helpers import initial_softmax_loss
 
 
-@pytest.mark.parametrize("num_blocks,groups,expected", [
-    (2, 2, 2_012_488), (2, 4, 1_625_416), (3, 2, 3_176_392), (3, 4, 2_595_784),
-])
+@pytest.mark.parametrize(
+    "num_blocks,groups,expected",
+    [
+        (2, 2, 2_012_488),
+        (2, 4, 1_625_416),
+        (3, 2, 3_176_392),
+        (3, 4, 2_595_784),
+    ],
+)
 def test_parameter_counts_and_output_shape_match_the_reference(num_blocks, groups, expected):
     model = Cub200GroupedCNN(num_classes=200, num_blocks=num_blocks, groups=groups)
     logits, variables = jax.eval_shape(
@@ -41,10 +47,12 @@ def test_grouped_conv_equals_feature_group_count_forward_and_gradient(groups):
     rng = np.random.default_rng(0)
     # 8 -> 16 channels, so input and output group widths differ and a slicing mix-up shows.
     x = rng.standard_normal((2, 6, 6, 8), np.float32)
-    params = {"params": {
-        "kernel": rng.standard_normal((3, 3, 8 // groups, 16), np.float32),
-        "bias": rng.standard_normal(16, np.float32),
-    }}
+    params = {
+        "params": {
+            "kernel": rng.standard_normal((3, 3, 8 // groups, 16), np.float32),
+            "bias": rng.standard_normal(16, np.float32),
+        }
+    }
     for module in (native, sliced):
         assert jax.tree.map(jnp.shape, jax.eval_shape(module.init, jax.random.key(0), x)) == (
             jax.tree.map(jnp.shape, params)
@@ -68,8 +76,8 @@ def test_groups_not_dividing_a_stage_width_is_a_config_error():
 
 
 def test_registry_reads_num_blocks_and_groups():
-    model_config = ml_collections.ConfigDict(dict(
-        name="cub200_grouped", num_blocks=3, groups=2, init="torch"
-    ))
+    model_config = ml_collections.ConfigDict(
+        dict(name="cub200_grouped", num_blocks=3, groups=2, init="torch")
+    )
     model = models.build(Cub200GroupedCNN, model_config, num_classes=200)
     assert model == Cub200GroupedCNN(num_classes=200, num_blocks=3, groups=2, init_scheme="torch")

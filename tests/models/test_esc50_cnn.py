@@ -11,10 +11,15 @@ from jaxdl.models.esc50_cnn import Esc50CNN
 from jaxdl.training.state import count_params
 
 
-@pytest.mark.parametrize("channels,kernel,expected", [
-    ((32, 64, 128), 3, 99_570), ((32, 64, 128), 5, 263_922),
-    ((48, 96, 192), 3, 218_450), ((48, 96, 192), 5, 587_858),
-])
+@pytest.mark.parametrize(
+    "channels,kernel,expected",
+    [
+        ((32, 64, 128), 3, 99_570),
+        ((32, 64, 128), 5, 263_922),
+        ((48, 96, 192), 3, 218_450),
+        ((48, 96, 192), 5, 587_858),
+    ],
+)
 def test_parameter_counts_match_the_reference(channels, kernel, expected):
     model = Esc50CNN(num_classes=50, channels=channels, kernel_size=kernel)
     variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 64, 501, 1))))

@@ -16,14 +16,21 @@ def _autodiff_pool(x):
 @pytest.mark.parametrize("shape", [(2, 5, 7, 3), (2, 6, 8, 4)])  # odd sizes crop a row/column
 def test_max_pool_gradient_equals_autodiff_with_ties_split(shape):
     x = jnp.asarray(np.random.default_rng(0).integers(0, 3, shape), jnp.float32)  # many ties
-    dy = jnp.asarray(np.random.default_rng(1).standard_normal(
-        (shape[0], shape[1] // 2, shape[2] // 2, shape[3])), jnp.float32)
+    dy = jnp.asarray(
+        np.random.default_rng(1).standard_normal(
+            (shape[0], shape[1] // 2, shape[2] // 2, shape[3])
+        ),
+        jnp.float32,
+    )
     got = jax.vjp(layers.max_pool_2x2, x)[1](dy)[0]
     expected = jax.vjp(_autodiff_pool, x)[1](dy)[0]
     np.testing.assert_array_equal(layers.max_pool_2x2(x), _autodiff_pool(x))
     np.testing.assert_array_equal(got, expected)
-    window_sums = got[:, : shape[1] // 2 * 2, : shape[2] // 2 * 2].reshape(
-        shape[0], shape[1] // 2, 2, shape[2] // 2, 2, shape[3]).sum(axis=(2, 4))
+    window_sums = (
+        got[:, : shape[1] // 2 * 2, : shape[2] // 2 * 2]
+        .reshape(shape[0], shape[1] // 2, 2, shape[2] // 2, 2, shape[3])
+        .sum(axis=(2, 4))
+    )
     np.testing.assert_allclose(window_sums, dy, rtol=1e-6)  # each window passes on exactly dy
 
 

@@ -7,18 +7,23 @@ import numpy as np
 import pytest
 from flax import linen as nn
 
-from jaxdl.errors import ConfigError
 from jaxdl import models
+from jaxdl.errors import ConfigError
 from jaxdl.models import layers
 from jaxdl.models.tiny_imagenet_net import TinyImageNetInception
-from tests.helpers import initial_softmax_loss
 from jaxdl.training.state import count_params
+from tests.helpers import initial_softmax_loss
 
 
-@pytest.mark.parametrize("num_modules,branch_channels,expected", [
-    (4, (64, 64, 64), 492_424), (4, (48, 72, 72), 533_384),
-    (6, (64, 64, 64), 763_528), (6, (48, 72, 72), 829_064),
-])
+@pytest.mark.parametrize(
+    "num_modules,branch_channels,expected",
+    [
+        (4, (64, 64, 64), 492_424),
+        (4, (48, 72, 72), 533_384),
+        (6, (64, 64, 64), 763_528),
+        (6, (48, 72, 72), 829_064),
+    ],
+)
 def test_parameter_counts_and_output_shape_match_the_reference(
     num_modules, branch_channels, expected
 ):
@@ -62,9 +67,14 @@ def test_branch_channels_not_summing_to_192_is_a_config_error():
 
 
 def test_registry_reads_num_modules_and_branch_channels():
-    model_config = ml_collections.ConfigDict(dict(
-        name="tiny_imagenet_inception", num_modules=4, branch_channels=[48, 72, 72], init="torch"
-    ))
+    model_config = ml_collections.ConfigDict(
+        dict(
+            name="tiny_imagenet_inception",
+            num_modules=4,
+            branch_channels=[48, 72, 72],
+            init="torch",
+        )
+    )
     model = models.build(TinyImageNetInception, model_config, num_classes=200)
     assert model == TinyImageNetInception(
         num_classes=200, num_modules=4, branch_channels=(48, 72, 72), init_scheme="torch"

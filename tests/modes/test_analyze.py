@@ -17,8 +17,12 @@ from jaxdl.modes import ModeArgs, analyze
 from tests.helpers import load_config, tiny_esc50_config
 
 # Reference counts (50 classes; tests/models); the head holds c3 + 1 parameters per class.
-ESC50_REFERENCE_PARAMS = {((32, 64, 128), 3): 99_570, ((32, 64, 128), 5): 263_922,
-                          ((48, 96, 192), 3): 218_450, ((48, 96, 192), 5): 587_858}
+ESC50_REFERENCE_PARAMS = {
+    ((32, 64, 128), 3): 99_570,
+    ((32, 64, 128), 5): 263_922,
+    ((48, 96, 192), 3): 218_450,
+    ((48, 96, 192), 5): 587_858,
+}
 CELEBA_REFERENCE_PARAMS = {192: 298_757, 256: 372_997}
 
 
@@ -66,9 +70,27 @@ def test_esc50_sizes_distribution_and_baselines_match_the_generated_folds(esc50_
     config, result = esc50_run
     out, summary = _outputs(result)
     assert set(summary) == {  # the keys analyze.py documents for the report mode
-        "mode", "task", "run", "out_dir", "seed", "seconds", "card", "splits", "split_overlap",
-        "distribution", "census", "pipelines", "examples", "batch", "baselines", "model",
-        "parameters", "first_batch", "mean_std", "files"}
+        "mode",
+        "task",
+        "run",
+        "out_dir",
+        "seed",
+        "seconds",
+        "card",
+        "splits",
+        "split_overlap",
+        "distribution",
+        "census",
+        "pipelines",
+        "examples",
+        "batch",
+        "baselines",
+        "model",
+        "parameters",
+        "first_batch",
+        "mean_std",
+        "files",
+    }
     assert all((out / name).is_file() for name in summary["files"].values())
     assert summary["splits"] == {"train": 30, "val": 10, "test": 10}
     assert {k: result[k] for k in ("train", "val", "test")} == summary["splits"]
@@ -93,7 +115,8 @@ def test_esc50_sizes_distribution_and_baselines_match_the_generated_folds(esc50_
         assert expected["accuracy"] == result[f"random_{split}_accuracy"] == 1 / 10
         assert abs(simulated["accuracy"] - 1 / 10) <= 4 * simulated["accuracy_std"] / math.sqrt(20)
         assert abs(simulated["macro_f1"] - expected["macro_f1"]) <= (
-            4 * simulated["macro_f1_std"] / math.sqrt(20))
+            4 * simulated["macro_f1_std"] / math.sqrt(20)
+        )
 
 
 def test_esc50_census_pipeline_batch_model_and_first_batch(esc50_run):
@@ -117,10 +140,13 @@ def test_esc50_census_pipeline_batch_model_and_first_batch(esc50_run):
     assert batch["expected_x_shape"] == [16, 64, frames, 1] and batch["x_matches"]
     assert batch["logits_shape"] == [16, 10] and batch["logits_match"]
 
-    grid = {(tuple(r["channels"]), r["kernel_size"]): r["params"]
-            for r in summary["parameters"]["grid"]}
-    assert grid == {(channels, k): count - 40 * (channels[-1] + 1)
-                    for (channels, k), count in ESC50_REFERENCE_PARAMS.items()}
+    grid = {
+        (tuple(r["channels"]), r["kernel_size"]): r["params"] for r in summary["parameters"]["grid"]
+    }
+    assert grid == {
+        (channels, k): count - 40 * (channels[-1] + 1)
+        for (channels, k), count in ESC50_REFERENCE_PARAMS.items()
+    }
     layers = _csv(out / "layers.csv")
     assert [r["layer"] for r in layers] == ["conv0", "bn0", "conv1", "bn1", "conv2", "bn2", "head"]
     # (3·3·1·8 + 8) + 2·8 + (3·3·8·16 + 16) + 2·16 + (3·3·16·32 + 32) + 2·32 + (32·10 + 10)
@@ -157,12 +183,19 @@ def test_celeba_rates_and_baselines_match_the_annotation_files(celeba_run):
     out, summary = _outputs(result)
     root = celeba.resolve_data_dir(config)
     names, filenames, values = celeba.read_attributes(root / celeba.ATTRIBUTES_FILE)
-    partition = dict(line.split() for line in (root / celeba.PARTITION_FILE).read_text().splitlines())
+    partition = dict(
+        line.split() for line in (root / celeba.PARTITION_FILE).read_text().splitlines()
+    )
     columns = [names.index(a) for a in config.data.attributes]
-    targets = {split: values[np.array([partition[f] == code for f in filenames])][:, columns] > 0
-               for split, code in (("train", "0"), ("val", "1"), ("test", "2"))}
-    assert summary["splits"] == {split: len(t) for split, t in targets.items()} == \
-        {"train": 240, "val": 30, "test": 30}
+    targets = {
+        split: values[np.array([partition[f] == code for f in filenames])][:, columns] > 0
+        for split, code in (("train", "0"), ("val", "1"), ("test", "2"))
+    }
+    assert (
+        summary["splits"]
+        == {split: len(t) for split, t in targets.items()}
+        == {"train": 240, "val": 30, "test": 30}
+    )
 
     rows = {r["attribute"]: r for r in _csv(out / "class_distribution.csv")}
     for j, attribute in enumerate(config.data.attributes):
@@ -184,7 +217,9 @@ def test_celeba_rates_and_baselines_match_the_annotation_files(celeba_run):
 def test_celeba_model_first_batch_mean_std_and_figures(celeba_run):
     config, result = celeba_run
     out, summary = _outputs(result)
-    grid = {(r["channels_block3"], r["dropout"]): r["params"] for r in summary["parameters"]["grid"]}
+    grid = {
+        (r["channels_block3"], r["dropout"]): r["params"] for r in summary["parameters"]["grid"]
+    }
     assert grid == {(c, d): CELEBA_REFERENCE_PARAMS[c] for c in (192, 256) for d in (0.0, 0.2, 0.4)}
     assert summary["batch"]["x_shape"] == [32, 24, 24, 3] and summary["batch"]["x_matches"]
     assert summary["batch"]["y_shape"] == [32, 5] and summary["batch"]["y_matches"]
@@ -228,16 +263,23 @@ def test_cub200_census_flags_injected_files_and_the_splits_skip_them(tmp_path):
     assert result["census_problems"] == 2
     rows = _csv(out / "census_problems.csv")
     assert {(r["group"], r["file"]) for r in rows} == {
-        ("official train (→ train, val)", missing), ("test", corrupt)}
+        ("official train (→ train, val)", missing),
+        ("test", corrupt),
+    }
     whole = summary["census"]["all"]
     assert (whole["files"], whole["ok"]) == (52, 50)
-    assert whole["modes"]["L"] >= 1 and whole["distinct_sizes"] > 1  # generated: greyscale, sizes vary
+    assert (
+        whole["modes"]["L"] >= 1 and whole["distinct_sizes"] > 1
+    )  # generated: greyscale, sizes vary
     # 40 official train images cut 80/20 (32/8) before loading, the missing one skipped; 12 test - 1.
     assert summary["splits"]["train"] + summary["splits"]["val"] == 39
     assert summary["splits"]["test"] == 11
     counts = _csv(out / "class_distribution.csv")
     assert sum(int(r["test"]) for r in counts) == 11
-    assert summary["batch"]["x_shape"] == [8, 16, 16, 3] and summary["batch"]["logits_shape"] == [8, 4]
+    assert summary["batch"]["x_shape"] == [8, 16, 16, 3] and summary["batch"]["logits_shape"] == [
+        8,
+        4,
+    ]
     width, height = _png_size(out / "examples.png")  # 2 examples x 3 panels
     assert 800 <= width <= 1000 and 400 <= height <= 600
 

@@ -24,8 +24,10 @@ LRS = (1e-2, 3e-3)
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("compare")
-    summaries = [train.train_and_evaluate(tiny_esc50_config(workdir, lr=lr, evaluate_test=False),
-                                          workdir) for lr in LRS]
+    summaries = [
+        train.train_and_evaluate(tiny_esc50_config(workdir, lr=lr, evaluate_test=False), workdir)
+        for lr in LRS
+    ]
     config = tiny_esc50_config(workdir)
     result = run_mode("compare", config, workdir, ModeArgs(runs=("esc50_train_*",)))
     return workdir, summaries, result
@@ -46,11 +48,14 @@ def test_table_values_are_those_of_each_runs_metrics(compared):
         best = max(reversed(records), key=lambda r: r["val/accuracy"])  # the later of equal bests
         assert row["label"] == f"lr={lr}" and row["train.lr"] == lr
         assert row["epochs"] == 2 and row["best_epoch"] == best["epoch"]
-        expected = {"best_val_accuracy": best["val/accuracy"], "val_loss_at_best": best["val/loss"],
-                    "final_val_accuracy": records[-1]["val/accuracy"],
-                    "final_train_loss": records[-1]["train/loss"],
-                    "final_val_loss": records[-1]["val/loss"],
-                    "train_val_gap": records[-1]["val/loss"] - records[-1]["train/loss"]}
+        expected = {
+            "best_val_accuracy": best["val/accuracy"],
+            "val_loss_at_best": best["val/loss"],
+            "final_val_accuracy": records[-1]["val/accuracy"],
+            "final_train_loss": records[-1]["train/loss"],
+            "final_val_loss": records[-1]["val/loss"],
+            "train_val_gap": records[-1]["val/loss"] - records[-1]["train/loss"],
+        }
         for key, value in expected.items():
             assert row[key] == pytest.approx(value, rel=1e-6, abs=1e-6), key
 
@@ -118,8 +123,9 @@ def test_runs_without_curves_are_named_and_nothing_is_written(compared, tmp_path
     assert sorted((workdir / "logs").iterdir()) == before  # nothing written on failure
 
 
-def test_a_damaged_metrics_line_is_named_and_a_cut_short_last_one_skipped(compared, tmp_path,
-                                                                          capsys):
+def test_a_damaged_metrics_line_is_named_and_a_cut_short_last_one_skipped(
+    compared, tmp_path, capsys
+):
     workdir, summaries, _ = compared
     config = tiny_esc50_config(workdir)
     before = sorted((workdir / "logs").iterdir())

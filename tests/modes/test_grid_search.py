@@ -59,8 +59,12 @@ def test_summary_ranks_every_member_with_its_best_epoch(grid):
         assert float(row["val_loss"]) == pytest.approx(best["val/loss"])
         assert best["val/accuracy"] == max(r["val/accuracy"] for r in records)
         assert (workdir / "checkpoints" / summary["run"] / row["run"]).is_dir()
-    assert {(r["lr"], r["kernel_size"]) for r in rows} == {("0.01", "3"), ("0.003", "3"),
-                                                          ("0.01", "1"), ("0.003", "1")}
+    assert {(r["lr"], r["kernel_size"]) for r in rows} == {
+        ("0.01", "3"),
+        ("0.003", "3"),
+        ("0.01", "1"),
+        ("0.003", "1"),
+    }
     assert "| rank | run |" in (log_dir / "summary.md").read_text()
 
 
@@ -73,7 +77,8 @@ def test_hparams_tab_holds_each_members_values_and_metrics(grid):
         assert hparams["hparams"]["lr"] == pytest.approx(float(row["lr"]))
         assert hparams["hparams"]["kernel_size"] == pytest.approx(float(row["kernel_size"]))
         assert hparams["metrics"]["hparam/best_val_accuracy"] == pytest.approx(
-            float(row["best_val_accuracy"]))
+            float(row["best_val_accuracy"])
+        )
 
 
 def test_best_config_file_is_a_config_train_accepts(grid):
@@ -92,8 +97,9 @@ def test_best_config_file_is_a_config_train_accepts(grid):
 
 def test_a_member_equals_the_same_config_trained_alone(grid, tmp_path):
     config, workdir, summary = grid
-    member = member_config(config, 2, lr=1e-2, weight_decay=1e-4, seed=config.seed,
-                           kernel_size=3, channels=(8, 16, 16))
+    member = member_config(
+        config, 2, lr=1e-2, weight_decay=1e-4, seed=config.seed, kernel_size=3, channels=(8, 16, 16)
+    )
     alone = train.train_and_evaluate(member, tmp_path)
     alone_records = _records(tmp_path / "logs" / alone["run"])
     in_grid = _records(workdir / "logs" / summary["run"] / member_name(member))
@@ -110,15 +116,24 @@ def test_vmapped_members_match_the_sequential_ones(tmp_path):
     """
     config = _grid_config(tmp_path)
     config.train.optimizer = "sgd"
-    members = [member_config(config, 1, lr=lr, weight_decay=1e-4, seed=config.seed,
-                             kernel_size=1) for lr in (1e-2, 3e-3)]
+    members = [
+        member_config(config, 1, lr=lr, weight_decay=1e-4, seed=config.seed, kernel_size=1)
+        for lr in (1e-2, 3e-3)
+    ]
     curves = {}
     data = training_data(config, 1)
     for strategy in ("sequential", "vmap"):
         trainer = group.build(members, data.names, strategy)
         assert trainer.strategy == strategy
-        named = [fit.Member(f"{strategy}{i}", m, tmp_path / strategy / str(i),
-                            tmp_path / "ckpt" / strategy / str(i)) for i, m in enumerate(members)]
+        named = [
+            fit.Member(
+                f"{strategy}{i}",
+                m,
+                tmp_path / strategy / str(i),
+                tmp_path / "ckpt" / strategy / str(i),
+            )
+            for i, m in enumerate(members)
+        ]
         curves[strategy] = [r.history[-1] for r in fit.fit(named, data, trainer)]
     assert dict(group.build(members, ("a", "b"), "vmap").mesh.shape) == {"config": 2, "data": 2}
     for seq, vm in zip(curves["sequential"], curves["vmap"], strict=True):
@@ -136,9 +151,12 @@ def _untouched_state(workdir, grid_run) -> dict:
     for member in sorted(p.name for p in checkpoints.iterdir()):
         files = sorted(p for p in (checkpoints / member).rglob("*") if p.is_file())
         jsonl = logs / member / "metrics.jsonl"
-        state[member] = ({p.parts[len(checkpoints.parts) + 1] for p in files},
-                         {str(p): p.stat().st_mtime_ns for p in files},
-                         jsonl.read_text(), jsonl.stat().st_mtime_ns)
+        state[member] = (
+            {p.parts[len(checkpoints.parts) + 1] for p in files},
+            {str(p): p.stat().st_mtime_ns for p in files},
+            jsonl.read_text(),
+            jsonl.stat().st_mtime_ns,
+        )
     return state
 
 

@@ -8,8 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxdl.data import esc50
 from jaxdl import tasks
+from jaxdl.data import esc50
 from jaxdl.errors import CheckpointError
 from jaxdl.modes import ModeArgs, evaluate, import_torch
 from tests.helpers import load_config, tiny_esc50_config
@@ -28,7 +28,8 @@ def _reference_model(model_name: str, num_classes: int, hparams: dict, seed: int
     mode (BN γ, β, running mean and variance all away from their init values)."""
     torch.manual_seed(seed)
     return with_random_batch_norms(
-        torch_models.TORCH_MODELS[model_name](num_classes=num_classes, **hparams))
+        torch_models.TORCH_MODELS[model_name](num_classes=num_classes, **hparams)
+    )
 
 
 def _yaml_model_section(hparams: dict) -> dict:
@@ -42,18 +43,37 @@ def _save_as_reference(task: str, model, hparams: dict, path, prefix: str = "") 
     weights = {prefix + k: v for k, v in model.state_dict().items()}
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     if task == "esc50":  # hannahadd: config + epoch + best_val_acc
-        saved = {"model_state_dict": weights, "config": {"model": _yaml_model_section(hparams)},
-                 "epoch": 14, "best_val_acc": 0.3425}
+        saved = {
+            "model_state_dict": weights,
+            "config": {"model": _yaml_model_section(hparams)},
+            "epoch": 14,
+            "best_val_acc": 0.3425,
+        }
     elif task == "tiny_imagenet":  # riadh-lab-ux: + optimizer, global_step, val metrics, meta
-        saved = {"model_state_dict": weights, "optimizer_state_dict": optimizer.state_dict(),
-                 "config": {"model": {"type": "inception_multibranch", "num_classes": 200,
-                                      **_yaml_model_section(hparams)}},
-                 "epoch": 33, "global_step": 103_125, "val_loss": 2.168, "val_accuracy": 0.5079,
-                 "meta": {"num_classes": 200, "input_shape": (3, 64, 64)}}
+        saved = {
+            "model_state_dict": weights,
+            "optimizer_state_dict": optimizer.state_dict(),
+            "config": {
+                "model": {
+                    "type": "inception_multibranch",
+                    "num_classes": 200,
+                    **_yaml_model_section(hparams),
+                }
+            },
+            "epoch": 33,
+            "global_step": 103_125,
+            "val_loss": 2.168,
+            "val_accuracy": 0.5079,
+            "meta": {"num_classes": 200, "input_shape": (3, 64, 64)},
+        }
     elif task == "cub200":  # valentinedum: no config, 0-indexed epoch
-        saved = {"epoch": 19, "model_state_dict": weights,
-                 "optimizer_state_dict": optimizer.state_dict(), "val_accuracy": 0.1034,
-                 "val_loss": 4.2716}
+        saved = {
+            "epoch": 19,
+            "model_state_dict": weights,
+            "optimizer_state_dict": optimizer.state_dict(),
+            "val_accuracy": 0.1034,
+            "val_loss": 4.2716,
+        }
     else:  # ahmedbta: the raw state_dict
         saved = weights
     torch.save(saved, path)
@@ -85,8 +105,11 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("task", "hparams", "prefix", "input_hw"), CASES,
-                         ids=[f"{c[0]}-{'-'.join(map(str, c[1].values()))}" for c in CASES])
+@pytest.mark.parametrize(
+    ("task", "hparams", "prefix", "input_hw"),
+    CASES,
+    ids=[f"{c[0]}-{'-'.join(map(str, c[1].values()))}" for c in CASES],
+)
 def test_imported_logits_equal_pytorch(tmp_path, task, hparams, prefix, input_hw):
     model_name = load_config(task).model.name
     reference = _reference_model(model_name, tasks.by_name(task).num_classes, hparams)
@@ -111,7 +134,8 @@ def test_imported_logits_equal_pytorch(tmp_path, task, hparams, prefix, input_hw
 def test_reference_state_dict_keys():
     """The key layouts read in the reference repositories' src/model.py."""
     keys = lambda name, **h: list(  # noqa: E731
-        torch_models.TORCH_MODELS[name](**h).state_dict())
+        torch_models.TORCH_MODELS[name](**h).state_dict()
+    )
     assert keys("esc50_cnn")[:2] == ["block1.0.weight", "block1.0.bias"]
     assert keys("esc50_cnn")[-2:] == ["fc.weight", "fc.bias"]
     tiny = keys("tiny_imagenet_inception", num_modules=6)
@@ -134,8 +158,10 @@ def _esc50_checkpoint(path, esc50_reference, edit=lambda weights: None, config=N
     model, hparams = esc50_reference
     weights = dict(model.state_dict())
     edit(weights)
-    torch.save({"model_state_dict": weights,
-                "config": config or {"model": _yaml_model_section(hparams)}}, path)
+    torch.save(
+        {"model_state_dict": weights, "config": config or {"model": _yaml_model_section(hparams)}},
+        path,
+    )
     return path
 
 
@@ -144,26 +170,42 @@ def _import_esc50(path, **config_hparams):
 
 
 def test_missing_tensor_is_named(tmp_path, esc50_reference):
-    path = _esc50_checkpoint(tmp_path / "best.ckpt", esc50_reference,
-                             lambda w: w.pop("block2.1.running_var"))
-    with pytest.raises(CheckpointError, match=r"best.ckpt does not match .*missing tensor\(s\): "
-                                              r"block2.1.running_var"):
+    path = _esc50_checkpoint(
+        tmp_path / "best.ckpt", esc50_reference, lambda w: w.pop("block2.1.running_var")
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=r"best.ckpt does not match .*missing tensor\(s\): "
+        r"block2.1.running_var",
+    ):
         _import_esc50(path)
 
 
 def test_extra_tensor_is_named(tmp_path, esc50_reference):
-    path = _esc50_checkpoint(tmp_path / "best.ckpt", esc50_reference,
-                             lambda w: w.update({"attention.weight": torch.zeros(8)}))
-    with pytest.raises(CheckpointError, match=r"unused tensor\(s\), not part of the model: "
-                                              r"attention.weight"):
+    path = _esc50_checkpoint(
+        tmp_path / "best.ckpt",
+        esc50_reference,
+        lambda w: w.update({"attention.weight": torch.zeros(8)}),
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=r"unused tensor\(s\), not part of the model: "
+        r"attention.weight",
+    ):
         _import_esc50(path)
 
 
 def test_wrong_shape_names_the_tensor_and_both_shapes(tmp_path, esc50_reference):
-    path = _esc50_checkpoint(tmp_path / "best.ckpt", esc50_reference,
-                             lambda w: w.update({"fc.weight": torch.zeros(50, 100)}))
-    with pytest.raises(CheckpointError, match=r"fc.weight has shape \(50, 100\), expected "
-                                              r"\(50, 128\)"):
+    path = _esc50_checkpoint(
+        tmp_path / "best.ckpt",
+        esc50_reference,
+        lambda w: w.update({"fc.weight": torch.zeros(50, 100)}),
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=r"fc.weight has shape \(50, 100\), expected "
+        r"\(50, 128\)",
+    ):
         _import_esc50(path)
 
 
@@ -171,11 +213,17 @@ def test_config_disagreeing_with_the_tensors_names_the_key(tmp_path):
     hparams = dict(num_blocks=3, groups=4)
     path = tmp_path / "best.ckpt"
     _save_as_reference("cub200", _reference_model("cub200_grouped", 200, hparams), hparams, path)
-    with pytest.raises(CheckpointError, match=r"model.num_blocks=2 \(from the jaxdl config\) .* "
-                                              r"num_blocks=3; pass --config.model.num_blocks=3"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"model.num_blocks=2 \(from the jaxdl config\) .* "
+        r"num_blocks=3; pass --config.model.num_blocks=3",
+    ):
         _import("cub200", path, {"num_blocks": 2, "groups": 4}, (32, 32))
-    with pytest.raises(CheckpointError, match=r"model.groups=2 .*\(6.weight\) are those of "
-                                              r"groups=4; pass --config.model.groups=4"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"model.groups=2 .*\(6.weight\) are those of "
+        r"groups=4; pass --config.model.groups=4",
+    ):
         _import("cub200", path, {"num_blocks": 3, "groups": 2}, (32, 32))
 
 
@@ -184,16 +232,25 @@ def test_esc50_kernel_the_reference_pads_otherwise_is_refused(tmp_path):
     hparams = dict(channels=(8, 16, 32), kernel_size=7)
     path = tmp_path / "best.ckpt"
     _save_as_reference("esc50", _reference_model("esc50_cnn", 50, hparams), hparams, path)
-    with pytest.raises(CheckpointError, match=r"best.ckpt has model.kernel_size=7: the reference "
-                                              r"project pads 1 for kernel 3 and 2 for any other"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"best.ckpt has model.kernel_size=7: the reference "
+        r"project pads 1 for kernel 3 and 2 for any other",
+    ):
         _import_esc50(path, **hparams)
 
 
 def test_saved_config_contradicting_its_weights_is_refused(tmp_path, esc50_reference):
-    path = _esc50_checkpoint(tmp_path / "best.ckpt", esc50_reference,
-                             config={"model": {"channels": [32, 64, 128], "kernel_size": 5}})
-    with pytest.raises(CheckpointError, match=r"model.kernel_size=5 \(from the checkpoint config\)"
-                                              r".*kernel_size=3; the checkpoint's own config"):
+    path = _esc50_checkpoint(
+        tmp_path / "best.ckpt",
+        esc50_reference,
+        config={"model": {"channels": [32, 64, 128], "kernel_size": 5}},
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=r"model.kernel_size=5 \(from the checkpoint config\)"
+        r".*kernel_size=3; the checkpoint's own config",
+    ):
         _import_esc50(path)
 
 
@@ -212,10 +269,14 @@ def test_non_checkpoint_files_are_named(tmp_path):
 
 def test_checkpoint_needing_unsafe_unpickling_is_refused(tmp_path):
     path = tmp_path / "pickled.ckpt"
-    torch.save({"model_state_dict": {"fc.weight": torch.zeros(2, 2)}, "notes": TrainingNotes()},
-               path)
-    with pytest.raises(CheckpointError, match=r"pickled.ckpt needs unsafe unpickling: .*"
-                                              r"test_import_torch.TrainingNotes"):
+    torch.save(
+        {"model_state_dict": {"fc.weight": torch.zeros(2, 2)}, "notes": TrainingNotes()}, path
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=r"pickled.ckpt needs unsafe unpickling: .*"
+        r"test_import_torch.TrainingNotes",
+    ):
         torch_checkpoint.read_torch_checkpoint(path)
 
 
@@ -252,10 +313,18 @@ def synthetic_esc50(tmp_path_factory):
 def test_label_map_disagreeing_with_the_data_is_refused(tmp_path, synthetic_esc50):
     names = esc50.class_names(esc50.read_metadata(esc50.resolve_data_dir(synthetic_esc50)))
     path = tmp_path / "best.ckpt"
-    torch.save({"model_state_dict": {"fc.weight": torch.zeros(10, 64)},
-                "meta": {"label_map": {name: i for i, name in enumerate(reversed(names))}}}, path)
-    with pytest.raises(CheckpointError, match=r"best.ckpt: its label map orders the classes "
-                                              r".*predictions would be mislabelled"):
+    torch.save(
+        {
+            "model_state_dict": {"fc.weight": torch.zeros(10, 64)},
+            "meta": {"label_map": {name: i for i, name in enumerate(reversed(names))}},
+        },
+        path,
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=r"best.ckpt: its label map orders the classes "
+        r".*predictions would be mislabelled",
+    ):
         import_torch.class_names(synthetic_esc50, torch_checkpoint.read_torch_checkpoint(path))
 
 
@@ -267,9 +336,15 @@ def test_import_then_evaluate_predicts_like_pytorch(tmp_path, synthetic_esc50):
     reference = _reference_model("esc50_cnn", 10, hparams, seed=3)
     path = tmp_path / "artifacts" / "best.ckpt"
     path.parent.mkdir()
-    torch.save({"model_state_dict": reference.state_dict(),
-                "config": {"model": _yaml_model_section(hparams)}, "epoch": 7,
-                "best_val_acc": 0.25}, path)
+    torch.save(
+        {
+            "model_state_dict": reference.state_dict(),
+            "config": {"model": _yaml_model_section(hparams)},
+            "epoch": 7,
+            "best_val_acc": 0.25,
+        },
+        path,
+    )
 
     imported = import_torch.run(config, tmp_path, ModeArgs(torch_checkpoint=str(path)))
     assert imported["mode"] == "import_torch" and imported["epoch"] == 7
@@ -290,31 +365,44 @@ def test_import_then_evaluate_predicts_like_pytorch(tmp_path, synthetic_esc50):
     assert result["accuracy"] == pytest.approx(np.mean(predicted == [r["label"] for r in records]))
     rows = list(csv.DictReader(open(f"{result['outputs']}/predictions.csv")))
     assert [row["predicted_label"] for row in rows] == [split.class_names[p] for p in predicted]
-    np.testing.assert_allclose([float(row["probability"]) for row in rows],
-                               probabilities.max(-1), atol=2e-6)
+    np.testing.assert_allclose(
+        [float(row["probability"]) for row in rows], probabilities.max(-1), atol=2e-6
+    )
 
 
 # (task whose reference model saved the checkpoint, task of the config it is imported under)
-OTHER_TASK = [("celeba", "esc50"), ("esc50", "celeba"), ("cub200", "tiny_imagenet"),
-              ("tiny_imagenet", "cub200")]
+OTHER_TASK = [
+    ("celeba", "esc50"),
+    ("esc50", "celeba"),
+    ("cub200", "tiny_imagenet"),
+    ("tiny_imagenet", "cub200"),
+]
 
 
-@pytest.mark.parametrize(("saved_task", "config_task"), OTHER_TASK,
-                         ids=[f"{s}-under-{c}" for s, c in OTHER_TASK])
+@pytest.mark.parametrize(
+    ("saved_task", "config_task"), OTHER_TASK, ids=[f"{s}-under-{c}" for s, c in OTHER_TASK]
+)
 def test_another_tasks_checkpoint_is_named_first(tmp_path, saved_task, config_task):
     """Not "pass --config.model.channels=…" (true of the tensors, useless for another task's
     model): the first message names the task the checkpoint belongs to and its config file."""
-    hparams = {"celeba": dict(channels_block3=192), "esc50": dict(kernel_size=3),
-               "cub200": dict(num_blocks=3), "tiny_imagenet": dict(num_modules=4)}[saved_task]
+    hparams = {
+        "celeba": dict(channels_block3=192),
+        "esc50": dict(kernel_size=3),
+        "cub200": dict(num_blocks=3),
+        "tiny_imagenet": dict(num_modules=4),
+    }[saved_task]
     model_name = load_config(saved_task).model.name
     path = tmp_path / "best.ckpt"
     _save_as_reference(saved_task, _reference_model(model_name, 5, hparams), hparams, path)
     own = load_config(config_task).model.name
     with pytest.raises(CheckpointError) as raised:
-        torch_checkpoint.imported_config(load_config(config_task),
-                                         torch_checkpoint.read_torch_checkpoint(path))
+        torch_checkpoint.imported_config(
+            load_config(config_task), torch_checkpoint.read_torch_checkpoint(path)
+        )
     assert str(raised.value).startswith(
-        f"{path} holds a checkpoint of the {saved_task} task's model {model_name} (tensors ")
+        f"{path} holds a checkpoint of the {saved_task} task's model {model_name} (tensors "
+    )
     assert str(raised.value).endswith(
         f"not of {own}, the model of this config's task {config_task!r}: import it with "
-        f"--config {saved_task}")
+        f"--config {saved_task}"
+    )

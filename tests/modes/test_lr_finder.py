@@ -28,8 +28,10 @@ def sweep(data_root, tmp_path_factory):
 
 
 def _trace(summary) -> list[dict]:
-    return [{k: float(v) for k, v in row.items()}
-            for row in csv.DictReader(open(summary["outputs"]["csv"]))]
+    return [
+        {k: float(v) for k, v in row.items()}
+        for row in csv.DictReader(open(summary["outputs"]["csv"]))
+    ]
 
 
 def test_sweep_trace_is_geometric_and_cycles_epochs(sweep):
@@ -42,8 +44,9 @@ def test_sweep_trace_is_geometric_and_cycles_epochs(sweep):
     expected = 1e-5 * (1.0 / 1e-5) ** (np.arange(24) / 23)
     np.testing.assert_allclose([r["lr"] for r in rows], expected, rtol=1e-6)
     assert rows[0]["lr"] == np.float32(1e-5) and rows[-1]["lr"] == 1.0
-    np.testing.assert_allclose([r["smoothed_loss"] for r in rows],
-                               lr_sweep.smooth([r["loss"] for r in rows], 0.5))
+    np.testing.assert_allclose(
+        [r["smoothed_loss"] for r in rows], lr_sweep.smooth([r["loss"] for r in rows], 0.5)
+    )
     assert 1.5 < rows[0]["loss"] < 3.5  # near ln 10 = 2.30 for 10 synthetic classes
 
 
@@ -53,8 +56,9 @@ def test_events_hold_the_same_trace(sweep):
     scalars = tensorboard_scalars(summary["outputs"]["events"])
     assert [s for s, _ in scalars["lr_finder/lr"]] == list(range(1, 25))
     assert [v for _, v in scalars["lr_finder/lr"]] == [r["lr"] for r in rows]  # float32 exact
-    np.testing.assert_allclose([v for _, v in scalars["lr_finder/loss"]],
-                               [r["loss"] for r in rows], rtol=1e-6)
+    np.testing.assert_allclose(
+        [v for _, v in scalars["lr_finder/loss"]], [r["loss"] for r in rows], rtol=1e-6
+    )
 
 
 def test_summary_suggestion_and_figure(sweep):
@@ -87,6 +91,7 @@ def test_sweep_stops_on_divergence(data_root, tmp_path):
         assert not np.isfinite(last["smoothed_loss"])
     # No earlier step met the rule: the sweep stopped at the first divergent step.
     running_best = np.minimum.accumulate([r["smoothed_loss"] for r in before])
-    assert all(r["smoothed_loss"] <= 4 * b
-               for r, b in zip(before[5:], running_best[5:], strict=True))
+    assert all(
+        r["smoothed_loss"] <= 4 * b for r, b in zip(before[5:], running_best[5:], strict=True)
+    )
     assert config.lr_finder.start <= summary["suggested_lr"] <= last["lr"]

@@ -23,10 +23,17 @@ from jaxdl.modes import ModeArgs, analyze, compare, evaluate, grid_search, lr_fi
 from jaxdl.report import commands, discover
 from tests.helpers import load_config, tiny_esc50_config
 
-ALL_SECTIONS_BUT_0_10_11_12 = ["1) Data", "2) Model", "3) Overfitting a small subset",
-                               "4) LR finder", "5) Mini grid search", "6) Full training",
-                               "7) Curve comparisons", "8) Extra iteration",
-                               "9) Final evaluation (test)"]
+ALL_SECTIONS_BUT_0_10_11_12 = [
+    "1) Data",
+    "2) Model",
+    "3) Overfitting a small subset",
+    "4) LR finder",
+    "5) Mini grid search",
+    "6) Full training",
+    "7) Curve comparisons",
+    "8) Extra iteration",
+    "9) Final evaluation (test)",
+]
 
 
 def _config(workdir: pathlib.Path, **train_keys):
@@ -60,9 +67,17 @@ def project(tmp_path_factory):
 
     result = report.run(_config(workdir), workdir, ModeArgs())
     return types.SimpleNamespace(
-        workdir=workdir, empty=empty, empty_text=empty_text, result=result,
-        text=pathlib.Path(result["report"]).read_text(), analyzed=analyzed, finder=finder,
-        overfit=overfit, grid=grid, trained=trained)
+        workdir=workdir,
+        empty=empty,
+        empty_text=empty_text,
+        result=result,
+        text=pathlib.Path(result["report"]).read_text(),
+        analyzed=analyzed,
+        finder=finder,
+        overfit=overfit,
+        grid=grid,
+        trained=trained,
+    )
 
 
 def _section(text: str, number: int) -> str:
@@ -113,14 +128,19 @@ def test_report_holds_the_numbers_found_in_the_logs(project):
     assert f"`{rows[0]['run']}` — val accuracy {float(rows[0]['best_val_accuracy']):.4f}" in grid
     assert all(f"| {row['run']} | {row['lr']} |" in grid for row in rows)
 
-    per_class = list(csv.DictReader((workdir / "logs" / project.trained["run"] / "test" /
-                                     "per_class.csv").open()))
+    per_class = list(
+        csv.DictReader(
+            (workdir / "logs" / project.trained["run"] / "test" / "per_class.csv").open()
+        )
+    )
     correct = sum(float(r["recall"]) * int(r["support"]) for r in per_class)
     accuracy = correct / sum(int(r["support"]) for r in per_class)
     assert accuracy == pytest.approx(project.trained["test_accuracy"])
     test = _section(text, 9)
-    assert f"**Main metric** (accuracy): test {accuracy:.4f}, validation " \
-           f"{project.trained['val_accuracy']:.4f}" in test
+    assert (
+        f"**Main metric** (accuracy): test {accuracy:.4f}, validation "
+        f"{project.trained['val_accuracy']:.4f}" in test
+    )
     assert f"| val | accuracy {project.trained['val_accuracy']:.4f}" in test  # the evaluate run
 
 
@@ -128,10 +148,19 @@ def test_every_embedded_figure_is_a_png_copied_next_to_the_report(project):
     report_dir = pathlib.Path(project.result["report"]).parent
     links = _images(project.text)
     names = {pathlib.Path(link).name for link in links}
-    assert names == {"analyze_class_distribution.png", "analyze_examples.png", "overfit_loss.png",
-                     "overfit_accuracy.png", "lr_finder.png", "training_loss.png",
-                     "training_accuracy.png", "compare1_train_loss.png", "compare1_val_loss.png",
-                     "compare1_val_accuracy.png", "confusion_matrix_test.png"}
+    assert names == {
+        "analyze_class_distribution.png",
+        "analyze_examples.png",
+        "overfit_loss.png",
+        "overfit_accuracy.png",
+        "lr_finder.png",
+        "training_loss.png",
+        "training_accuracy.png",
+        "compare1_train_loss.png",
+        "compare1_val_loss.png",
+        "compare1_val_accuracy.png",
+        "confusion_matrix_test.png",
+    }
     assert project.result["figures"] == len(links) == len(names)
     for link in links:
         path = report_dir / link
@@ -142,8 +171,23 @@ def test_every_embedded_figure_is_a_png_copied_next_to_the_report(project):
 
 def test_judgement_is_left_to_the_author_as_marked_placeholders(project):
     todos = [line for line in project.text.splitlines() if line.startswith("> **TODO (author):**")]
-    for item in ("D4", "D5", "D6", "D8", "D9", "D10", "M0", "M1", "M3", "M4", "M5", "M6", "M7",
-                 "M8", "M9"):
+    for item in (
+        "D4",
+        "D5",
+        "D6",
+        "D8",
+        "D9",
+        "D10",
+        "M0",
+        "M1",
+        "M3",
+        "M4",
+        "M5",
+        "M6",
+        "M7",
+        "M8",
+        "M9",
+    ):
         assert any(line.startswith(f"> **TODO (author):** {item}:") for line in todos), item
     assert "- **Student**: **TODO (author):**" in project.text
     assert _section(project.text, 10).count("> **TODO (author):**") == 3
@@ -152,8 +196,15 @@ def test_judgement_is_left_to_the_author_as_marked_placeholders(project):
 def test_a_mode_not_run_yet_names_the_command_that_produces_it(project):
     assert project.empty["sections_missing"] == ALL_SECTIONS_BUT_0_10_11_12
     text = project.empty_text
-    for number, mode in ((1, "analyze"), (3, "train"), (4, "lr_finder"), (5, "grid_search"),
-                         (6, "train"), (7, "compare"), (9, "train")):
+    for number, mode in (
+        (1, "analyze"),
+        (3, "train"),
+        (4, "lr_finder"),
+        (5, "grid_search"),
+        (6, "train"),
+        (7, "compare"),
+        (9, "train"),
+    ):
         section = _section(text, number)
         assert "*Not run yet.* This command produces" in section, number
         assert f"python -m jaxdl.main --config esc50 --mode={mode} " in section
@@ -166,8 +217,9 @@ def test_commands_carry_each_runs_overrides(project):
     train_line = next(line for line in general.splitlines() if "Training (M6)" in line)
     assert "--mode=train" in train_line and "--config.train.epochs=2" in train_line
     assert "'--config.model.channels=(8,16,16)'" in train_line
-    assert "--config.train.overfit_n=16" in next(line for line in general.splitlines()
-                                                  if "Overfit (M3)" in line)
+    assert "--config.train.overfit_n=16" in next(
+        line for line in general.splitlines() if "Overfit (M3)" in line
+    )
     grid_line = next(line for line in general.splitlines() if "Grid search (M5)" in line)
     assert "'--config.grid.lr=(0.01,0.003)'" in grid_line
     assert "'--config.grid.weight_decay=(0.0001,)'" in grid_line
@@ -181,23 +233,36 @@ def _parsed(command: str) -> dict:
     """The config a command line gives, parsed by config_flags as `jaxdl.main` parses it."""
     arguments = shlex.split(command)
     config_file = config_lib.config_path(arguments[arguments.index("--config") + 1])
-    argv = ["prog", "--config", str(config_file),
-            *[a for a in arguments if a.startswith("--config.")]]
+    argv = [
+        "prog",
+        "--config",
+        str(config_file),
+        *[a for a in arguments if a.startswith("--config.")],
+    ]
     flag_values = flags.FlagValues()
-    holder = config_flags.DEFINE_config_file("config", None, "", flag_values=flag_values,
-                                             sys_argv=argv)  # overrides are read from here
+    holder = config_flags.DEFINE_config_file(
+        "config", None, "", flag_values=flag_values, sys_argv=argv
+    )  # overrides are read from here
     flag_values(argv)
     return commands.json_shaped(holder.value)
 
 
 def test_each_rebuilt_command_parses_back_to_its_runs_config(project):
     runs = discover.find_runs(project.workdir / "logs", "esc50")
-    for kind, mode in (("analyze", "analyze"), ("overfit", "train"), ("lr_finder", "lr_finder"),
-                       ("grid_search", "grid_search"), ("train", "train")):
+    for kind, mode in (
+        ("analyze", "analyze"),
+        ("overfit", "train"),
+        ("lr_finder", "lr_finder"),
+        ("grid_search", "grid_search"),
+        ("train", "train"),
+    ):
         run = runs.latest(kind)
-        command = commands.command("esc50", mode, project.workdir,
-                                   config_overrides=commands.overrides(
-                                       run.config, commands.task_defaults("esc50")))
+        command = commands.command(
+            "esc50",
+            mode,
+            project.workdir,
+            config_overrides=commands.overrides(run.config, commands.task_defaults("esc50")),
+        )
         assert command in project.text, kind
         assert _parsed(command) == run.config, kind
 
@@ -213,13 +278,18 @@ def test_override_reconstruction_is_the_exact_difference():
     config.run_name = "my run"
     changed = commands.json_shaped(config)
     assert commands.overrides(changed, defaults) == [
-        "--config.data.source=synthetic", "--config.grid.model.channels=((8,16,16),)",
-        "--config.grid.weight_decay=(0.0001,)", "--config.model.channels=(8,16,16)",
-        "--config.run_name=my run", "--config.train.epochs=2",
-        "--config.train.evaluate_test=False"]
+        "--config.data.source=synthetic",
+        "--config.grid.model.channels=((8,16,16),)",
+        "--config.grid.weight_decay=(0.0001,)",
+        "--config.model.channels=(8,16,16)",
+        "--config.run_name=my run",
+        "--config.train.epochs=2",
+        "--config.train.evaluate_test=False",
+    ]
     assert commands.overrides(defaults, defaults) == []
-    line = commands.command("esc50", "train", pathlib.Path("."),
-                            config_overrides=commands.overrides(changed, defaults))
+    line = commands.command(
+        "esc50", "train", pathlib.Path("."), config_overrides=commands.overrides(changed, defaults)
+    )
     assert "--workdir" not in line and "'--config.run_name=my run'" in line
     assert _parsed(line) == changed
 
@@ -234,8 +304,9 @@ def test_environment_lists_the_versions_and_devices(project):
 
 def test_final_training_is_checked_against_the_grids_best_configuration(project):
     # The grid searched weight decay 1e-4 only; the final training used the config's 1e-5.
-    assert ("the final training differs from the grid's best configuration" in
-            _section(project.text, 11))
+    assert "the final training differs from the grid's best configuration" in _section(
+        project.text, 11
+    )
     assert "weight_decay 1e-05 (grid best 0.0001)" in _section(project.text, 11)
 
 
@@ -249,7 +320,8 @@ def test_a_new_report_keeps_the_previous_one_whole(project):
     assert kept.read_text() == project.text
     old_links, new_links = _images(project.text), _images(report_path.read_text())
     assert {pathlib.Path(link).parent for link in old_links}.isdisjoint(
-        {pathlib.Path(link).parent for link in new_links})
+        {pathlib.Path(link).parent for link in new_links}
+    )
     assert all((report_path.parent / link).is_file() for link in old_links + new_links)
 
 
@@ -270,8 +342,10 @@ def test_latest_run_is_the_last_finished_and_failed_runs_are_listed(project, tmp
 
 
 def test_a_damaged_line_of_a_runs_metrics_is_named_and_no_report_written(project, tmp_path):
-    run = shutil.copytree(project.workdir / "logs" / project.trained["run"],
-                          tmp_path / "logs" / project.trained["run"])
+    run = shutil.copytree(
+        project.workdir / "logs" / project.trained["run"],
+        tmp_path / "logs" / project.trained["run"],
+    )
     metrics = run / "metrics.jsonl"
     lines = metrics.read_text().splitlines(keepends=True)
     metrics.write_text(lines[0] + lines[1][:20] + "\n")  # line 2 cut short, then a newline

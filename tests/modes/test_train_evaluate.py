@@ -40,8 +40,9 @@ def test_run_directory_holds_config_metrics_and_event_tags(trained):
     for tag in ("train/loss", "train/accuracy", "val/loss", "val/accuracy", "test/accuracy"):
         assert tag in scalars, tag
     assert [step for step, _ in scalars["val/accuracy"]] == list(range(1, 9))
-    np.testing.assert_allclose([v for _, v in scalars["val/loss"]],
-                               [r["val/loss"] for r in records], rtol=1e-6)
+    np.testing.assert_allclose(
+        [v for _, v in scalars["val/loss"]], [r["val/loss"] for r in records], rtol=1e-6
+    )
     best = max(reversed(records), key=lambda r: r["val/accuracy"])  # a tie goes to the later
     assert summary["best_epoch"] == best["epoch"]
 
@@ -68,8 +69,12 @@ def test_evaluate_writes_predictions_per_class_and_confusion_outputs(trained, tm
     for key in ("loss", "accuracy", "macro_f1", "top5_accuracy"):
         assert again[key] == summary[f"test_{key}"], key
     rows = list(csv.DictReader((tmp_path / "eval" / "predictions.csv").open()))
-    assert len(rows) == 40 and set(rows[0]) == {"filename", "true_label", "predicted_label",
-                                                "probability"}
+    assert len(rows) == 40 and set(rows[0]) == {
+        "filename",
+        "true_label",
+        "predicted_label",
+        "probability",
+    }
     accuracy = np.mean([r["true_label"] == r["predicted_label"] for r in rows])
     assert accuracy == pytest.approx(again["accuracy"])
     per_class = list(csv.DictReader((tmp_path / "eval" / "per_class.csv").open()))
@@ -77,7 +82,8 @@ def test_evaluate_writes_predictions_per_class_and_confusion_outputs(trained, tm
     width, height = Image.open(tmp_path / "eval" / "confusion_matrix_test.png").size
     assert width > 300 and height > 300
     assert tensorboard_scalars(tmp_path / "eval")["test/accuracy"][0][1] == pytest.approx(
-        again["accuracy"])
+        again["accuracy"]
+    )
 
 
 def test_evaluate_needs_only_the_test_fold(trained, tmp_path):
@@ -94,7 +100,9 @@ def test_evaluate_needs_only_the_test_fold(trained, tmp_path):
     eval_config = tiny_esc50_config(tmp_path)
     eval_config.data.source = "auto"
     eval_config.data.dir = str(only_test)
-    result = evaluation.evaluate_checkpoint(eval_config, summary["checkpoint"], "test", tmp_path / "e")
+    result = evaluation.evaluate_checkpoint(
+        eval_config, summary["checkpoint"], "test", tmp_path / "e"
+    )
     assert result["accuracy"] == summary["test_accuracy"]
 
 
@@ -112,8 +120,10 @@ def test_overfit_mode_drives_the_train_loss_down_on_the_subset(tmp_path):
     config = tiny_esc50_config(tmp_path, overfit_n=8, epochs=30, lr=1e-2)
     summary = train.train_and_evaluate(config, tmp_path)
     assert summary["mode"] == "overfit"
-    records = [json.loads(line) for line in
-               (tmp_path / "logs" / summary["run"] / "metrics.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line)
+        for line in (tmp_path / "logs" / summary["run"] / "metrics.jsonl").read_text().splitlines()
+    ]
     assert records[-1]["train/loss"] < 0.2 * records[0]["train/loss"]
     assert records[-1]["train/accuracy"] == 1.0
     assert not (tmp_path / "logs" / summary["run"] / "test").exists()
@@ -125,4 +135,6 @@ def test_runs_are_never_overwritten(tmp_path):
     first = train.train_and_evaluate(config, tmp_path)
     second = train.train_and_evaluate(config, tmp_path)
     assert first["run"] == "fixed" and second["run"] == "fixed-2"
-    assert pathlib.Path(first["checkpoint"]).is_dir() and pathlib.Path(second["checkpoint"]).is_dir()
+    assert (
+        pathlib.Path(first["checkpoint"]).is_dir() and pathlib.Path(second["checkpoint"]).is_dir()
+    )

@@ -16,8 +16,9 @@ line, one JSON object of the paired numbers; the test compares them.
 import os
 
 # Appended: the last device-count flag wins, and the test run's other XLA flags are kept.
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                           + " --xla_force_host_platform_device_count=8")
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+)
 
 import csv  # noqa: E402
 import json  # noqa: E402
@@ -27,8 +28,8 @@ import sys  # noqa: E402
 import jax  # noqa: E402
 import ml_collections  # noqa: E402
 
-from jaxdl.data import pipeline  # noqa: E402
 from jaxdl import tasks  # noqa: E402
+from jaxdl.data import pipeline  # noqa: E402
 from jaxdl.errors import ConfigError  # noqa: E402
 from jaxdl.modes import grid_search, train  # noqa: E402
 from jaxdl.training import checkpoint, fit, group, loop  # noqa: E402
@@ -58,18 +59,23 @@ def _config(root: pathlib.Path):
 def _curves(log_dir: pathlib.Path) -> dict:
     """A run's per-epoch metrics (metrics.jsonl) and logged step losses (event file)."""
     records = [json.loads(line) for line in (log_dir / "metrics.jsonl").read_text().splitlines()]
-    return {"epochs": {k: [r[k] for r in records] for k in CURVE_KEYS},
-            "steps": [value for _, value in tensorboard_scalars(log_dir)["train/loss_step"]]}
+    return {
+        "epochs": {k: [r[k] for r in records] for k in CURVE_KEYS},
+        "steps": [value for _, value in tensorboard_scalars(log_dir)["train/loss_step"]],
+    }
 
 
 def one_device(config, root: pathlib.Path) -> list[dict]:
     """The grid's members trained one after the other on one device."""
     members = expand(config)
     data = training_data(config, 1)
-    trainer = group.build(members, data.names, "sequential",
-                          mesh=distributed.make_mesh(jax.devices()[:1]))
-    named = [fit.Member(str(i), m, root / "one" / str(i), root / "one_ckpt" / str(i))
-             for i, m in enumerate(members)]
+    trainer = group.build(
+        members, data.names, "sequential", mesh=distributed.make_mesh(jax.devices()[:1])
+    )
+    named = [
+        fit.Member(str(i), m, root / "one" / str(i), root / "one_ckpt" / str(i))
+        for i, m in enumerate(members)
+    ]
     return [_curves(result.member.log_dir) for result in fit.fit(named, data, trainer)]
 
 
@@ -83,18 +89,26 @@ def train_and_evaluate(config, root: pathlib.Path) -> dict:
         parts = group.build([config], meta["class_names"], mesh=mesh)
         state = checkpoints.restore_state(step, parts.state)
     test = tasks.get(config).load_split(config, "test").source
-    sums, probabilities = loop.predict(parts.steps.predict, state, pipeline.eval_batches(
-        test, parts.task, config, config.train.eval_batch_size), mesh)
+    sums, probabilities = loop.predict(
+        parts.steps.predict,
+        state,
+        pipeline.eval_batches(test, parts.task, config, config.train.eval_batch_size),
+        mesh,
+    )
     one = parts.objective.summary(sums)
     rows = list(csv.DictReader((log_dir / "test" / "predictions.csv").open()))
     return {
         "curves": _curves(log_dir),
-        "test": {"eight": {k: eight[f"test_{k}"] for k in ("loss", "accuracy", "macro_f1")}
-                 | {"examples": eight["test_examples"]},
-                 "one": {k: float(one[k]) for k in ("loss", "accuracy", "macro_f1")}
-                 | {"examples": len(probabilities)}},
-        "probabilities": {"eight": [float(r["probability"]) for r in rows],
-                          "one": probabilities.max(axis=-1).tolist()},
+        "test": {
+            "eight": {k: eight[f"test_{k}"] for k in ("loss", "accuracy", "macro_f1")}
+            | {"examples": eight["test_examples"]},
+            "one": {k: float(one[k]) for k in ("loss", "accuracy", "macro_f1")}
+            | {"examples": len(probabilities)},
+        },
+        "probabilities": {
+            "eight": [float(r["probability"]) for r in rows],
+            "one": probabilities.max(axis=-1).tolist(),
+        },
     }
 
 
@@ -116,14 +130,24 @@ def grid(config, root: pathlib.Path) -> dict:
     summary = grid_search.run(config, root / "grid", None)
     log_dir = root / "grid" / "logs" / summary["run"]
     members = expand(config)
-    return {"strategy": summary["strategy"],
-            "mesh": dict(group.build(members, ("a", "b"), "vmap").mesh.shape),
-            "curves": [_curves(log_dir / member_name(m)) for m in members]}
+    return {
+        "strategy": summary["strategy"],
+        "mesh": dict(group.build(members, ("a", "b"), "vmap").mesh.shape),
+        "curves": [_curves(log_dir / member_name(m)) for m in members],
+    }
 
 
 if __name__ == "__main__":
     root = pathlib.Path(sys.argv[1])  # the data cache and every run directory go under it
     config = _config(root)
-    print(json.dumps({"devices": jax.device_count(), "one": one_device(config, root),
-                      "train": train_and_evaluate(config, root), "grid": grid(config, root),
-                      "refused_batch": refused_batch(config, root)}))
+    print(
+        json.dumps(
+            {
+                "devices": jax.device_count(),
+                "one": one_device(config, root),
+                "train": train_and_evaluate(config, root),
+                "grid": grid(config, root),
+                "refused_batch": refused_batch(config, root),
+            }
+        )
+    )

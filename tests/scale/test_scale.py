@@ -27,8 +27,13 @@ def _last_json_line(stdout: str) -> dict:
 @pytest.fixture(scope="module")
 def eight(tmp_path_factory):
     root = tmp_path_factory.mktemp("eight")
-    done = subprocess.run([sys.executable, "-m", "tests.scale.eight_devices", str(root)], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.scale.eight_devices", str(root)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return _last_json_line(done.stdout)
 
@@ -71,8 +76,9 @@ def test_a_vmapped_grid_on_a_config_x_data_mesh_equals_its_members_one_by_one(ei
 
 
 def test_a_batch_that_does_not_split_over_the_devices_is_refused_by_name(eight):
-    assert eight["refused_batch"] == ("train.batch_size=12 must be a positive multiple of the 8 "
-                                      "devices of the data axis")
+    assert eight["refused_batch"] == (
+        "train.batch_size=12 must be a positive multiple of the 8 devices of the data axis"
+    )
 
 
 def _free_port() -> int:
@@ -87,11 +93,22 @@ def two(tmp_path_factory):
     port = _free_port()
     workers = []
     for index in range(2):
-        env = {**os.environ, "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
-               "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(index)}
-        workers.append(subprocess.Popen([sys.executable, "-m", "tests.scale.two_processes",
-                                         str(shared)], cwd=REPO, env=env, text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        env = {
+            **os.environ,
+            "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+            "JAX_NUM_PROCESSES": "2",
+            "JAX_PROCESS_ID": str(index),
+        }
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "tests.scale.two_processes", str(shared)],
+                cwd=REPO,
+                env=env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        )
     outputs = [worker.communicate(timeout=300) for worker in workers]
     for worker, (_, stderr) in zip(workers, outputs):
         assert worker.returncode == 0, stderr[-3000:]

@@ -12,8 +12,9 @@ object of what it saw.
 
 import os
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                           + " --xla_force_host_platform_device_count=2")  # last one wins
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+)  # last one wins
 
 import json  # noqa: E402
 import pathlib  # noqa: E402
@@ -44,8 +45,13 @@ def _global_batches_match(mesh, source, config) -> bool:
     """Every global training batch the devices see is the one a single process would load."""
     local = pipeline.train_batches(source, TASK, config, 1, BATCH, augment=True)
     alone = pipeline.train_batches(source, TASK, config, 1, BATCH, augment=True, process=(0, 1))
-    return all(all(np.array_equal(distributed.fetch(loop.to_device(mine, mesh)[k]), whole[k])
-                   for k in loop.MODEL_KEYS) for mine, whole in zip(local, alone, strict=True))
+    return all(
+        all(
+            np.array_equal(distributed.fetch(loop.to_device(mine, mesh)[k]), whole[k])
+            for k in loop.MODEL_KEYS
+        )
+        for mine, whole in zip(local, alone, strict=True)
+    )
 
 
 def _preempted_at() -> int:
@@ -78,8 +84,9 @@ def main(shared: pathlib.Path) -> dict:
         return _masked_sums(state, batch), batch["x"][:, 0, 0, 0]
 
     predict = jax.jit(values, out_shardings=distributed.replicated(data_mesh))
-    _, predicted = loop.predict(predict, None, pipeline.eval_batches(source, TASK, config, BATCH),
-                                data_mesh)
+    _, predicted = loop.predict(
+        predict, None, pipeline.eval_batches(source, TASK, config, BATCH), data_mesh
+    )
     members = distributed.put(jnp.arange(6.0).reshape(2, 3), distributed.config_sharded(grid_mesh))
     key = distributed.put(jax.random.key(7), distributed.replicated(data_mesh))
 
@@ -90,11 +97,16 @@ def main(shared: pathlib.Path) -> dict:
     files.write_text_atomic(shared / "written_by.txt", str(index))
     files.write_text_atomic(shared / f"cache_{index}.txt", "built", every_process=True)
     return {
-        "joined": joined, "index": index, "processes": jax.process_count(),
-        "devices": jax.device_count(), "grid_mesh": dict(grid_mesh.shape),
+        "joined": joined,
+        "index": index,
+        "processes": jax.process_count(),
+        "devices": jax.device_count(),
+        "grid_mesh": dict(grid_mesh.shape),
         "rows_held": {"data": _rows_held(data_mesh), "grid": _rows_held(grid_mesh)},
-        "train_batches_match": {"data": _global_batches_match(data_mesh, source, config),
-                                "grid": _global_batches_match(grid_mesh, source, config)},
+        "train_batches_match": {
+            "data": _global_batches_match(data_mesh, source, config),
+            "grid": _global_batches_match(grid_mesh, source, config),
+        },
         "eval": {k: float(v) for k, v in eval_sums.items()},
         "predicted": predicted.tolist(),
         "member_sharded_fetch": distributed.fetch(members).tolist(),

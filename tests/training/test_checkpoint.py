@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 
 from jaxdl.errors import CheckpointError
-from jaxdl.modes import ModeArgs, evaluate
 from jaxdl.models.esc50_cnn import Esc50CNN
+from jaxdl.modes import ModeArgs, evaluate
 from jaxdl.training import checkpoint, evaluation, optim
 from jaxdl.training.state import create_train_state
 from tests.helpers import load_config
 
 
 def _state(channels=(4, 8, 8)):
-    train = ml_collections.ConfigDict(dict(optimizer="adamw", lr=1e-3, weight_decay=0.0, momentum=0.9))
+    train = ml_collections.ConfigDict(
+        dict(optimizer="adamw", lr=1e-3, weight_decay=0.0, momentum=0.9)
+    )
     return create_train_state(Esc50CNN(5, channels, 3), optim.make_optimizer(train), 0, (16, 24, 1))
 
 
@@ -74,7 +76,9 @@ def test_evaluating_a_checkpoint_of_another_task_is_refused(tmp_path):
     with checkpoint.Checkpoints(tmp_path / "ck", "macro_f1", "max") as ckpts:
         ckpts.save(1, _state(), _meta("celeba"), {"macro_f1": 0.5})
     with pytest.raises(CheckpointError, match="trained for task 'celeba'.*'esc50'"):
-        evaluation.evaluate_checkpoint(load_config("esc50"), tmp_path / "ck", "test", tmp_path / "o")
+        evaluation.evaluate_checkpoint(
+            load_config("esc50"), tmp_path / "ck", "test", tmp_path / "o"
+        )
 
 
 def _save_epochs(directory, accuracies, state=None):
@@ -90,7 +94,11 @@ def _save_epochs(directory, accuracies, state=None):
 def test_the_best_first_epoch_outlives_the_latest_two(tmp_path):
     """'Keep the latest 2' alone would have dropped epoch 1 at epoch 3."""
     assert _save_epochs(tmp_path / "ck", (0.9, 0.2, 0.3, 0.4, 0.5)) == ([1, 4, 5], 1)
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir() if p.name.isdigit()) == ["1", "4", "5"]
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir() if p.name.isdigit()) == [
+        "1",
+        "4",
+        "5",
+    ]
     found, step, meta = checkpoint.open_for_evaluation(tmp_path / "ck")  # reopened from disk
     with found:
         assert step == 1 and meta["epoch"] == 1
@@ -119,13 +127,16 @@ def test_a_truncated_or_partial_step_is_named_when_evaluated(tmp_path, broken):
     if broken == "state":  # partly deleted
         shutil.rmtree(step_dir / "state")
     else:
-        _truncate(_largest_file(step_dir / "state") if broken == "state data" else step_dir / broken)
+        _truncate(
+            _largest_file(step_dir / "state") if broken == "state data" else step_dir / broken
+        )
     with pytest.raises(checkpoint.UnreadableCheckpoint) as raised:
         found, step, _ = checkpoint.open_for_evaluation(tmp_path / "ck")
         with found:
             found.restore_state(step, _state())
-    assert str(raised.value).startswith(f"checkpoint {step_dir} is unreadable (truncated, partly "
-                                        "written or corrupt: ")
+    assert str(raised.value).startswith(
+        f"checkpoint {step_dir} is unreadable (truncated, partly written or corrupt: "
+    )
     assert isinstance(raised.value, CheckpointError)
 
 
@@ -144,16 +155,20 @@ def small_disk(tmp_path):
     does not. Needs root (CI runs as root); skipped where mounting is impossible."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if made.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
     yield mount
     subprocess.run(["umount", str(mount)], check=True)
 
 
-def test_a_full_disk_during_a_save_is_one_clear_error_and_keeps_the_complete_steps(small_disk,
-                                                                                     capfd):
+def test_a_full_disk_during_a_save_is_one_clear_error_and_keeps_the_complete_steps(
+    small_disk, capfd
+):
     directory = small_disk / "ck"
     state = _state((16, 32, 64))
     # Falling values: the best (step 1) and the latest two are all kept, so no save frees space.
@@ -167,7 +182,8 @@ def test_a_full_disk_during_a_save_is_one_clear_error_and_keeps_the_complete_ste
     assert str(raised.value) == (
         f"cannot save a checkpoint in {directory}: the disk is full; the complete checkpoints are "
         f"kept (latest: {directory / latest}). Free some space and rerun the same command to "
-        "resume")
+        "resume"
+    )
     assert "Traceback" not in capfd.readouterr().err  # Orbax's own logged tracebacks are muted
     with checkpoint.Checkpoints(directory, "accuracy", "max", read_only=True) as found:
         assert found.read_meta(int(latest))["epoch"] == int(latest)

@@ -17,13 +17,18 @@ from tests.helpers import tiny_esc50_config
 
 def _tree(directory) -> dict:
     """Every file under `directory` with its content and modification time."""
-    return {str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _records(log_dir) -> list[dict]:
-    return [{k: v for k, v in json.loads(line).items() if k != "seconds"}
-            for line in (log_dir / "metrics.jsonl").read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(line).items() if k != "seconds"}
+        for line in (log_dir / "metrics.jsonl").read_text().splitlines()
+    ]
 
 
 def test_config_differences_name_what_changes_training_only():
@@ -34,7 +39,8 @@ def test_config_differences_name_what_changes_training_only():
     current.data.cache_dir = "/elsewhere"
     assert runs.config_differences(saved, current.to_dict()) == [
         "model.channels: checkpoint 16-32-64, this run 16-32-32",
-        "train.lr: checkpoint 0.01, this run 0.001"]
+        "train.lr: checkpoint 0.01, this run 0.001",
+    ]
     assert runs.config_differences(saved, saved) == []
 
 
@@ -54,7 +60,8 @@ def test_the_checkpoints_of_another_config_under_the_same_name_are_refused(tmp_p
         f"{checkpoint_dir} holds the checkpoints of another configuration, not this run's "
         "(train.epochs: checkpoint 1, this run 2; train.lr: checkpoint 0.01, this run 0.001); "
         "delete that directory to train this configuration afresh, or choose another "
-        "--config.run_name")
+        "--config.run_name"
+    )
     assert _tree(checkpoint_dir) == kept
     assert not (tmp_path / "logs" / "exp" / "metrics.jsonl").exists()
 
@@ -70,10 +77,15 @@ def test_the_checkpoints_of_another_config_under_the_same_name_are_refused(tmp_p
 def test_an_unreadable_latest_step_falls_back_to_the_previous_one(tmp_path, capsys):
     config = tiny_esc50_config(tmp_path, evaluate_test=False)  # 2 epochs of 7 steps
     first = train.train_and_evaluate(config, tmp_path)
-    log_dir, checkpoint_dir = tmp_path / "logs" / first["run"], tmp_path / "checkpoints" / first["run"]
+    log_dir, checkpoint_dir = (
+        tmp_path / "logs" / first["run"],
+        tmp_path / "checkpoints" / first["run"],
+    )
     records = _records(log_dir)
-    data = max((p for p in (checkpoint_dir / "14" / "state").rglob("*") if p.is_file()),
-               key=lambda p: p.stat().st_size)
+    data = max(
+        (p for p in (checkpoint_dir / "14" / "state").rglob("*") if p.is_file()),
+        key=lambda p: p.stat().st_size,
+    )
     data.write_bytes(data.read_bytes()[:100])  # truncated, as by a crash or a full disk
     status = json.loads((log_dir / runs.STATUS_FILE).read_text())
     (log_dir / runs.STATUS_FILE).write_text(json.dumps({**status, "status": "running"}))
@@ -81,8 +93,10 @@ def test_an_unreadable_latest_step_falls_back_to_the_previous_one(tmp_path, caps
     capsys.readouterr()
     again = train.train_and_evaluate(config, tmp_path)
     out = capsys.readouterr().out
-    assert f"checkpoint {checkpoint_dir / '14'} is unreadable (truncated, partly written or " \
-           "corrupt: " in out
+    assert (
+        f"checkpoint {checkpoint_dir / '14'} is unreadable (truncated, partly written or "
+        "corrupt: " in out
+    )
     assert "resuming from step 7 (epoch 2, batch 0 of 7)" in out
     assert again == first and _records(log_dir) == records  # epoch 2 retrained identically
     set_aside = list(checkpoint_dir.glob("14.unreadable-*"))  # kept for inspection
@@ -92,16 +106,18 @@ def test_an_unreadable_latest_step_falls_back_to_the_previous_one(tmp_path, caps
 
 def test_a_batch_larger_than_the_training_split_is_refused_before_a_run_exists(tmp_path):
     config = tiny_esc50_config(tmp_path, batch_size=512)
-    with pytest.raises(DataError, match=r"^the training split has 120 examples, fewer than one "
-                       r"batch of train.batch_size=512; lower train.batch_size$"):
+    with pytest.raises(
+        DataError,
+        match=r"^the training split has 120 examples, fewer than one "
+        r"batch of train.batch_size=512; lower train.batch_size$",
+    ):
         train.train_and_evaluate(config, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_skipped_steps_are_counted_on_the_console(tmp_path, capsys):
     # lr 1e30: step 1 leaves huge weights, every later step overflows and is skipped.
-    config = tiny_esc50_config(tmp_path, lr=1e30, epochs=1, nan_policy="skip",
-                               evaluate_test=False)
+    config = tiny_esc50_config(tmp_path, lr=1e30, epochs=1, nan_policy="skip", evaluate_test=False)
     config.model.channels = (8, 16, 16)
     summary = train.train_and_evaluate(config, tmp_path)
     assert "6 of 7 steps skipped (non-finite loss or gradients)" in capsys.readouterr().out

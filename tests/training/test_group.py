@@ -14,8 +14,10 @@ from tests.helpers import counting_compilations, tiny_esc50_config
 
 def test_each_member_starts_from_its_own_lr_and_weight_decay(tmp_path):
     config = tiny_esc50_config(tmp_path, optimizer="adamw")
-    members = [member_config(config, 1, lr=lr, weight_decay=wd, seed=config.seed + i)
-               for i, (lr, wd) in enumerate(((1e-2, 1e-4), (3e-3, 5e-4)))]
+    members = [
+        member_config(config, 1, lr=lr, weight_decay=wd, seed=config.seed + i)
+        for i, (lr, wd) in enumerate(((1e-2, 1e-4), (3e-3, 5e-4)))
+    ]
     names = tuple(f"class{i}" for i in range(10))
     trainer = group.build(members, names)
     states = trainer.member_states(trainer.states)
@@ -25,8 +27,11 @@ def test_each_member_starts_from_its_own_lr_and_weight_decay(tmp_path):
         assert hyperparameters["weight_decay"] == np.float32(member.train.weight_decay)
     assert states[0].tx is states[1].tx  # one optimizer object: one compiled step for both
     alone = group.build([members[1]], names).state  # the second member trained on its own
-    for a, b in zip(jax.tree.leaves((alone.params, alone.opt_state)),
-                    jax.tree.leaves((states[1].params, states[1].opt_state)), strict=True):
+    for a, b in zip(
+        jax.tree.leaves((alone.params, alone.opt_state)),
+        jax.tree.leaves((states[1].params, states[1].opt_state)),
+        strict=True,
+    ):
         np.testing.assert_array_equal(a, b)
     assert optax.tree_utils.tree_get(alone.opt_state, "learning_rate") == np.float32(3e-3)
 

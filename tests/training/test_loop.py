@@ -13,8 +13,12 @@ def test_device_batches_are_the_host_batches_in_order_and_run_ahead():
     def host_batches():
         for i in range(5):
             pulled.append(i)
-            yield {"x": np.full((4, 3), i, np.float32), "y": np.arange(4, dtype=np.int32) + i,
-                   "mask": np.ones(4, np.float32), "path": [f"clip{i}.wav"] * 4}
+            yield {
+                "x": np.full((4, 3), i, np.float32),
+                "y": np.arange(4, dtype=np.int32) + i,
+                "mask": np.ones(4, np.float32),
+                "path": [f"clip{i}.wav"] * 4,
+            }
 
     seen = []
     for i, batch in enumerate(loop.device_batches(host_batches(), mesh, ahead=2)):

@@ -50,7 +50,7 @@ def test_suggestion_rule_on_a_hand_made_curve():
     # A minimum close to the window's start clamps the suggestion into the window.
     steep = np.array([4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 3.0, 1.0, 9.0, 20.0, 30.0])
     clamped = lr_sweep.suggest(lrs, steep)
-    assert clamped.window == pytest.approx((10 ** -2.0, 10 ** -1.5))
+    assert clamped.window == pytest.approx((10**-2.0, 10**-1.5))
     assert clamped.lr == pytest.approx(1e-2)
     # A loss that never decreases gives the start as the window and the suggestion.
     flat = lr_sweep.suggest(lrs[:4], np.array([1.0, 1.2, 1.5, 3.0]))
@@ -62,12 +62,15 @@ def test_injected_learning_rate_is_used_by_the_compiled_step(tmp_path):
     task = tasks.get(config)
     train = task.load_split(config, "train")
     parts = group.build([config], train.class_names)
-    batch = loop.to_device(next(pipeline.train_batches(train.source, task, config, 1, 16, False)),
-                           parts.mesh)
+    batch = loop.to_device(
+        next(pipeline.train_batches(train.source, task, config, 1, 16, False)), parts.mesh
+    )
     gradients, compilations = [], []
     for lr in (np.float32(0.05), np.float32(0.5)):
-        state = lr_sweep.with_learning_rate(jax.tree.map(jnp.copy, parts.state),
-                                            jax.device_put(lr, distributed.replicated(parts.mesh)))
+        state = lr_sweep.with_learning_rate(
+            jax.tree.map(jnp.copy, parts.state),
+            jax.device_put(lr, distributed.replicated(parts.mesh)),
+        )
         with counting_compilations() as compiled:
             new_state = jax.block_until_ready(parts.steps.train(state, batch)[0])
         compilations.append(len(compiled))
@@ -75,8 +78,9 @@ def test_injected_learning_rate_is_used_by_the_compiled_step(tmp_path):
         # Plain SGD: Δθ = −lr·g, so Δθ / lr is the same gradient for both rates.
         new_params = jax.tree.leaves(new_state.params)
         old_params = jax.tree.leaves(parts.state.params)
-        gradients.append([np.asarray(new - old) / lr
-                          for new, old in zip(new_params, old_params, strict=True)])
+        gradients.append(
+            [np.asarray(new - old) / lr for new, old in zip(new_params, old_params, strict=True)]
+        )
     for a, b in zip(*gradients, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
     assert compilations[0] >= 1 and compilations[1] == 0  # the lr is data, not a constant

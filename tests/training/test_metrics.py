@@ -8,10 +8,10 @@ import pytest
 from jaxdl.errors import DataError
 from jaxdl.training.metrics import (
     add_sums,
-    classification_sums,
     classification_summary,
-    multilabel_sums,
+    classification_sums,
     multilabel_summary,
+    multilabel_sums,
     per_class_report,
 )
 

@@ -19,10 +19,12 @@ from tests.helpers import tiny_esc50_config
 
 def _step_on(batch_x: np.ndarray, skip: bool):
     mesh = distributed.make_mesh(jax.devices()[:1])
-    train_config = ml_collections.ConfigDict(dict(optimizer="adamw", lr=1e-2, weight_decay=0.0,
-                                                  momentum=0.9))
-    state = create_train_state(Esc50CNN(5, (4, 8, 8), 3), optim.make_optimizer(train_config), 0,
-                               (16, 24, 1))
+    train_config = ml_collections.ConfigDict(
+        dict(optimizer="adamw", lr=1e-2, weight_decay=0.0, momentum=0.9)
+    )
+    state = create_train_state(
+        Esc50CNN(5, (4, 8, 8), 3), optim.make_optimizer(train_config), 0, (16, 24, 1)
+    )
     before = jax.device_get(state.params)
     compiled = steps.compile_steps(make_objective("multiclass", list("abcde")), mesh, skip)
     batch = {"x": batch_x, "y": np.arange(4, dtype=np.int32) % 5, "mask": np.ones(4, np.float32)}
@@ -46,16 +48,21 @@ def test_a_clean_step_is_not_flagged():
     x = np.random.default_rng(0).standard_normal((4, 16, 24, 1)).astype(np.float32)
     before, state, sums = _step_on(x, skip=True)
     assert sums["nonfinite_steps"] == 0 and sums["first_nonfinite_step"] == 0
-    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before),
-                                                         jax.tree.leaves(state.params)))
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state.params))
+    )
 
 
 def test_stop_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     # lr 1e30: step 1 is finite but leaves huge weights; step 2's forward pass overflows.
     config = tiny_esc50_config(tmp_path, lr=1e30, log_every_steps=1, checkpoint_every_steps=1)
     config.model.channels = (8, 16, 16)
-    with pytest.raises(fit.NonFiniteLoss, match=r"non-finite loss or gradients at step 2 \(epoch 1\)"
-                       r".*last good checkpoint is .*/1\b") as raised:
+    with pytest.raises(
+        fit.NonFiniteLoss,
+        match=r"non-finite loss or gradients at step 2 \(epoch 1\)"
+        r".*last good checkpoint is .*/1\b",
+    ) as raised:
         train.train_and_evaluate(config, tmp_path)
     (run_dir,) = (tmp_path / "checkpoints").iterdir()
     assert str(run_dir) in str(raised.value)

@@ -33,7 +33,8 @@ Path = tuple[str, ...]
 
 def _train(optimizer: str, lr: float = LR, wd: float = WD) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(
-        dict(optimizer=optimizer, lr=lr, weight_decay=wd, momentum=MOMENTUM))
+        dict(optimizer=optimizer, lr=lr, weight_decay=wd, momentum=MOMENTUM)
+    )
 
 
 def _params() -> Tree:
@@ -42,11 +43,14 @@ def _params() -> Tree:
     Values are float32-representable, so numpy, torch and jaxdl start from the same numbers.
     """
     rng = np.random.default_rng(0)
-    shapes = {"conv0": {"kernel": (3, 3, 2, 4), "bias": (4,)},
-              "bn0": {"scale": (4,), "bias": (4,)},
-              "head": {"kernel": (4, 3), "bias": (3,)}}
-    params = jax.tree.map(lambda shape: rng.normal(size=shape), shapes,
-                          is_leaf=lambda x: isinstance(x, tuple))
+    shapes = {
+        "conv0": {"kernel": (3, 3, 2, 4), "bias": (4,)},
+        "bn0": {"scale": (4,), "bias": (4,)},
+        "head": {"kernel": (4, 3), "bias": (3,)},
+    }
+    params = jax.tree.map(
+        lambda shape: rng.normal(size=shape), shapes, is_leaf=lambda x: isinstance(x, tuple)
+    )
     params["bn0"]["scale"] = 1.0 + 0.2 * params["bn0"]["scale"]
     return jax.tree.map(lambda x: x.astype(np.float32).astype(np.float64), params)
 
@@ -54,9 +58,15 @@ def _params() -> Tree:
 def _gradients() -> list[Tree]:
     """STEPS gradient trees: non-zero, of changing size and sign from step to step."""
     rng = np.random.default_rng(1)
-    return [jax.tree.map(lambda p, s=step: ((0.5 + s) * rng.normal(size=p.shape))
-                         .astype(np.float32).astype(np.float64), _params())
-            for step in range(STEPS)]
+    return [
+        jax.tree.map(
+            lambda p, s=step: (
+                ((0.5 + s) * rng.normal(size=p.shape)).astype(np.float32).astype(np.float64)
+            ),
+            _params(),
+        )
+        for step in range(STEPS)
+    ]
 
 
 def _every_leaf(path: Path) -> bool:
@@ -67,8 +77,14 @@ def _kernels_only(path: Path) -> bool:
     return path[-1] == "kernel"
 
 
-def numpy_adam(params: Tree, gradients: list[Tree], lr: float, wd: float, coupled: bool,
-               decays: Callable[[Path], bool] = _every_leaf) -> Tree:
+def numpy_adam(
+    params: Tree,
+    gradients: list[Tree],
+    lr: float,
+    wd: float,
+    coupled: bool,
+    decays: Callable[[Path], bool] = _every_leaf,
+) -> Tree:
     """Adam with bias correction. coupled: torch `Adam(weight_decay)`, g += wd·p before the
     moments; else torch `AdamW`: p -= lr·(m̂ / (√v̂ + eps) + wd·p)."""
     flat = traverse_util.flatten_dict(params)
@@ -86,8 +102,14 @@ def numpy_adam(params: Tree, gradients: list[Tree], lr: float, wd: float, couple
     return traverse_util.unflatten_dict(flat)
 
 
-def numpy_sgd(params: Tree, gradients: list[Tree], lr: float, wd: float, coupled: bool,
-              decays: Callable[[Path], bool] = _every_leaf) -> Tree:
+def numpy_sgd(
+    params: Tree,
+    gradients: list[Tree],
+    lr: float,
+    wd: float,
+    coupled: bool,
+    decays: Callable[[Path], bool] = _every_leaf,
+) -> Tree:
     """SGD with momentum (buf = μ·buf + g, p -= lr·buf). coupled: torch `SGD(weight_decay)`,
     g += wd·p enters the momentum; else decoupled: p -= lr·(buf + wd·p)."""
     flat = traverse_util.flatten_dict(params)
@@ -102,8 +124,9 @@ def numpy_sgd(params: Tree, gradients: list[Tree], lr: float, wd: float, coupled
     return traverse_util.unflatten_dict(flat)
 
 
-def jaxdl_steps(tx: optax.GradientTransformation, params: Tree, gradients: list[Tree],
-                opt_state=None) -> Tree:
+def jaxdl_steps(
+    tx: optax.GradientTransformation, params: Tree, gradients: list[Tree], opt_state=None
+) -> Tree:
     """Applies jaxdl's optimizer for each gradient tree in float32, as the train step does."""
     params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
     opt_state = tx.init(params) if opt_state is None else opt_state
@@ -116,8 +139,13 @@ def jaxdl_steps(tx: optax.GradientTransformation, params: Tree, gradients: list[
 
 def assert_trees_close(actual: Tree, expected: Tree) -> None:
     for path, value in traverse_util.flatten_dict(expected).items():
-        np.testing.assert_allclose(traverse_util.flatten_dict(actual)[path], value, rtol=RTOL,
-                                   atol=ATOL, err_msg="/".join(path))
+        np.testing.assert_allclose(
+            traverse_util.flatten_dict(actual)[path],
+            value,
+            rtol=RTOL,
+            atol=ATOL,
+            err_msg="/".join(path),
+        )
 
 
 def max_difference(a: Tree, b: Tree) -> float:
@@ -126,12 +154,30 @@ def max_difference(a: Tree, b: Tree) -> float:
 
 # optimizer -> (numpy rule, coupled, {wrong variant: (rule, coupled, decayed leaves)})
 CASES = {
-    "adamw": (numpy_adam, False, {"adam with L2": (numpy_adam, True, _every_leaf),
-                                  "kernels decayed only": (numpy_adam, False, _kernels_only)}),
-    "adam_l2": (numpy_adam, True, {"adamw": (numpy_adam, False, _every_leaf),
-                                   "kernels decayed only": (numpy_adam, True, _kernels_only)}),
-    "sgd": (numpy_sgd, False, {"decay inside the momentum": (numpy_sgd, True, _every_leaf),
-                               "kernels decayed only": (numpy_sgd, False, _kernels_only)}),
+    "adamw": (
+        numpy_adam,
+        False,
+        {
+            "adam with L2": (numpy_adam, True, _every_leaf),
+            "kernels decayed only": (numpy_adam, False, _kernels_only),
+        },
+    ),
+    "adam_l2": (
+        numpy_adam,
+        True,
+        {
+            "adamw": (numpy_adam, False, _every_leaf),
+            "kernels decayed only": (numpy_adam, True, _kernels_only),
+        },
+    ),
+    "sgd": (
+        numpy_sgd,
+        False,
+        {
+            "decay inside the momentum": (numpy_sgd, True, _every_leaf),
+            "kernels decayed only": (numpy_sgd, False, _kernels_only),
+        },
+    ),
 }
 
 
@@ -161,8 +207,9 @@ def test_decay_on_a_zero_gradient_reaches_kernels_biases_and_scales(optimizer):
             expected = before - LR * np.sign(before)
         else:
             expected = before * (1 - LR * WD)
-        np.testing.assert_allclose(got[path], expected, rtol=RTOL, atol=ATOL,
-                                   err_msg="/".join(path))
+        np.testing.assert_allclose(
+            got[path], expected, rtol=RTOL, atol=ATOL, err_msg="/".join(path)
+        )
 
 
 @pytest.mark.parametrize("optimizer", sorted(CASES))
@@ -179,8 +226,10 @@ def test_injected_learning_rate_and_weight_decay_drive_the_update(optimizer):
 def _torch_steps(torch, build: Callable, decoupled_decay: float = 0.0) -> Tree:
     """STEPS of the torch optimizer `build(tensors)` on the same tree; `decoupled_decay` is applied
     as torch's AdamW applies its own: p *= 1 - lr·decay before the step."""
-    flat = {k: torch.tensor(v, dtype=torch.float32, requires_grad=True)
-            for k, v in traverse_util.flatten_dict(_params()).items()}
+    flat = {
+        k: torch.tensor(v, dtype=torch.float32, requires_grad=True)
+        for k, v in traverse_util.flatten_dict(_params()).items()
+    }
     torch_optimizer = build(list(flat.values()))
     for grads in _gradients():
         for k, g in traverse_util.flatten_dict(grads).items():
@@ -194,10 +243,14 @@ def _torch_steps(torch, build: Callable, decoupled_decay: float = 0.0) -> Tree:
 
 # optimizer -> (torch optimizer over the tensors, decoupled decay applied outside it)
 TORCH = {
-    "adamw": (lambda torch, t: torch.optim.AdamW(t, LR, betas=(B1, B2), eps=EPS, weight_decay=WD),
-              0.0),
-    "adam_l2": (lambda torch, t: torch.optim.Adam(t, LR, betas=(B1, B2), eps=EPS, weight_decay=WD),
-                0.0),
+    "adamw": (
+        lambda torch, t: torch.optim.AdamW(t, LR, betas=(B1, B2), eps=EPS, weight_decay=WD),
+        0.0,
+    ),
+    "adam_l2": (
+        lambda torch, t: torch.optim.Adam(t, LR, betas=(B1, B2), eps=EPS, weight_decay=WD),
+        0.0,
+    ),
     "sgd": (lambda torch, t: torch.optim.SGD(t, LR, momentum=MOMENTUM, weight_decay=0.0), WD),
 }
 
@@ -217,8 +270,9 @@ def test_sgd_departs_from_torch_sgd_coupled_weight_decay():
     """torch `SGD(weight_decay)` adds the decay to the gradient (inside the momentum); jaxdl's
     `sgd` is decoupled, as documented, so the two end far apart."""
     torch = pytest.importorskip("torch")
-    torch_coupled = _torch_steps(torch, lambda tensors: torch.optim.SGD(
-        tensors, LR, momentum=MOMENTUM, weight_decay=WD))
+    torch_coupled = _torch_steps(
+        torch, lambda tensors: torch.optim.SGD(tensors, LR, momentum=MOMENTUM, weight_decay=WD)
+    )
     assert_trees_close(torch_coupled, _reference(numpy_sgd, coupled=True))
     got = jaxdl_steps(make_optimizer(_train("sgd")), _params(), _gradients())
     assert max_difference(got, torch_coupled) > FAR

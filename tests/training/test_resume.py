@@ -27,13 +27,21 @@ from tests.helpers import REPO, SESSION_CACHE, tensorboard_scalars
 
 # A tiny synthetic ESC-50: 120 train clips in batches of 16 = 7 steps per epoch, 2 epochs; lr
 # 0.01 reached after 3 warmup steps, then a cosine over the 11 steps left.
-_OVERRIDES = ("--config.data.source=synthetic", "--config.data.synthetic.num_classes=10",
-              "--config.data.synthetic.clips_per_class_per_fold=4",
-              "--config.model.channels=(8,16,16)", "--config.model.kernel_size=3",
-              "--config.train.batch_size=16", "--config.train.epochs=2", "--config.train.lr=0.01",
-              "--config.train.log_every_steps=2",
-              "--config.train.checkpoint_every_steps=1", "--config.train.evaluate_test=False",
-              "--config.train.schedule=cosine", "--config.train.warmup_steps=3")
+_OVERRIDES = (
+    "--config.data.source=synthetic",
+    "--config.data.synthetic.num_classes=10",
+    "--config.data.synthetic.clips_per_class_per_fold=4",
+    "--config.model.channels=(8,16,16)",
+    "--config.model.kernel_size=3",
+    "--config.train.batch_size=16",
+    "--config.train.epochs=2",
+    "--config.train.lr=0.01",
+    "--config.train.log_every_steps=2",
+    "--config.train.checkpoint_every_steps=1",
+    "--config.train.evaluate_test=False",
+    "--config.train.schedule=cosine",
+    "--config.train.warmup_steps=3",
+)
 
 
 def _scheduled_lr(step: int) -> float:
@@ -45,8 +53,17 @@ def _scheduled_lr(step: int) -> float:
 
 
 def _command(workdir: pathlib.Path, cache: pathlib.Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "jaxdl.main", "--config", "configs/esc50.py",
-            f"--workdir={workdir}", f"--config.data.cache_dir={cache}", *_OVERRIDES, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "jaxdl.main",
+        "--config",
+        "configs/esc50.py",
+        f"--workdir={workdir}",
+        f"--config.data.cache_dir={cache}",
+        *_OVERRIDES,
+        *extra,
+    ]
 
 
 def _env() -> dict:
@@ -61,11 +78,18 @@ def _steps(workdir: pathlib.Path, checkpoint_glob: str = "*") -> list[int]:
     return sorted(int(p.name) for run in runs for p in run.iterdir() if p.name.isdigit())
 
 
-def _start_past(workdir, cache, after_step: int, *extra: str,
-                checkpoint_glob: str = "*") -> subprocess.Popen:
+def _start_past(
+    workdir, cache, after_step: int, *extra: str, checkpoint_glob: str = "*"
+) -> subprocess.Popen:
     """Starts the command and returns once it has saved a checkpoint past `after_step`."""
-    process = subprocess.Popen(_command(workdir, cache, *extra), cwd=REPO, env=_env(), text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        _command(workdir, cache, *extra),
+        cwd=REPO,
+        env=_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 600
     while time.time() < deadline and process.poll() is None:
         if any(step > after_step for step in _steps(workdir, checkpoint_glob)):
@@ -79,8 +103,9 @@ def _finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def start_and_signal(workdir, cache, sig: int, after_step: int, *extra: str,
-                     checkpoint_glob: str = "*") -> subprocess.CompletedProcess:
+def start_and_signal(
+    workdir, cache, sig: int, after_step: int, *extra: str, checkpoint_glob: str = "*"
+) -> subprocess.CompletedProcess:
     """Starts the command, waits until a checkpoint past `after_step` exists, sends `sig`.
 
     A grid's members checkpoint under `checkpoints/<grid>/<member>/`: `checkpoint_glob="*/*"`.
@@ -91,8 +116,14 @@ def start_and_signal(workdir, cache, sig: int, after_step: int, *extra: str,
 
 
 def run_command(workdir, cache, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_command(workdir, cache, *extra), cwd=REPO, env=_env(),
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        _command(workdir, cache, *extra),
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def _records(workdir: pathlib.Path) -> list[dict]:
@@ -157,18 +188,23 @@ def test_sigterm_then_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path, 
     assert status["status"] == "finished"
     # The lr logged each epoch (its last step) and every 2 steps follows the schedule.
     assert [r["train/lr"] for r in _records(workdir)] == pytest.approx(
-        [_scheduled_lr(7), _scheduled_lr(14)], rel=1e-5)
+        [_scheduled_lr(7), _scheduled_lr(14)], rel=1e-5
+    )
     (reference_logs,) = (reference / "logs").iterdir()
     logged = tensorboard_scalars(reference_logs)["train/lr"]
     assert [step for step, _ in logged] == [2, 4, 6, 8, 10, 12, 14]
-    assert [lr for _, lr in logged] == pytest.approx([_scheduled_lr(s) for s, _ in logged],
-                                                     rel=1e-5)
+    assert [lr for _, lr in logged] == pytest.approx(
+        [_scheduled_lr(s) for s, _ in logged], rel=1e-5
+    )
 
 
 def _tree(directory: pathlib.Path) -> dict:
     """Every file under `directory` with its content and modification time."""
-    return {str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_a_second_command_is_refused_while_the_run_trains_then_ctrl_c_saves(tmp_path, reference):
@@ -182,7 +218,8 @@ def test_a_second_command_is_refused_while_the_run_trains_then_ctrl_c_saves(tmp_
         assert second.returncode == 2, second.stderr[-2000:]
         assert second.stderr.splitlines()[-1] == (
             f"error: run {log_dir} is in use by host {socket.gethostname()} pid {first.pid} "
-            f"(lock {log_dir / 'run.lock'}); wait for it to finish or stop it, then run again")
+            f"(lock {log_dir / 'run.lock'}); wait for it to finish or stop it, then run again"
+        )
         assert "Traceback" not in second.stderr
         assert _tree(workdir) == before  # no metrics line, no checkpoint, nothing
     finally:
@@ -191,9 +228,14 @@ def test_a_second_command_is_refused_while_the_run_trains_then_ctrl_c_saves(tmp_
     first.send_signal(signal.SIGINT)  # Ctrl-C: save at the current step and stop
     stopped = _finish(first)
     assert stopped.returncode == 130, stopped.stderr[-2000:]
-    step = int(re.search(r"SIGINT at step (\d+) \(epoch \d\): checkpoint saved in "
-                         rf"{workdir / 'checkpoints' / log_dir.name}; rerun the same command to "
-                         "resume", stopped.stderr).group(1))
+    step = int(
+        re.search(
+            r"SIGINT at step (\d+) \(epoch \d\): checkpoint saved in "
+            rf"{workdir / 'checkpoints' / log_dir.name}; rerun the same command to "
+            "resume",
+            stopped.stderr,
+        ).group(1)
+    )
     assert max(_steps(workdir)) == step and "Traceback" not in stopped.stderr
 
     resumed = run_command(workdir, SESSION_CACHE)

@@ -48,8 +48,7 @@ def _train(schedule: str = "none", **keys) -> ml_collections.ConfigDict:
 
 def _lrs(train: ml_collections.ConfigDict, steps_per_epoch: int, steps: int) -> list[float]:
     """The lr jaxdl reports for optimizer steps 1..steps."""
-    return [optim.learning_rate(train, steps_per_epoch, step, PEAK)
-            for step in range(1, steps + 1)]
+    return [optim.learning_rate(train, steps_per_epoch, step, PEAK) for step in range(1, steps + 1)]
 
 
 def test_step_decays_by_gamma_every_step_size_epochs():
@@ -65,8 +64,11 @@ def test_cosine_with_warmup_rises_from_zero_then_decays_to_the_end_of_the_run():
     warmup, total = 3, 12
     got = _lrs(_train("cosine", warmup_steps=warmup, epochs=3), steps_per_epoch=4, steps=total)
     count = np.arange(total)  # steps done before each step
-    expected = np.where(count < warmup, count / warmup,
-                        0.5 * (1 + np.cos(np.pi * (count - warmup) / (total - warmup))))
+    expected = np.where(
+        count < warmup,
+        count / warmup,
+        0.5 * (1 + np.cos(np.pi * (count - warmup) / (total - warmup))),
+    )
     np.testing.assert_allclose(got, PEAK * expected, rtol=1e-6, atol=1e-12)
     assert got[0] == 0.0 and got[warmup] == pytest.approx(PEAK)
     assert got[-1] == pytest.approx(PEAK * (1 - math.cos(math.pi / 9)) / 2, rel=1e-5)
@@ -75,17 +77,27 @@ def test_cosine_with_warmup_rises_from_zero_then_decays_to_the_end_of_the_run():
 def test_warmup_applies_to_every_schedule():
     """`none` with 4 warmup steps: 0, 1/4, 2/4, 3/4 of the peak, then the peak; `step` with 2
     warmup steps multiplies its own decays (epoch 1 of 2 steps: 0, 1/2; then 1, 1; then gamma)."""
-    np.testing.assert_allclose(_lrs(_train("none", warmup_steps=4), 5, 6),
-                               PEAK * np.array([0, 0.25, 0.5, 0.75, 1, 1]), rtol=1e-6)
-    np.testing.assert_allclose(_lrs(_train("step", warmup_steps=2, step_size=2, gamma=0.1), 2, 6),
-                               PEAK * np.array([0, 0.5, 1, 1, 0.1, 0.1]), rtol=1e-6)
+    np.testing.assert_allclose(
+        _lrs(_train("none", warmup_steps=4), 5, 6),
+        PEAK * np.array([0, 0.25, 0.5, 0.75, 1, 1]),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        _lrs(_train("step", warmup_steps=2, step_size=2, gamma=0.1), 2, 6),
+        PEAK * np.array([0, 0.5, 1, 1, 0.1, 0.1]),
+        rtol=1e-6,
+    )
 
 
-@pytest.mark.parametrize("keys", [
-    dict(schedule="none", warmup_steps=4),
-    dict(schedule="step", step_size=1, gamma=0.5, epochs=2),
-    dict(schedule="cosine", warmup_steps=2, epochs=2),
-], ids=["none+warmup", "step", "cosine+warmup"])
+@pytest.mark.parametrize(
+    "keys",
+    [
+        dict(schedule="none", warmup_steps=4),
+        dict(schedule="step", step_size=1, gamma=0.5, epochs=2),
+        dict(schedule="cosine", warmup_steps=2, epochs=2),
+    ],
+    ids=["none+warmup", "step", "cosine+warmup"],
+)
 def test_the_optimizer_applies_the_reported_lr_at_every_step(keys):
     """Plain SGD on a constant gradient of 1 moves each parameter by exactly the lr of the step:
     the factor applied on device is the one `learning_rate` (and so `train/lr`) reports."""
@@ -145,8 +157,9 @@ def _cosine_train(optimizer: str) -> ml_collections.ConfigDict:
 def test_adamw_with_cosine_and_warmup_matches_numpy_adamw_at_the_scheduled_lrs():
     """The decoupled decay is scaled by the scheduled lr too (torch AdamW's p *= 1 − lr_t · wd);
     the same run at the constant peak lr ends far away."""
-    got = jaxdl_steps(optim.make_optimizer(_cosine_train("adamw"), STEPS_PER_EPOCH), _params(),
-                      _gradients())
+    got = jaxdl_steps(
+        optim.make_optimizer(_cosine_train("adamw"), STEPS_PER_EPOCH), _params(), _gradients()
+    )
     scheduled = [PEAK * f for f in _cosine_factors()]
     assert_trees_close(got, numpy_adamw(_params(), _gradients(), scheduled, WD))
     assert max_difference(got, numpy_adamw(_params(), _gradients(), [PEAK] * 5, WD)) > 1e-3
@@ -155,13 +168,16 @@ def test_adamw_with_cosine_and_warmup_matches_numpy_adamw_at_the_scheduled_lrs()
 def _torch_scheduled_steps(torch, optimizer: str, factors: list[float]) -> dict:
     """torch's optimizer for `optimizer` (as test_optim maps them) stepped under `LambdaLR` with
     `factors`; jaxdl's sgd decays decoupled, applied here as p *= 1 − lr_t · wd before the step."""
-    flat = {k: torch.tensor(v, dtype=torch.float32, requires_grad=True)
-            for k, v in traverse_util.flatten_dict(_params()).items()}
+    flat = {
+        k: torch.tensor(v, dtype=torch.float32, requires_grad=True)
+        for k, v in traverse_util.flatten_dict(_params()).items()
+    }
     tensors = list(flat.values())
     torch_optimizer = {
         "adamw": lambda: torch.optim.AdamW(tensors, PEAK, betas=(B1, B2), eps=EPS, weight_decay=WD),
-        "adam_l2": lambda: torch.optim.Adam(tensors, PEAK, betas=(B1, B2), eps=EPS,
-                                            weight_decay=WD),
+        "adam_l2": lambda: torch.optim.Adam(
+            tensors, PEAK, betas=(B1, B2), eps=EPS, weight_decay=WD
+        ),
         "sgd": lambda: torch.optim.SGD(tensors, PEAK, momentum=MOMENTUM),
     }[optimizer]()
     scheduler = torch.optim.lr_scheduler.LambdaLR(torch_optimizer, lambda count: factors[count])
@@ -182,15 +198,19 @@ def test_scheduled_updates_match_torch_lambda_lr(optimizer):
     """Scaling jaxdl's whole update by the factor is torch's optimizer at lr(t) for all three
     optimizers: Adam's L2 enters the moments unscaled, SGD's momentum buffer holds raw gradients."""
     torch = pytest.importorskip("torch")
-    got = jaxdl_steps(optim.make_optimizer(_cosine_train(optimizer), STEPS_PER_EPOCH), _params(),
-                      _gradients())
+    got = jaxdl_steps(
+        optim.make_optimizer(_cosine_train(optimizer), STEPS_PER_EPOCH), _params(), _gradients()
+    )
     assert_trees_close(got, _torch_scheduled_steps(torch, optimizer, _cosine_factors(6)))
 
 
-@pytest.mark.parametrize(("schedule", "build"), [
-    ("step", lambda torch, opt: torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)),
-    ("cosine", lambda torch, opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=12)),
-])
+@pytest.mark.parametrize(
+    ("schedule", "build"),
+    [
+        ("step", lambda torch, opt: torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)),
+        ("cosine", lambda torch, opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=12)),
+    ],
+)
 def test_lrs_match_torch_schedulers(schedule, build):
     """step = torch StepLR stepped once per epoch (3 steps each); cosine = CosineAnnealingLR over
     the run's 12 steps, stepped per step."""
@@ -205,8 +225,9 @@ def test_lrs_match_torch_schedulers(schedule, build):
         torch_optimizer.step()
         if schedule == "cosine" or step % steps_per_epoch == 0:
             scheduler.step()
-    np.testing.assert_allclose(_lrs(train, steps_per_epoch, len(expected)), expected, rtol=1e-5,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        _lrs(train, steps_per_epoch, len(expected)), expected, rtol=1e-5, atol=1e-12
+    )
 
 
 def _member_config(tmp_path, lr: float) -> ml_collections.ConfigDict:
@@ -215,8 +236,9 @@ def _member_config(tmp_path, lr: float) -> ml_collections.ConfigDict:
     SGD: Adam would turn the float noise in the gradients of the conv biases (cancelled by the
     BatchNorm after them) into lr-sized steps, which differ between vmapped and sequential programs.
     """
-    config = tiny_esc50_config(tmp_path, optimizer="sgd", lr=lr, schedule="cosine",
-                               warmup_steps=2, epochs=2)
+    config = tiny_esc50_config(
+        tmp_path, optimizer="sgd", lr=lr, schedule="cosine", warmup_steps=2, epochs=2
+    )
     config.model.channels = (4, 8, 8)
     return config
 
@@ -229,8 +251,11 @@ def _train_group(configs: list, strategy: str) -> list:
     shape = tasks.get(configs[0]).input_shape(configs[0])
     states = trainer.states
     for _ in range(6):
-        batch = {"x": rng.normal(size=(8, *shape)).astype(np.float32),
-                 "y": rng.integers(0, 10, 8).astype(np.int32), "mask": np.ones(8, np.float32)}
+        batch = {
+            "x": rng.normal(size=(8, *shape)).astype(np.float32),
+            "y": rng.integers(0, 10, 8).astype(np.int32),
+            "mask": np.ones(8, np.float32),
+        }
         states, _ = trainer.train(states, loop.to_device(batch, trainer.mesh))
     return jax.device_get(trainer.member_states(states))
 
@@ -246,10 +271,12 @@ def test_grid_members_follow_their_own_peak_lr_vmapped_and_sequential(tmp_path):
         states = _train_group(members, strategy)
         for state, config in zip(states, members, strict=True):
             assert optax.tree_utils.tree_get(state.opt_state, "learning_rate") == pytest.approx(
-                config.train.lr)
+                config.train.lr
+            )
             assert int(state.opt_state[1].count) == 6  # the schedule's own step count
-        for got, expected in zip(jax.tree.leaves(states[1].params), jax.tree.leaves(alone.params),
-                                 strict=True):
+        for got, expected in zip(
+            jax.tree.leaves(states[1].params), jax.tree.leaves(alone.params), strict=True
+        ):
             np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6, err_msg=strategy)
         assert max_difference(states[0].params, states[1].params) > 1e-2  # the peaks matter
 
@@ -270,13 +297,16 @@ def test_lr_finder_ignores_the_schedule(tmp_path):
     assert _lr_finder_trace(tmp_path, schedule="cosine", warmup_steps=1000) == swept
 
 
-@pytest.mark.parametrize(("key", "value", "expected"), [
-    ("schedule", "linear", "one of ['none', 'step', 'cosine']"),
-    ("warmup_steps", -1, "a whole number of optimizer steps >= 0 (0: no warmup)"),
-    ("gamma", 0.0, "a decay factor in (0, 1]"),
-    ("gamma", 1.5, "a decay factor in (0, 1]"),
-    ("optimizer", "rmsprop", "one of ['adamw', 'adam_l2', 'sgd']"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("schedule", "linear", "one of ['none', 'step', 'cosine']"),
+        ("warmup_steps", -1, "a whole number of optimizer steps >= 0 (0: no warmup)"),
+        ("gamma", 0.0, "a decay factor in (0, 1]"),
+        ("gamma", 1.5, "a decay factor in (0, 1]"),
+        ("optimizer", "rmsprop", "one of ['adamw', 'adam_l2', 'sgd']"),
+    ],
+)
 def test_bad_schedule_values_are_config_errors_naming_the_key(key, value, expected):
     config = load_config("esc50")
     with config.unlocked():
@@ -290,12 +320,25 @@ def test_step_without_step_size_is_refused_by_the_command_line(tmp_path):
     """`schedule=step` needs the epochs between decays: rc 2, one line naming the key, before
     anything is trained or written."""
     result = subprocess.run(
-        [sys.executable, "-m", "jaxdl.main", "--config", "configs/esc50.py:synthetic",
-         "--mode=train", f"--workdir={tmp_path}", "--config.train.schedule=step"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "jaxdl.main",
+            "--config",
+            "configs/esc50.py:synthetic",
+            "--mode=train",
+            f"--workdir={tmp_path}",
+            "--config.train.schedule=step",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1] == (
         "error: train.step_size=0 is invalid: expected a whole number of epochs between two "
-        "decays, >= 1 when train.schedule='step'")
+        "decays, >= 1 when train.schedule='step'"
+    )
     assert not any(tmp_path.iterdir())

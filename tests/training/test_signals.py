@@ -22,12 +22,15 @@ _TWO_CTRL_C = textwrap.dedent("""
 
 
 def test_a_second_ctrl_c_aborts_at_once():
-    result = subprocess.run([sys.executable, "-c", _TWO_CTRL_C], cwd=REPO, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", _TWO_CTRL_C], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert result.stdout == "SIGINT True\n"  # the first one: noted, polled by the loop
     assert result.returncode == -signal.SIGINT  # killed by it: a shell reports 130
-    assert "Ctrl-C: saving a checkpoint after this step (Ctrl-C again to abort at once)" in \
-        result.stderr
+    assert (
+        "Ctrl-C: saving a checkpoint after this step (Ctrl-C again to abort at once)"
+        in result.stderr
+    )
     assert "second Ctrl-C: stopping now without saving" in result.stderr
     assert "Traceback" not in result.stderr
 

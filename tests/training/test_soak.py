@@ -11,12 +11,19 @@ import pytest
 
 from tests.training import test_resume as resume
 
-pytestmark = pytest.mark.skipif(os.environ.get("JAXDL_SOAK") != "1",
-                                reason="soak test: set JAXDL_SOAK=1 to run it")
+pytestmark = pytest.mark.skipif(
+    os.environ.get("JAXDL_SOAK") != "1", reason="soak test: set JAXDL_SOAK=1 to run it"
+)
 
-_GRID = ("--mode=grid_search", "--config.grid.lr=(0.01,0.003)", "--config.grid.weight_decay=(0.0001,)",
-         "--config.grid.model.channels=((8,16,16),)", "--config.grid.model.kernel_size=(3,1)",
-         "--config.grid.epochs=6", "--config.grid.strategy=sequential")
+_GRID = (
+    "--mode=grid_search",
+    "--config.grid.lr=(0.01,0.003)",
+    "--config.grid.weight_decay=(0.0001,)",
+    "--config.grid.model.channels=((8,16,16),)",
+    "--config.grid.model.kernel_size=(3,1)",
+    "--config.grid.epochs=6",
+    "--config.grid.strategy=sequential",
+)
 
 
 def _summary(workdir):
@@ -32,8 +39,9 @@ def test_a_grid_killed_in_its_second_group_resumes_to_the_same_summary(tmp_path)
 
     workdir = tmp_path / "interrupted"
     # Each group: 6 epochs x 7 steps = 42 steps; a checkpoint past step 10 of the second group.
-    killed = resume.start_and_signal(workdir, cache, signal.SIGKILL, 10, *_GRID,
-                                     checkpoint_glob="*/*kernel_size1*")
+    killed = resume.start_and_signal(
+        workdir, cache, signal.SIGKILL, 10, *_GRID, checkpoint_glob="*/*kernel_size1*"
+    )
     assert killed.returncode == -signal.SIGKILL
     resumed = resume.run_command(workdir, cache, *_GRID)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -16,8 +16,12 @@ def _losses_over_steps(devices, batches):
     objective = make_objective("multiclass", [str(i) for i in range(5)])
     # SGD, not Adam: a conv bias before BatchNorm has a zero gradient up to float noise, and Adam's
     # first step turns that noise into ±lr, so Adam runs differ by reduction order alone.
-    train = ml_collections.ConfigDict(dict(optimizer="sgd", lr=5e-2, weight_decay=1e-4, momentum=0.9))
-    state = create_train_state(Esc50CNN(5, (4, 8, 8), 3), optim.make_optimizer(train), 0, (16, 24, 1))
+    train = ml_collections.ConfigDict(
+        dict(optimizer="sgd", lr=5e-2, weight_decay=1e-4, momentum=0.9)
+    )
+    state = create_train_state(
+        Esc50CNN(5, (4, 8, 8), 3), optim.make_optimizer(train), 0, (16, 24, 1)
+    )
     state = jax.device_put(state, distributed.replicated(mesh))
     compiled = steps.compile_steps(objective, mesh)
     losses = []
@@ -30,9 +34,14 @@ def _losses_over_steps(devices, batches):
 
 def _batches(n=3, size=8):
     rng = np.random.default_rng(0)
-    return [{"x": rng.standard_normal((size, 16, 24, 1), np.float32),
-             "y": rng.integers(0, 5, size).astype(np.int32),
-             "mask": np.ones(size, np.float32)} for _ in range(n)]
+    return [
+        {
+            "x": rng.standard_normal((size, 16, 24, 1), np.float32),
+            "y": rng.integers(0, 5, size).astype(np.int32),
+            "mask": np.ones(size, np.float32),
+        }
+        for _ in range(n)
+    ]
 
 
 def test_four_devices_give_the_same_loss_curve_as_one():
@@ -51,8 +60,12 @@ def test_masked_rows_do_not_count_in_eval_sums():
     padded["mask"][6:] = 0.0
     mesh = distributed.make_mesh()
     objective = make_objective("multiclass", [str(i) for i in range(5)])
-    train = ml_collections.ConfigDict(dict(optimizer="adamw", lr=1e-2, weight_decay=0.0, momentum=0.9))
-    state = create_train_state(Esc50CNN(5, (4, 8, 8), 3), optim.make_optimizer(train), 0, (16, 24, 1))
+    train = ml_collections.ConfigDict(
+        dict(optimizer="adamw", lr=1e-2, weight_decay=0.0, momentum=0.9)
+    )
+    state = create_train_state(
+        Esc50CNN(5, (4, 8, 8), 3), optim.make_optimizer(train), 0, (16, 24, 1)
+    )
     compiled = steps.compile_steps(objective, mesh)
     sums = jax.device_get(compiled.eval(state, padded))
     assert sums["count"] == 6

@@ -144,16 +144,20 @@ def test_runs_started_in_the_same_second_get_distinct_directories(tmp_path):
 
 def test_unique_dir_on_a_full_disk_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(files.Path, "mkdir", _fail_with(errno.ENOSPC))
-    with pytest.raises(JaxdlError, match=f"cannot write {tmp_path / 'logs' / 'run'}: the disk is full"):
+    with pytest.raises(
+        JaxdlError, match=f"cannot write {tmp_path / 'logs' / 'run'}: the disk is full"
+    ):
         unique_dir(tmp_path / "logs", "run")
 
 
 def test_a_full_disk_is_recognised_through_the_errors_libraries_wrap_it_in():
     """TensorStore (under Orbax) raises ValueError("RESOURCE_EXHAUSTED: ... No space left on
     device ..."); an out-of-memory RESOURCE_EXHAUSTED is not a full disk."""
-    tensorstore = ValueError('RESOURCE_EXHAUSTED: Error writing local file "ck/3/state": Failed '
-                             "to write 6651 bytes to file 4: No space left on device "
-                             "[os_error_code='28']")
+    tensorstore = ValueError(
+        'RESOURCE_EXHAUSTED: Error writing local file "ck/3/state": Failed '
+        "to write 6651 bytes to file 4: No space left on device "
+        "[os_error_code='28']"
+    )
     assert files.is_disk_full(tensorstore)
     assert not files.is_disk_full(ValueError("RESOURCE_EXHAUSTED: Out of memory allocating 4 GiB"))
     try:

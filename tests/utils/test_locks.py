@@ -26,8 +26,9 @@ _HOLDER = textwrap.dedent("""
 
 
 def _start_holder(lock_file) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", _HOLDER, str(lock_file)], cwd=REPO,
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(lock_file)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     assert process.stdout.readline() == "held\n"
     return process
 
@@ -57,5 +58,7 @@ def test_waiting_takes_the_lock_once_the_holder_exits(tmp_path, capsys):
         waited = time.monotonic() - started
     holder.wait()
     assert waited >= 0.4
-    assert f"waiting for host {socket.gethostname()} pid {holder.pid} to finish building the " \
-           "cache" in capsys.readouterr().err
+    assert (
+        f"waiting for host {socket.gethostname()} pid {holder.pid} to finish building the "
+        "cache" in capsys.readouterr().err
+    )

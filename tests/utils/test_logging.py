@@ -35,8 +35,13 @@ def test_run_logger_writes_config_scalars_and_jsonl(tmp_path):
 def test_hparams_round_trip_shows_metric_values(tmp_path):
     with RunLogger(tmp_path, {}) as logger:
         logger.scalars(3, {"val/accuracy": 0.5})
-        hparams = {"lr": 0.01, "channels": np.int64(32), "opt": "adamw", "bn": True,
-                   "sizes": (1, 2)}
+        hparams = {
+            "lr": 0.01,
+            "channels": np.int64(32),
+            "opt": "adamw",
+            "bn": True,
+            "sizes": (1, 2),
+        }
         logger.hparams(hparams, {"hparam/best_val_accuracy": 0.75, "hparam/best_val_loss": 0.5})
     assert tensorboard_hparams(tmp_path) == {
         "hparams": {"lr": 0.01, "channels": 32.0, "opt": "adamw", "bn": True, "sizes": "(1, 2)"},
@@ -51,8 +56,11 @@ def test_hparams_event_format_is_what_the_hparams_tab_reads(tmp_path):
     assert [p.parent for p in event_files] == [tmp_path]  # no timestamp sub-directory
     accumulator = event_accumulator.EventAccumulator(str(tmp_path))
     accumulator.Reload()
-    hparams_tags = (metadata.EXPERIMENT_TAG, metadata.SESSION_START_INFO_TAG,
-                    metadata.SESSION_END_INFO_TAG)
+    hparams_tags = (
+        metadata.EXPERIMENT_TAG,
+        metadata.SESSION_START_INFO_TAG,
+        metadata.SESSION_END_INFO_TAG,
+    )
     assert set(accumulator.PluginTagToContent(metadata.PLUGIN_NAME)) == set(hparams_tags)
     # The metric value: a rank-0 DT_FLOAT tensor of the scalars plugin, not a `simple_value`.
     assert "hparam/best_val_accuracy" not in accumulator.Tags()["scalars"]
