@@ -142,7 +142,7 @@ class ShapesCNN(nn.Module):
         return nn.Dense(self.num_classes)(x.mean(axis=(1, 2)))
 
 
-SHAPES = Task(
+SHAPES = images.image_task(  # the image tasks' adapters and analyze views, plus these fields
     name="shapes",
     card=DatasetCard(
         "Shapes (generated stripes and discs)",
@@ -155,15 +155,9 @@ SHAPES = Task(
     model_name="shapes_cnn",
     model=ShapesCNN,
     load_split=load_split,
-    model_input=images.model_input,
-    augment=images.augment,
-    input_shape=images.input_shape,
     validate_data=images.validate,
     split_protocol=split_protocol,
     raw_files=raw_files,
-    pipeline_steps=images.pipeline_steps,
-    mean_std=images.mean_std,
-    example_panels=images.example_panels,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -179,7 +173,8 @@ def get_config(preset=None):
     config = common.base_config(task="shapes")
     config.data.image_size = 28
     config.data.synthetic = ml_collections.ConfigDict(dict(per_class=12, seed=0))
-    config.preprocess = ml_collections.ConfigDict(dict(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)))
+    config.preprocess = ml_collections.ConfigDict(
+        dict(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)))
     config.augment = ml_collections.ConfigDict(dict(
         enabled=True, flip_p=0.5, crop_padding=0, brightness=0.0, contrast=0.0, saturation=0.0,
         hue=0.0, rotation_degrees=0.0))

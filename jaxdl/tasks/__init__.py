@@ -24,7 +24,8 @@ _REGISTRY: dict[str, Task] = {}
 
 
 def register(task: Task) -> Task:
-    """Adds `task` under `task.name` (ValueError if another task holds the name or the model name)."""
+    """Adds `task` under `task.name`; ValueError if another task holds the name or the model
+    name."""
     for known in _REGISTRY.values():
         if known.name != task.name and known.model_name == task.model_name:
             raise ValueError(f"model name {task.model_name!r} is already task {known.name!r}'s")

@@ -8,7 +8,7 @@ from jaxdl.data import celeba
 from jaxdl.data.image_dataset import ImageFiles
 from jaxdl.models.celeba_net import CelebaCNN
 from jaxdl.tasks import images
-from jaxdl.tasks.spec import DatasetCard, RawFiles, Task
+from jaxdl.tasks.spec import DatasetCard, RawFiles
 
 CARD = DatasetCard(
     "CelebA, aligned and cropped faces",
@@ -44,14 +44,14 @@ def raw_files(config: ml_collections.ConfigDict) -> RawFiles:
     )
     groups = []
     for split, code in celeba.PARTITIONS.items():
-        names = [f for f, p in zip(filenames, partition) if p == code]
+        names = [f for f, p in zip(filenames, partition, strict=True) if p == code]
         groups.append(
             images.images_group(split, ImageFiles(root / celeba.IMAGE_FOLDER, names), names)
         )
     return RawFiles("image", root, groups, [])
 
 
-TASK = Task(
+TASK = images.image_task(
     name="celeba",
     card=CARD,
     source=celeba.SOURCE,
@@ -60,13 +60,7 @@ TASK = Task(
     model_name="celeba_cnn",
     model=CelebaCNN,
     load_split=celeba.load_split,
-    model_input=images.model_input,
-    augment=images.augment,
-    input_shape=images.input_shape,
     validate_data=validate_data,
     split_protocol=split_protocol,
     raw_files=raw_files,
-    pipeline_steps=images.pipeline_steps,
-    mean_std=images.mean_std,
-    example_panels=images.example_panels,
 )

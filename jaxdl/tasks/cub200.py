@@ -8,7 +8,7 @@ from jaxdl.data import cub200
 from jaxdl.data.image_dataset import ImageFiles
 from jaxdl.models.cub200_net import Cub200GroupedCNN
 from jaxdl.tasks import images
-from jaxdl.tasks.spec import DatasetCard, RawFiles, Task
+from jaxdl.tasks.spec import DatasetCard, RawFiles
 
 CARD = DatasetCard(
     "CUB-200-2011 (Caltech-UCSD Birds)",
@@ -41,12 +41,12 @@ def raw_files(config: ml_collections.ConfigDict) -> RawFiles:
         ("official train (→ train, val)", dataset.is_train),
         ("test", ~dataset.is_train),
     ):
-        paths = [p for p, keep in zip(dataset.paths, chosen) if keep]
+        paths = [p for p, keep in zip(dataset.paths, chosen, strict=True) if keep]
         groups.append(images.images_group(name, ImageFiles(root / "images", paths), paths))
     return RawFiles("image", root, groups, [])
 
 
-TASK = Task(
+TASK = images.image_task(
     name="cub200",
     card=CARD,
     source=cub200.SOURCE,
@@ -55,13 +55,7 @@ TASK = Task(
     model_name="cub200_grouped",
     model=Cub200GroupedCNN,
     load_split=cub200.load_split,
-    model_input=images.model_input,
-    augment=images.augment,
-    input_shape=images.input_shape,
     validate_data=validate_data,
     split_protocol=split_protocol,
     raw_files=raw_files,
-    pipeline_steps=images.pipeline_steps,
-    mean_std=images.mean_std,
-    example_panels=images.example_panels,
 )

@@ -9,7 +9,7 @@ import numpy as np
 from jaxdl.checks import check, check_range, is_number
 from jaxdl.data import image, image_augment
 from jaxdl.data.image_dataset import image_size
-from jaxdl.tasks.spec import RawGroup
+from jaxdl.tasks.spec import RawGroup, Task
 from jaxdl.utils import plots
 
 
@@ -197,3 +197,18 @@ def example_panels(
         plots.Panel("image", shown, f"model input {x.shape}, range {_range(x)},\nde-normalised"),
     ]
     return row, facts
+
+
+def image_task(**fields) -> Task:
+    """A `Task` with the image tasks' shared adapters and analyze views (this module's); `fields`
+    give the rest: name, card, source, objective_kind, num_classes, model_name, model, load_split,
+    validate_data, split_protocol, raw_files."""
+    return Task(
+        model_input=model_input,
+        augment=augment,
+        input_shape=input_shape,
+        pipeline_steps=pipeline_steps,
+        mean_std=mean_std,
+        example_panels=example_panels,
+        **fields,
+    )

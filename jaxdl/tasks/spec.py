@@ -75,7 +75,8 @@ class Task:
     pipeline_steps: Callable[
         [ml_collections.ConfigDict, tuple[int, ...]], tuple[list[dict], list[dict]]
     ]
-    # config, train source -> {"mean", "std", "examples", "config_mean", "config_std", "max_abs_diff"}
+    # config, train source -> {"mean", "std", "examples", "config_mean", "config_std",
+    # "max_abs_diff"}
     mean_std: Callable[[ml_collections.ConfigDict, Any], dict]
     # config, record, augmented record, model input, caption -> (figure row, extra facts) (D9–D10)
     example_panels: Callable[

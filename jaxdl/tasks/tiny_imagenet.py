@@ -7,7 +7,7 @@ from jaxdl.checks import check_choice, check_range
 from jaxdl.data import tiny_imagenet
 from jaxdl.models.tiny_imagenet_net import TinyImageNetInception
 from jaxdl.tasks import images
-from jaxdl.tasks.spec import DatasetCard, RawFiles, Task
+from jaxdl.tasks.spec import DatasetCard, RawFiles
 
 CARD = DatasetCard(
     "Tiny ImageNet",
@@ -52,7 +52,7 @@ def raw_files(config: ml_collections.ConfigDict) -> RawFiles:
     )
 
 
-TASK = Task(
+TASK = images.image_task(
     name="tiny_imagenet",
     card=CARD,
     source=tiny_imagenet.SOURCE,
@@ -61,13 +61,7 @@ TASK = Task(
     model_name="tiny_imagenet_inception",
     model=TinyImageNetInception,
     load_split=tiny_imagenet.load_split,
-    model_input=images.model_input,
-    augment=images.augment,
-    input_shape=images.input_shape,
     validate_data=validate_data,
     split_protocol=split_protocol,
     raw_files=raw_files,
-    pipeline_steps=images.pipeline_steps,
-    mean_std=images.mean_std,
-    example_panels=images.example_panels,
 )
