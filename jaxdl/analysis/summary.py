@@ -1,8 +1,8 @@
 """Analyze's run: every analysis of the data and the untrained model (course items D1–D11, M0,
 M1–M2), composed into one folder, `summary.json` and `analysis.md` (`--mode=analyze` runs it).
 
-Writes into `logs/<run>/` (run = `<task>_analyze_<hparams>_<time>`, never reused) and prints
-`analysis.md`:
+Writes into `logs/<run>/` (run = `<task>_analyze_<model hparams>_<time>`, never reused) and prints
+its headline figures and the path of `analysis.md`:
 - `config.json`: the resolved config;
 - `summary.json`: every number below (read by `--mode=report`);
 - `analysis.md`: the same, readable, in the course's item order;
@@ -76,6 +76,7 @@ from jaxdl.training import group
 from jaxdl.utils import files, plots, runs
 
 SPLITS = ("train", "val", "test")
+_PROBLEMS_SHOWN = 5  # census problems printed; census_problems.csv lists them all
 FILES = {
     "summary": "summary.json",
     "analysis": "analysis.md",
@@ -175,9 +176,36 @@ def headline(summary: dict) -> dict:
     }
 
 
+def brief(summary: dict) -> list[str]:
+    """What analyze prints when it ends: the headline figures and where analysis.md holds the rest
+    (its 180 lines would bury them)."""
+    splits = summary["splits"]
+    sizes = ", ".join(f"{name} {count:,}" for name, count in splits.items())
+    line = headline(summary)
+    scored = [k.split("_", 2)[2] for k in line if k.startswith("majority_val_")]
+    majority = ", ".join(f"{m} {line[f'majority_val_{m}']:.4f}" for m in scored)
+    random = ", ".join(f"{m} {line[f'random_val_{m}']:.4f}" for m in scored)
+    check = summary["first_batch"]
+    verdict = "within" if check["within_tolerance"] else "OUTSIDE"
+    problems = line["census_problems"]
+    return [
+        f"analyze {summary['run']} done in {summary['seconds']:.1f} s",
+        f"  splits: {sizes}; {line['classes']} classes ({summary['card']['task_type']})",
+        f"  census: {summary['census']['all']['files']:,} raw files, {problems} problem(s)"
+        + (f", listed in {FILES['census_problems_csv']}" if problems else ""),
+        f"  val baselines: majority {majority}; random {random}",
+        f"  initial loss {check['loss']:.4f} vs {check['chance_formula']} = "
+        f"{check['chance_loss']:.4f} ({verdict} {check['tolerance']:.0%}); first-batch "
+        f"gradient norm {check['global_grad_norm']:.4g}",
+        f"  parameters: {line['params']:,}",
+        f"  everything else (figures, tables, census, pipelines): "
+        f"{pathlib.Path(summary['out_dir']) / FILES['analysis']}",
+    ]
+
+
 def analyze(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     """Runs every analysis into a new `logs/<run>/` of `workdir`, writes the outputs, prints
-    analysis.md; returns summary.json's content."""
+    the headline figures (`brief`); returns summary.json's content."""
     started = time.perf_counter()
     task = tasks.get(config)
     raw = census.census(config)  # before the run folder: a missing dataset leaves no empty run
@@ -187,10 +215,13 @@ def analyze(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     files.write_csv_atomic(
         out / FILES["census_problems_csv"], raw["problems"], ["group", "file", "problem", "detail"]
     )
+    shown = raw["problems"][:_PROBLEMS_SHOWN]
+    more = len(raw["problems"]) - len(shown)
     print(
         f"census: {raw['all']['files']:,} raw files, {raw['all']['missing']} missing, "
         f"{raw['all']['corrupt']} corrupt"
-        + "".join(f"\n  {p['problem']}: {p['detail']}" for p in raw["problems"]),
+        + "".join(f"\n  {p['problem']}: {p['detail']}" for p in shown)
+        + (f"\n  … {more} more in {out / FILES['census_problems_csv']}" if more else ""),
         flush=True,
     )
 
@@ -291,7 +322,6 @@ def analyze(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     }
     summary["seconds"] = time.perf_counter() - started
     files.write_json_atomic(out / FILES["summary"], summary)
-    text = markdown.render(summary)
-    files.write_text_atomic(out / FILES["analysis"], text)
-    print(text, flush=True)
+    files.write_text_atomic(out / FILES["analysis"], markdown.render(summary))
+    print("\n".join(brief(summary)), flush=True)
     return summary

@@ -76,7 +76,8 @@ def architecture(config: ml_collections.ConfigDict) -> tuple:
 
 
 def member_name(config: ml_collections.ConfigDict) -> str:
-    return f"{config.task}_{runs.hyperparameter_tag(config)}_seed{config.seed}"
+    """e.g. `esc50_channels-32-64-128_kernel_size-3_lr-0.01_wd-0.0001_seed-42`."""
+    return f"{config.task}_{runs.hyperparameter_tag(config)}_seed-{config.seed}"
 
 
 def hyperparameters(config: ml_collections.ConfigDict) -> dict:

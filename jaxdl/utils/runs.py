@@ -7,7 +7,7 @@ import datetime
 import hashlib
 import json
 import pathlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import ml_collections
@@ -26,19 +26,36 @@ def _format(value) -> str:
     return str(value)
 
 
-def hyperparameter_tag(config: ml_collections.ConfigDict) -> str:
-    """e.g. `channels32-64-128_kernel_size5_lr0.02_wd1e-05`."""
-    parts = [f"{k}{_format(v)}" for k, v in config.model.items() if k not in _SKIPPED_MODEL_KEYS]
-    parts += [f"lr{_format(config.train.lr)}", f"wd{_format(config.train.weight_decay)}"]
-    return "_".join(parts)
+def hyperparameter_tag(config: ml_collections.ConfigDict, leave_out: Collection[str] = ()) -> str:
+    """e.g. `channels-32-64-128_kernel_size-5_lr-0.02_wd-1e-05`: each model key, `lr` and `wd`
+    (weight decay) but those in `leave_out`, a hyphen, then the value (a tuple's items joined by
+    hyphens): a key never holds a hyphen, so the first one ends it."""
+    values = {k: v for k, v in config.model.items() if k not in _SKIPPED_MODEL_KEYS}
+    values.update(lr=config.train.lr, wd=config.train.weight_decay)
+    return "_".join(f"{k}-{_format(v)}" for k, v in values.items() if k not in leave_out)
+
+
+def _not_trained_with(config: ml_collections.ConfigDict, mode: str) -> set[str]:
+    """The tag keys `mode` does not train with, so its run name leaves them out: analyze and
+    import_torch train nothing, the LR finder sweeps the lr, a grid varies lr, weight decay and
+    the model keys of `grid.model`."""
+    if mode in ("analyze", "import_torch"):
+        return {"lr", "wd"}
+    if mode == "lr_finder":
+        return {"lr"}
+    if mode == "grid_search":
+        return {"lr", "wd", *config.grid.model}
+    return set()
 
 
 def run_name(config: ml_collections.ConfigDict, mode: str) -> str:
-    """`config.run_name` if set, else `<task>_<mode>_<hparams>_<YYYYmmdd-HHMMSS>`."""
+    """`config.run_name` if set, else `<task>_<mode>_<hparams>_<YYYYmmdd-HHMMSS>`, the hparams
+    being those the mode trains with (see `hyperparameter_tag`)."""
     if config.run_name:
         return config.run_name
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return f"{config.task}_{mode}_{hyperparameter_tag(config)}_{stamp}"
+    tag = hyperparameter_tag(config, _not_trained_with(config, mode))
+    return "_".join(part for part in (config.task, mode, tag, stamp) if part)
 
 
 STATUS_FILE = "run_status.json"

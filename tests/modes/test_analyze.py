@@ -1,7 +1,9 @@
 """--mode=analyze end to end on generated official layouts (ESC-50, CelebA, and a CUB-200 copy
 with a missing and a corrupt image): every figure checked against the generated files."""
 
+import contextlib
 import csv
+import io
 import json
 import math
 import pathlib
@@ -58,16 +60,48 @@ def _check_first_batch(summary: dict, out, chance: float) -> None:
 
 @pytest.fixture(scope="module")
 def esc50_run(tmp_path_factory):
-    """10 classes, one 0.2 s clip per class and fold, a narrow configured model."""
+    """10 classes, one 0.2 s clip per class and fold, a narrow configured model; a cache of its
+    own, so its five folds are built here, with what the run printed."""
     workdir = tmp_path_factory.mktemp("esc50")
     config = tiny_esc50_config(workdir)
+    config.data.cache_dir = str(workdir / "cache")
     config.data.synthetic.update(clips_per_class_per_fold=1, clip_seconds=0.2)
     config.model.channels = (8, 16, 32)
-    return config, analyze.run(config, workdir, ModeArgs())
+    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(out):
+        result = analyze.run(config, workdir, ModeArgs())
+    return config, result, out.getvalue()
+
+
+def test_esc50_prints_a_brief_summary_and_where_the_analysis_is(esc50_run):
+    _, result, printed = esc50_run
+    out, summary = _outputs(result)
+    brief = printed[printed.index(f"analyze {result['run']} done in") :].splitlines()
+    assert len(brief) <= 12  # not analysis.md's 180 lines, whose headings are nowhere
+    assert not [line for line in printed.splitlines() if line.startswith("## ")]
+    assert brief[1] == "  splits: train 30, val 10, test 10; 10 classes (multiclass)"
+    assert brief[2] == "  census: 50 raw files, 0 problem(s)"
+    assert brief[3] == (
+        "  val baselines: majority accuracy 0.1000, macro_f1 0.0182; "
+        f"random accuracy 0.1000, macro_f1 {result['random_val_macro_f1']:.4f}"
+    )
+    check = summary["first_batch"]
+    verdict = "within" if check["within_tolerance"] else "OUTSIDE"
+    assert brief[4].startswith(
+        f"  initial loss {check['loss']:.4f} vs ln C = {math.log(10):.4f} ({verdict} 10%)"
+    )
+    assert brief[5] == "  parameters: 6,330"
+    assert brief[-1].endswith(str(out / "analysis.md"))
+
+
+def test_esc50_each_fold_cache_build_says_so_once_and_tfds_says_nothing(esc50_run):
+    printed = esc50_run[2]
+    for fold in range(1, 6):
+        assert printed.count(f"building the log-mel cache for fold {fold} (10 clips)") == 1
+    assert "Downloading and preparing" not in printed and "downloaded and prepared" not in printed
 
 
 def test_esc50_sizes_distribution_and_baselines_match_the_generated_folds(esc50_run):
-    config, result = esc50_run
+    config, result, _ = esc50_run
     out, summary = _outputs(result)
     assert set(summary) == {  # the keys analyze.py documents for the report mode
         "mode",
@@ -120,7 +154,7 @@ def test_esc50_sizes_distribution_and_baselines_match_the_generated_folds(esc50_
 
 
 def test_esc50_census_pipeline_batch_model_and_first_batch(esc50_run):
-    config, result = esc50_run
+    config, result, _ = esc50_run
     out, summary = _outputs(result)
     census = summary["census"]
     assert census["kind"] == "audio" and census["problems"] == []
@@ -268,10 +302,10 @@ def test_cub200_census_flags_injected_files_and_the_splits_skip_them(tmp_path):
     }
     whole = summary["census"]["all"]
     assert (whole["files"], whole["ok"]) == (52, 50)
-    assert (
-        whole["modes"]["L"] >= 1 and whole["distinct_sizes"] > 1
-    )  # generated: greyscale, sizes vary
-    # 40 official train images cut 80/20 (32/8) before loading, the missing one skipped; 12 test - 1.
+    # generated: greyscale, sizes vary
+    assert whole["modes"]["L"] >= 1 and whole["distinct_sizes"] > 1
+    # 40 official train images cut 80/20 (32/8) before loading, the missing one
+    # skipped; 12 test - 1.
     assert summary["splits"]["train"] + summary["splits"]["val"] == 39
     assert summary["splits"]["test"] == 11
     counts = _csv(out / "class_distribution.csv")

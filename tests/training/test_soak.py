@@ -40,7 +40,7 @@ def test_a_grid_killed_in_its_second_group_resumes_to_the_same_summary(tmp_path)
     workdir = tmp_path / "interrupted"
     # Each group: 6 epochs x 7 steps = 42 steps; a checkpoint past step 10 of the second group.
     killed = resume.start_and_signal(
-        workdir, cache, signal.SIGKILL, 10, *_GRID, checkpoint_glob="*/*kernel_size1*"
+        workdir, cache, signal.SIGKILL, 10, *_GRID, checkpoint_glob="*/*kernel_size-1*"
     )
     assert killed.returncode == -signal.SIGKILL
     resumed = resume.run_command(workdir, cache, *_GRID)
