@@ -48,9 +48,10 @@ def _run_grid(
     files.write_json_atomic(log_dir / "config.json", config.to_dict())  # the grid's own config
     strategy = group.resolve_strategy(config.grid.strategy)
     print(
-        f"grid {log_dir.name}{' (resumed)' if resumed else ''}: {len(members)} members x "
-        f"{config.grid.epochs} epochs, strategy {strategy}\n  logs: {log_dir}"
+        f"grid {log_dir.name}{' (resumed)' if resumed else ''}: strategy {strategy}\n"
+        f"  logs: {log_dir}"
     )
+    print("\n".join(grid.plan(config, members, fit.batches_per_epoch(data))), flush=True)
     started = time.perf_counter()
     results = grid.train_members(config, members, log_dir, checkpoint_dir, strategy, data)
     seconds = time.perf_counter() - started

@@ -6,6 +6,7 @@ an architecture form one group (`training/group.py`), trained on one shared data
 """
 
 import itertools
+import json
 import pathlib
 import pprint
 import time
@@ -46,12 +47,19 @@ def member_config(
     return member
 
 
+def model_axes(config: ml_collections.ConfigDict) -> dict[str, tuple]:
+    """The values of the task's two model hyper-parameters in the grid: `grid.model.<key>`, else
+    the configured `model.<key>` alone."""
+    return {
+        k: tuple(config.grid.model[k]) if k in config.grid.model else (config.model[k],)
+        for k in tasks.hyperparameter_names(config)
+    }
+
+
 def expand(config: ml_collections.ConfigDict) -> list[ml_collections.ConfigDict]:
     """Every member of the grid, architecture-major (members of one group are adjacent)."""
-    keys = tasks.hyperparameter_names(config)
-    values = [
-        tuple(config.grid.model[k]) if k in config.grid.model else (config.model[k],) for k in keys
-    ]
+    axes = model_axes(config)
+    keys, values = tuple(axes), tuple(axes.values())
     members = []
     for architecture in itertools.product(*values):
         for lr, wd, seed in itertools.product(
@@ -89,6 +97,73 @@ def hyperparameters(config: ml_collections.ConfigDict) -> dict:
     return values
 
 
+def _shown(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(tuple(value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _origins(config: ml_collections.ConfigDict, keys: list[str]) -> dict[str, str]:
+    """Per key (e.g. `grid.lr`), whether it holds the default of the task's config file or was
+    changed (on the command line or by another config file); the bare key for a task without a
+    config file of its own."""
+    try:
+        defaults = config_lib.flatten(config_lib.load_task_config(config.task).to_dict())
+    except ConfigError:
+        return {key: key for key in keys}
+    values, default = config_lib.flatten(config.to_dict()), f"default of configs/{config.task}.py"
+    return {
+        key: f"{key}, {default}"
+        if json.dumps(values[key]) == json.dumps(defaults.get(key, "(absent)"))
+        else f"{key}, changed"
+        for key in keys
+    }
+
+
+def plan(
+    config: ml_collections.ConfigDict,
+    members: list[ml_collections.ConfigDict],
+    steps_per_epoch: int,
+) -> list[str]:
+    """What a grid will train, printed before it starts: the member count, every axis with its
+    values and where they come from (an override of one axis keeps the others' defaults), the
+    groups and the steps they take."""
+    axes = {"lr": ("grid.lr", config.grid.lr)}
+    axes["weight_decay"] = ("grid.weight_decay", config.grid.weight_decay)
+    for name, values in model_axes(config).items():
+        axes[name] = (
+            f"grid.model.{name}" if name in config.grid.model else f"model.{name}",
+            values,
+        )
+    axes["seeds"] = ("grid.seeds", config.grid.seeds)
+    origins = _origins(config, [key for key, _ in axes.values()])
+    groups, epochs = len({architecture(m) for m in members}), config.grid.epochs
+    lines = [
+        f"grid plan: {len(members)} members = "
+        + " x ".join(f"{len(values)} {name}" for name, (_, values) in axes.items())
+    ]
+    lines += [
+        f"  {name}: {', '.join(map(_shown, values))}  ({origins[key]})"
+        for name, (key, values) in axes.items()
+    ]
+    lines.append(
+        f"  {groups} group(s) (one per architecture) of {len(members) // groups} member(s), "
+        f"each {epochs} epochs x {steps_per_epoch:,} steps = {epochs * steps_per_epoch:,} steps"
+    )
+    lines.append(
+        f"  {len(members) * epochs * steps_per_epoch:,} member-steps in all; each group's time "
+        "and the time left are printed as it ends"
+    )
+    kept = [(k, v) for k, v in axes.values() if len(v) > 1 and "default" in origins[k]]
+    if kept:
+        key, values = kept[0]
+        lines.append(
+            f"  an axis not set keeps its default above: set it too (e.g. "
+            f"--config.{key}='({_shown(values[0])},)') to train fewer members"
+        )
+    return lines
+
+
 def train_members(
     base: ml_collections.ConfigDict,
     members: list[ml_collections.ConfigDict],
@@ -103,6 +178,7 @@ def train_members(
     groups: dict[tuple, list] = {}
     for member in members:
         groups.setdefault(architecture(member), []).append(member)
+    grid_started = time.perf_counter()
     for number, configs in enumerate(groups.values(), start=1):
         trainer = group.build(
             configs, data.names, strategy, steps_per_epoch=fit.batches_per_epoch(data)
@@ -125,6 +201,13 @@ def train_members(
         for result in group_results:
             result.seconds = seconds / len(configs)
         results.extend(group_results)
+        left = len(groups) - number
+        if left:
+            pace = (time.perf_counter() - grid_started) / number
+            print(
+                f"  group {number}/{len(groups)} took {seconds:.0f} s; about {pace * left:.0f} s "
+                f"left for the other {left} group(s) at the pace so far"
+            )
     return results
 
 

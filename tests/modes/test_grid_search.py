@@ -1,9 +1,12 @@
 """grid_search on synthetic ESC-50: groups by architecture, ranked summary, HParams, best config
 that train accepts, members equal to the same config trained alone, vmap equal to sequential."""
 
+import contextlib
 import csv
 import importlib.util
+import io
 import json
+import re
 
 import pytest
 
@@ -35,8 +38,9 @@ def _grid_config(tmp_path, **grid):
 def grid(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("grid")
     config = _grid_config(workdir)
-    summary = grid_search.run(config, workdir, ModeArgs())
-    return config, workdir, summary
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        summary = grid_search.run(config, workdir, ModeArgs())
+    return config, workdir, summary, printed.getvalue()
 
 
 def _records(log_dir):
@@ -44,7 +48,7 @@ def _records(log_dir):
 
 
 def test_summary_ranks_every_member_with_its_best_epoch(grid):
-    _, workdir, summary = grid
+    _, workdir, summary, _ = grid
     log_dir = workdir / "logs" / summary["run"]
     rows = list(csv.DictReader((log_dir / "summary.csv").open()))
     assert summary["members"] == 4 and summary["groups"] == 2 and len(rows) == 4
@@ -68,8 +72,28 @@ def test_summary_ranks_every_member_with_its_best_epoch(grid):
     assert "| rank | run |" in (log_dir / "summary.md").read_text()
 
 
+def test_the_plan_is_printed_before_the_first_group_and_the_time_left_after_it(grid):
+    printed = grid[3]
+    lines = printed.splitlines()
+    start = lines.index(
+        "grid plan: 4 members = 2 lr x 1 weight_decay x 1 channels x 2 kernel_size x 1 seeds"
+    )
+    assert lines[start + 1] == "  lr: 0.01, 0.003  (grid.lr, changed)"
+    assert lines[start + 4] == "  kernel_size: 3, 1  (grid.model.kernel_size, changed)"
+    assert lines[start + 6].startswith(
+        "  2 group(s) (one per architecture) of 2 member(s), each 2 epochs x "
+    )
+    first_group = next(i for i, line in enumerate(lines) if line.startswith("group 1/2: "))
+    assert start < first_group
+    assert re.fullmatch(
+        r"  group 1/2 took \d+ s; about \d+ s left for the other 1 group\(s\) at the pace so far",
+        next(line for line in lines[first_group:] if line.startswith("  group 1/2 took")),
+    )
+    assert not any(line.startswith("  group 2/2 took") for line in lines)
+
+
 def test_hparams_tab_holds_each_members_values_and_metrics(grid):
-    _, workdir, summary = grid
+    _, workdir, summary, _ = grid
     log_dir = workdir / "logs" / summary["run"]
     rows = {r["run"]: r for r in csv.DictReader((log_dir / "summary.csv").open())}
     for name, row in rows.items():
@@ -82,7 +106,7 @@ def test_hparams_tab_holds_each_members_values_and_metrics(grid):
 
 
 def test_best_config_file_is_a_config_train_accepts(grid):
-    config, workdir, summary = grid
+    config, workdir, summary, _ = grid
     path = workdir / "logs" / summary["run"] / "best_config.py"
     spec = importlib.util.spec_from_file_location("best_config", path)
     module = importlib.util.module_from_spec(spec)
@@ -96,7 +120,7 @@ def test_best_config_file_is_a_config_train_accepts(grid):
 
 
 def test_a_member_equals_the_same_config_trained_alone(grid, tmp_path):
-    config, workdir, summary = grid
+    config, workdir, summary, _ = grid
     member = member_config(
         config, 2, lr=1e-2, weight_decay=1e-4, seed=config.seed, kernel_size=3, channels=(8, 16, 16)
     )
@@ -161,7 +185,7 @@ def _untouched_state(workdir, grid_run) -> dict:
 
 
 def test_rerunning_an_unfinished_grid_retrains_no_finished_member(grid):
-    config, workdir, summary = grid
+    config, workdir, summary, _ = grid
     log_dir = workdir / "logs" / summary["run"]
     status = json.loads((log_dir / "run_status.json").read_text())
     assert status["status"] == "finished"
