@@ -78,6 +78,21 @@ def check_folders(mode: str, config: ml_collections.ConfigDict, workdir: pathlib
         )
 
 
+def check_keys(config: ml_collections.ConfigDict) -> None:
+    """Every key of `config` must be one its task's config file defines: a key added in Python
+    (`config.model.dropout = 0.5` for a model without dropout) is refused as `--config.KEY` is on
+    the command line, with the same suggestion, instead of being silently ignored. Keys under
+    grid.model and compare.model are checked by `config.validate` against the model's
+    hyper-parameters; a task without a config file among the task configs has no reference."""
+    if config.task not in config_lib.task_config_names():
+        return
+    keys = config_lib.flatten(config.to_dict())
+    config_lib.check_override_keys(
+        config_lib.load_task_config(config.task),
+        [k for k in keys if not k.startswith(("grid.model.", "compare.model."))],
+    )
+
+
 def run_mode(
     mode: str, config: ml_collections.ConfigDict, workdir: pathlib.Path, args: ModeArgs
 ) -> dict:
@@ -86,5 +101,6 @@ def run_mode(
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; allowed: {list(MODES)}")
     config_lib.validate(config)
+    check_keys(config)
     check_folders(mode, config, pathlib.Path(workdir))
     return importlib.import_module(f"jaxdl.modes.{mode}").run(config, workdir, args)

@@ -22,7 +22,7 @@ import ml_collections
 
 from jaxdl.analysis import markdown
 from jaxdl.errors import JaxdlError
-from jaxdl.training import fit, grid, group
+from jaxdl.training import fit, grid, group, hparams
 from jaxdl.training.data import training_data
 from jaxdl.utils import files, runs
 
@@ -55,7 +55,7 @@ def _run_grid(
     started = time.perf_counter()
     results = grid.train_members(config, members, log_dir, checkpoint_dir, strategy, data)
     seconds = time.perf_counter() - started
-    grid.log_hparams(results, config)
+    hparams.log(results)
 
     rows = grid.summary_rows(results, config)
     files.write_csv_atomic(log_dir / "summary.csv", rows, list(rows[0]))

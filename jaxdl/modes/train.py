@@ -14,7 +14,7 @@ import jax
 import ml_collections
 from absl import logging
 
-from jaxdl.training import evaluation, fit, group
+from jaxdl.training import evaluation, fit, group, hparams
 from jaxdl.training.data import training_data
 from jaxdl.utils import runs
 
@@ -58,6 +58,7 @@ def _train_run(
     except fit.NonFiniteLoss:
         runs.write_status(log_dir, config, "failed")
         raise
+    hparams.log([result])  # the HParams tab shows train runs beside grid members
     best = fit.history_records(result)
     summary = {
         "mode": mode,

@@ -1,5 +1,6 @@
 """Grids of configurations trained together: expansion, member configs and names, group-wise
-training, and the grid's summary (ranked rows, `best_config.py`, HParams).
+training, and the grid's summary (ranked rows, `best_config.py`; the HParams tab's values
+are `training/hparams.py`'s).
 
 A grid is lr x weight decay x the task's two model hyper-parameters x seeds. Members that share
 an architecture form one group (`training/group.py`), trained on one shared data pipeline.
@@ -16,9 +17,8 @@ import ml_collections
 from jaxdl import config as config_lib
 from jaxdl import tasks
 from jaxdl.errors import ConfigError
-from jaxdl.training import fit, group
+from jaxdl.training import fit, group, hparams
 from jaxdl.utils import files, runs
-from jaxdl.utils.logging import RunLogger
 
 
 def member_config(
@@ -86,15 +86,6 @@ def architecture(config: ml_collections.ConfigDict) -> tuple:
 def member_name(config: ml_collections.ConfigDict) -> str:
     """e.g. `esc50_channels-32-64-128_kernel_size-3_lr-0.01_wd-0.0001_seed-42`."""
     return f"{config.task}_{runs.hyperparameter_tag(config)}_seed-{config.seed}"
-
-
-def hyperparameters(config: ml_collections.ConfigDict) -> dict:
-    """What varies in a grid, as HParams-tab values."""
-    values = {"lr": config.train.lr, "weight_decay": config.train.weight_decay, "seed": config.seed}
-    for key in tasks.hyperparameter_names(config):
-        value = config.model[key]
-        values[key] = "-".join(map(str, value)) if isinstance(value, (list, tuple)) else value
-    return values
 
 
 def _shown(value) -> str:
@@ -220,7 +211,7 @@ def summary_rows(results: list[fit.Result], config: ml_collections.ConfigDict) -
         rows.append(
             {
                 "run": result.member.name,
-                **hyperparameters(result.member.config),
+                **hparams.varied(result.member.config),
                 f"best_val_{metric}": best.get(f"val/{metric}", float("nan")),
                 "val_loss": best.get("val/loss", float("nan")),
                 "best_epoch": result.best_epoch or "",
@@ -253,21 +244,3 @@ def write_best_config(
         f"def get_config():\n    return ml_collections.ConfigDict(\n"
         f"{body}\n    )\n",
     )
-
-
-def log_hparams(results: list[fit.Result], config: ml_collections.ConfigDict) -> None:
-    """Each finished member's hyper-parameters and best values, for TensorBoard's HParams tab."""
-    metric = config.train.best_metric
-    for result in results:
-        best = fit.history_records(result)
-        if not best:
-            continue
-        with RunLogger(result.member.log_dir, result.member.config.to_dict()) as logger:
-            logger.hparams(
-                hyperparameters(result.member.config),
-                {
-                    f"hparam/best_val_{metric}": best[f"val/{metric}"],
-                    "hparam/best_val_loss": best["val/loss"],
-                    "hparam/best_epoch": float(result.best_epoch),
-                },
-            )
