@@ -72,7 +72,7 @@ def main() -> None:
     print("| step | wall s (median, best) | CPU s (median) |")
     print("|---|---|---|")
     for name, fn in runs.items():
-        walls, cpus = zip(*(timed(fn) for _ in range(args.repeats)))
+        walls, cpus = zip(*(timed(fn) for _ in range(args.repeats)), strict=True)
         print(
             f"| {name} | {statistics.median(walls):.2f}, {min(walls):.2f} | "
             f"{statistics.median(cpus):.2f} |"

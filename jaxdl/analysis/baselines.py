@@ -74,8 +74,10 @@ def majority(
         }
     rates = np.asarray(train_labels, np.float64).mean(axis=0)
     return {
-        "predicted_positive": {n: bool(lg > 0) for n, lg in zip(objective.names, logits)},
-        "train_rate": {n: float(r) for n, r in zip(objective.names, rates)},
+        "predicted_positive": {
+            n: bool(lg > 0) for n, lg in zip(objective.names, logits, strict=True)
+        },
+        "train_rate": {n: float(r) for n, r in zip(objective.names, rates, strict=True)},
         **result,
     }
 
@@ -133,7 +135,7 @@ def random_expected(kind: str, names: tuple[str, ...], labels: np.ndarray) -> di
         "mean_accuracy": 0.5,
         "micro_f1": expected_f1(total, n * len(names) - total, 0.5),
         "macro_f1": float(np.mean(f1)),
-        **{f"f1/{a}": v for a, v in zip(names, f1)},
+        **{f"f1/{a}": v for a, v in zip(names, f1, strict=True)},
     }
 
 

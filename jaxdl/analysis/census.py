@@ -146,7 +146,7 @@ def census(config: ml_collections.ConfigDict) -> dict:
         )
     per_group = collections.defaultdict(list)
     problems = []
-    for (group, index), result in zip(jobs, results):
+    for (group, index), result in zip(jobs, results, strict=True):
         per_group[group.name].append(result)
         if "problem" in result:
             problems.append(

@@ -65,10 +65,13 @@ def positive_rates(targets: np.ndarray, names: Sequence[str]) -> dict:
     larger, smaller = np.maximum(positives, negatives), np.minimum(positives, negatives)
     return {
         "examples": examples,
-        "positives": {n: int(p) for n, p in zip(names, positives)},
-        "positive_rate": {n: float(p) / max(examples, 1) for n, p in zip(names, positives)},
+        "positives": {n: int(p) for n, p in zip(names, positives, strict=True)},
+        "positive_rate": {
+            n: float(p) / max(examples, 1) for n, p in zip(names, positives, strict=True)
+        },
         "imbalance_ratio": {
-            n: (float(a / b) if b > 0 else None) for n, a, b in zip(names, larger, smaller)
+            n: (float(a / b) if b > 0 else None)
+            for n, a, b in zip(names, larger, smaller, strict=True)
         },
         "label_cardinality": float(targets.sum(axis=1).mean()) if examples else 0.0,
     }

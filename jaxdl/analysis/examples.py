@@ -19,7 +19,7 @@ from jaxdl.utils import plots
 def _label_text(label, class_names: tuple[str, ...]) -> str:
     if np.ndim(label) == 0:
         return class_names[int(label)]
-    positive = [name for name, value in zip(class_names, label) if value > 0]
+    positive = [name for name, value in zip(class_names, label, strict=True) if value > 0]
     return ", ".join(positive) or "no attribute"
 
 

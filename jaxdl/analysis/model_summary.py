@@ -82,14 +82,15 @@ def grid_counts(
     rows = []
     for combination in itertools.product(*values):
         variant = ml_collections.ConfigDict(config.to_dict())
-        for key, value in zip(keys, combination):
+        for key, value in zip(keys, combination, strict=True):
             variant.model[key] = value
         rows.append(
             {
-                **{k: plain(v) for k, v in zip(keys, combination)},
+                **{k: plain(v) for k, v in zip(keys, combination, strict=True)},
                 "params": parameter_count(tasks.build_model(variant, num_classes), input_shape),
                 "configured": all(
-                    plain(v) == plain(config.model[k]) for k, v in zip(keys, combination)
+                    plain(v) == plain(config.model[k])
+                    for k, v in zip(keys, combination, strict=True)
                 ),
             }
         )

@@ -142,7 +142,7 @@ def read_partition(path: Path, filenames: list[str]) -> np.ndarray:
     bad = np.flatnonzero(~np.isin(table["partition"], (0, 1, 2)))
     if bad.size:
         raise DataError(f"{path} line {bad[0] + 1}: partition must be 0, 1 or 2")
-    codes = dict(zip(table["file"].tolist(), table["partition"].tolist()))
+    codes = dict(zip(table["file"].tolist(), table["partition"].tolist(), strict=True))
     absent = [name for name in filenames if name not in codes]
     if absent:
         raise DataError(

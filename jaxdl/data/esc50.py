@@ -221,7 +221,7 @@ def _inspect_clips(
     """
     digests, problems, frames, seconds = {}, {}, {}, {}
     examined = threaded_map(_examine, [data_dir / AUDIO_DIR / clip.filename for clip in clips])
-    for clip, (digest, info) in zip(clips, examined):
+    for clip, (digest, info) in zip(clips, examined, strict=True):
         path = data_dir / AUDIO_DIR / clip.filename
         digests[clip.filename] = digest
         if isinstance(info, FileNotFoundError):

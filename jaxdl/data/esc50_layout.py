@@ -72,7 +72,7 @@ def _read_rows(csv_path: Path) -> tuple[list[dict] | None, list[str]]:
                         f"{len(CSV_COLUMNS)}"
                     ]
                 if fields:
-                    rows.append(dict(zip(CSV_COLUMNS, fields), line=line))
+                    rows.append(dict(zip(CSV_COLUMNS, fields, strict=True), line=line))
     except (UnicodeDecodeError, csv.Error) as err:
         return None, [f"{META_CSV} is not a readable CSV file ({err})"]
     return rows, []

@@ -89,7 +89,7 @@ class ImageFiles:
     def missing(self) -> list[str]:
         return [
             str(self._root / name)
-            for name, digest in zip(self._names, self._digests)
+            for name, digest in zip(self._names, self._digests, strict=True)
             if digest is None
         ]
 

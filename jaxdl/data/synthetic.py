@@ -223,7 +223,9 @@ def _tones(kind: str, rng: np.random.Generator, num_samples: int) -> np.ndarray:
     fundamental = _band_to_hz(rng.uniform(_LOWEST_BAND, highest_fundamental))
     t = np.arange(num_samples) / SAMPLE_RATE
     phases = rng.uniform(0, 2 * np.pi, len(partials))
-    tones = sum(np.sin(2 * np.pi * k * fundamental * t + p) for k, p in zip(partials, phases))
+    tones = sum(
+        np.sin(2 * np.pi * k * fundamental * t + p) for k, p in zip(partials, phases, strict=True)
+    )
     return tones / np.sqrt(np.mean(tones**2))
 
 

@@ -193,12 +193,16 @@ def make_synthetic_cub200(
         _write_jpegs(jobs, _GREYSCALE_EVERY)
         ids = range(1, len(images) + 1)
         _write_lines(base / "classes.txt", (f"{c + 1} {name}" for c, name in enumerate(classes)))
-        _write_lines(base / "images.txt", (f"{i} {path}" for i, path in zip(ids, images)))
         _write_lines(
-            base / "image_class_labels.txt", (f"{i} {label}" for i, label in zip(ids, labels))
+            base / "images.txt", (f"{i} {path}" for i, path in zip(ids, images, strict=True))
         )
         _write_lines(
-            base / "train_test_split.txt", (f"{i} {flag}" for i, flag in zip(ids, is_train))
+            base / "image_class_labels.txt",
+            (f"{i} {label}" for i, label in zip(ids, labels, strict=True)),
+        )
+        _write_lines(
+            base / "train_test_split.txt",
+            (f"{i} {flag}" for i, flag in zip(ids, is_train, strict=True)),
         )
 
     generate_once(folder, "CUB-200-2011", write)
@@ -228,7 +232,9 @@ def make_synthetic_celeba(root: Path, *, num_images: int = 600, seed: int = 0) -
                 (
                     base / "img_align_celeba" / filename,
                     functools.partial(
-                        _face, dict(zip(names, attributes[i])), np.random.default_rng([seed, 1, i])
+                        _face,
+                        dict(zip(names, attributes[i], strict=True)),
+                        np.random.default_rng([seed, 1, i]),
                     ),
                 )
                 for i, filename in enumerate(filenames)
@@ -236,12 +242,12 @@ def make_synthetic_celeba(root: Path, *, num_images: int = 600, seed: int = 0) -
         )
         rows = (
             f"{filename} " + " ".join(f"{1 if v else -1:2d}" for v in row)
-            for filename, row in zip(filenames, attributes)
+            for filename, row in zip(filenames, attributes, strict=True)
         )
         _write_lines(base / "list_attr_celeba.txt", [str(num_images), " ".join(names) + " ", *rows])
         _write_lines(
             base / "list_eval_partition.txt",
-            (f"{filename} {p}" for filename, p in zip(filenames, partitions)),
+            (f"{filename} {p}" for filename, p in zip(filenames, partitions, strict=True)),
         )
 
     generate_once(folder, "CelebA", write)

@@ -201,7 +201,10 @@ def read_folder(root: Path) -> Dataset:
     train = Listing(
         ImageFiles(
             root / "train",
-            [f"{wnids[label]}/images/{name}" for name, label in zip(train_names, train_labels)],
+            [
+                f"{wnids[label]}/images/{name}"
+                for name, label in zip(train_names, train_labels, strict=True)
+            ],
         ),
         train_names,
         np.asarray(train_labels, np.int64),

@@ -96,7 +96,7 @@ def read_torch_checkpoint(path: str | Path) -> TorchCheckpoint:
         )
     tensors = {
         name: tensor.detach().to(torch.float32).numpy()
-        for name, tensor in zip(_strip_prefixes(list(state_dict)), state_dict.values())
+        for name, tensor in zip(_strip_prefixes(list(state_dict)), state_dict.values(), strict=True)
         if not name.endswith("num_batches_tracked")
     }
     config = info.get("config")

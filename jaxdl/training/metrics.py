@@ -92,7 +92,7 @@ def add_sums(a, b):
     keeps the earlier non-zero step instead of adding.
     """
     if isinstance(a, (list, tuple)):
-        return type(a)(add_sums(x, y) for x, y in zip(a, b))
+        return type(a)(add_sums(x, y) for x, y in zip(a, b, strict=True))
     return {
         key: (
             jnp.where(a[key] > 0, a[key], b[key])
@@ -204,5 +204,7 @@ def multilabel_summary(
         ("recall", recall),
         ("f1", f1),
     ):
-        summary.update({f"{metric}/{name}": float(v) for name, v in zip(label_names, values)})
+        summary.update(
+            {f"{metric}/{name}": float(v) for name, v in zip(label_names, values, strict=True)}
+        )
     return summary

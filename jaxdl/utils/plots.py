@@ -93,7 +93,7 @@ def plot_curves(
     figure = _new_figure(8, 5)
     axes = figure.add_subplot()
     for name, points in series.items():
-        xs, ys = zip(*sorted(points)) if points else ((), ())
+        xs, ys = zip(*sorted(points), strict=True) if points else ((), ())
         axes.plot(xs, ys, label=name, marker="o" if len(xs) <= 20 else None, markersize=3)
     axes.set_title(title)
     axes.set_xlabel(xlabel)

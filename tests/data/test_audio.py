@@ -32,7 +32,7 @@ def _reference_log_mel(x, sample_rate=16000, n_fft=400, hop=160, n_mels=64, f_ma
     filters = np.stack(
         [
             np.maximum(0.0, np.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)))
-            for lo, mid, hi in zip(edges[:-2], edges[1:-1], edges[2:])
+            for lo, mid, hi in zip(edges[:-2], edges[1:-1], edges[2:], strict=True)
         ]
     )
     return 10.0 * np.log10(np.maximum(filters @ power.T, 1e-10))

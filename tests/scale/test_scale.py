@@ -110,7 +110,7 @@ def two(tmp_path_factory):
             )
         )
     outputs = [worker.communicate(timeout=300) for worker in workers]
-    for worker, (_, stderr) in zip(workers, outputs):
+    for worker, (_, stderr) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, stderr[-3000:]
     return shared, [_last_json_line(stdout) for stdout, _ in outputs]
 

@@ -40,7 +40,7 @@ def test_keeps_the_latest_and_the_best_and_restores_exactly(tmp_path):
     with found:
         assert step == 2 and meta["epoch"] == 2
         restored = found.restore_state(step, _state())
-    for a, b in zip(jax.tree.leaves(restored.params), jax.tree.leaves(state.params)):
+    for a, b in zip(jax.tree.leaves(restored.params), jax.tree.leaves(state.params), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -188,5 +188,5 @@ def test_a_full_disk_during_a_save_is_one_clear_error_and_keeps_the_complete_ste
     with checkpoint.Checkpoints(directory, "accuracy", "max", read_only=True) as found:
         assert found.read_meta(int(latest))["epoch"] == int(latest)
         restored = found.restore_state(int(latest), _state((16, 32, 64)))
-    for a, b in zip(jax.tree.leaves(restored.params), jax.tree.leaves(state.params)):
+    for a, b in zip(jax.tree.leaves(restored.params), jax.tree.leaves(state.params), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -38,7 +38,7 @@ def test_skip_keeps_the_previous_parameters_and_counts_the_step():
     before, state, sums = _step_on(x, skip=True)
     assert int(state.step) == 1  # the data position still advances
     assert sums["nonfinite_steps"] == 1 and sums["first_nonfinite_step"] == 1
-    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state.params)):
+    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state.params), strict=True):
         np.testing.assert_array_equal(a, b)
     _, poisoned, _ = _step_on(x, skip=False)
     assert not all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(poisoned.params))
@@ -50,7 +50,7 @@ def test_a_clean_step_is_not_flagged():
     assert sums["nonfinite_steps"] == 0 and sums["first_nonfinite_step"] == 0
     assert any(
         not np.array_equal(a, b)
-        for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state.params))
+        for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state.params), strict=True)
     )
 
 

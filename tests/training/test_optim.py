@@ -149,7 +149,10 @@ def assert_trees_close(actual: Tree, expected: Tree) -> None:
 
 
 def max_difference(a: Tree, b: Tree) -> float:
-    return max(float(np.max(np.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    return max(
+        float(np.max(np.abs(x - y)))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
 
 
 # optimizer -> (numpy rule, coupled, {wrong variant: (rule, coupled, decayed leaves)})
