@@ -209,7 +209,7 @@ def test_two_processes_generating_and_building_one_cache_both_succeed(tmp_path):
         for name in ("a", "b")
     ]
     results = [(process.wait(timeout=300), *process.communicate()) for process in processes]
-    for code, out, err in results:
+    for code, _, err in results:
         assert code == 0, err[-2000:]
     features = [
         next(line for line in out.splitlines() if line.startswith("features"))

@@ -119,7 +119,7 @@ def test_jitter_applies_operations_in_a_random_order():
         order = replay.permutation(4)
         factors = {0: replay.uniform(0.5, 1.5), 1: replay.uniform(0.5, 1.5)}
 
-        def apply(sequence):
+        def apply(sequence, factors=factors):
             pil = Image.fromarray(img)
             for index in sequence:
                 pil = ops[index](pil).enhance(factors[index])
