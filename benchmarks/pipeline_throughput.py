@@ -70,7 +70,8 @@ def main() -> None:
         rate, count = pipeline_rate(name, args.workers)
         consumed = model_rate(name)
         print(
-            f"| {name} | {rate:.0f} ({count} per epoch) | {consumed:.1f} | {rate / consumed:.0f}× |",
+            f"| {name} | {rate:.0f} ({count} per epoch) | {consumed:.1f} | "
+            f"{rate / consumed:.0f}× |",
             flush=True,
         )
 

@@ -203,7 +203,8 @@ def summarize(models: list[str], runs: dict, gemms: list[dict], flops: dict) -> 
     cores = [r["cores_used"] for r in timed]
     load_line = (
         f"Contention: 1-min load average before each subprocess "
-        f"{min(loads):.2f}–{max(loads):.2f}; cores each subprocess got (CPU ÷ wall time, start-up included) "
+        f"{min(loads):.2f}–{max(loads):.2f}; cores each subprocess got "
+        "(CPU ÷ wall time, start-up included) "
         f"{min(cores):.2f}–{max(cores):.2f} of {os.cpu_count()}"
     )
     text = "\n".join([gemm_line, load_line, "", header, *rows])

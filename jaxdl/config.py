@@ -76,9 +76,9 @@ def base_config(task: str) -> ml_collections.ConfigDict:
     config.train.checkpoint_every_steps = 0  # >0: also save a resumable checkpoint mid-epoch
     config.train.resume = True  # rerunning the same command resumes its unfinished run
 
-    # --mode=lr_finder (M4): exponential sweep start -> end over `steps`, stopped at a non-finite loss
-    # or when the (EMA-smoothed when smoothing > 0) loss exceeds divergence_factor x its best after
-    # min_steps. Task configs set the reference's values.
+    # --mode=lr_finder (M4): exponential sweep start -> end over `steps`, stopped at a non-finite
+    # loss or when the (EMA-smoothed when smoothing > 0) loss exceeds divergence_factor x its best
+    # after min_steps. Task configs set the reference's values.
     config.lr_finder = ml_collections.ConfigDict(
         dict(
             start=1e-7,

@@ -329,8 +329,8 @@ def test_known_override_keys_pass():
         (
             "def get_config(preset=None):\n    x = 1\n    return undefined_name\n",
             None,
-            r"--config {path}: running {path} line 3 raised NameError: name 'undefined_name' is not "
-            r"defined; fix the file",
+            r"--config {path}: running {path} line 3 raised NameError: name 'undefined_name' "
+            r"is not defined; fix the file",
         ),
         (
             "def get_config():\n    return 1\n",

@@ -1,4 +1,4 @@
-"""D1–D3: the dataset card (origin, raw format, task, shapes, classes) and how the splits are made."""
+"""D1–D3: the dataset card (origin, raw format, task, shapes, classes) and how splits are made."""
 
 import ml_collections
 

@@ -31,7 +31,8 @@ def describe(config: ml_collections.ConfigDict, input_shape: tuple[int, ...]) ->
 def eval_is_deterministic(
     source, task: Task, config: ml_collections.ConfigDict, batch_size: int
 ) -> bool:
-    """D7: the first evaluation batch, built twice, is identical (no randomness outside training)."""
+    """D7: the first evaluation batch, built twice, is identical (no randomness outside
+    training)."""
     first, second = (
         next(iter(pipeline.eval_batches(source, task, config, batch_size))) for _ in range(2)
     )

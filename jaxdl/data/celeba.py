@@ -82,7 +82,8 @@ SOURCE = DatasetSource(
 
 
 def resolve_data_dir(config: ml_collections.ConfigDict) -> Path:
-    """The CelebA folder: generated (data.source=synthetic) or data.dir (or its celeba/ subfolder)."""
+    """The CelebA folder: generated (data.source=synthetic) or data.dir (or its celeba/
+    subfolder)."""
     return dataset_dir(config, SOURCE)
 
 

@@ -1,4 +1,5 @@
-"""CUB-200-2011 (200 bird species, RGB of varying size): where the data is, its annotations, the splits.
+"""CUB-200-2011 (200 bird species, RGB of varying size): where the data is, its annotations,
+the splits.
 
 Protocol as the reference (docs/reference-projects.md#cub-200-2011): the official train images
 (5,994) are split 80/20 stratified by class with seed 42, as Hugging Face

@@ -223,7 +223,8 @@ def _contained(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo:
 
 
 def _refused_because(err: tarfile.FilterError, dest_dir: Path) -> str:
-    """Why tarfile's "data" filter refused a member, naming `dest_dir` (not the temporary folder)."""
+    """Why tarfile's "data" filter refused a member, naming `dest_dir` (not the temporary
+    folder)."""
     if isinstance(err, (tarfile.AbsoluteLinkError, tarfile.LinkOutsideDestinationError)):
         return f"is a link pointing outside {dest_dir}"
     if isinstance(err, (tarfile.AbsolutePathError, tarfile.OutsideDestinationError)):

@@ -43,7 +43,8 @@ def resize(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
 
 
 def normalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """uint8 (..., 3) -> float32 (x/255 - mean)/std, per channel (torchvision ToTensor + Normalize)."""
+    """uint8 (..., 3) -> float32 (x/255 - mean)/std, per channel (torchvision ToTensor +
+    Normalize)."""
     mean32, std32 = np.asarray(mean, np.float32), np.asarray(std, np.float32)
     return (np.asarray(image, np.float32) / 255.0 - mean32) / std32
 

@@ -33,7 +33,8 @@ def random_crop_with_padding(
 
 
 def _factor_range(value: float, center: float, clip_at_zero: bool) -> tuple[float, float] | None:
-    """torchvision ColorJitter's `_check_input`: [center - v, center + v], None when it is a no-op."""
+    """torchvision ColorJitter's `_check_input`: [center - v, center + v], None when it is a
+    no-op."""
     if value < 0:
         raise ValueError(f"color jitter strength must be non-negative, got {value}")
     if value == 0:
@@ -43,7 +44,8 @@ def _factor_range(value: float, center: float, clip_at_zero: bool) -> tuple[floa
 
 
 def _adjust_hue(img: Image.Image, hue_factor: float) -> Image.Image:
-    """torchvision's PIL adjust_hue: add hue·255 (truncated, wrapping mod 256) to Pillow's HSV hue."""
+    """torchvision's PIL adjust_hue: add hue·255 (truncated, wrapping mod 256) to Pillow's HSV
+    hue."""
     h, s, v = img.convert("HSV").split()
     shift = np.uint8(int(hue_factor * 255) % 256)
     h = Image.fromarray(np.asarray(h, np.uint8) + shift, "L")

@@ -1,4 +1,5 @@
-"""Decoded, resized images stored once with TFDS (array_record, no TensorFlow), shared by the image tasks.
+"""Decoded, resized images stored once with TFDS (array_record, no TensorFlow), shared by the
+image tasks.
 
 A task module lists one split (file names, labels, where each encoded image is) and calls
 `load_image_split`. The first call decodes every image, converts it to RGB, resizes it to
@@ -66,7 +67,8 @@ class EncodedImages(Protocol):
 
 
 class ImageFiles:
-    """Images stored as files under `root` (`names` relative to it, as the annotations list them)."""
+    """Images stored as files under `root` (`names` relative to it, as the annotations list
+    them)."""
 
     def __init__(self, root: Path, names: Sequence[str]):
         self._root, self._names = Path(root), list(names)

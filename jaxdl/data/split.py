@@ -9,7 +9,8 @@ class Split:
 
     `source` supports `len()` and `__getitem__(i)`, returning a record dict (the task's keys plus
     `"label"` and `"filename"`), and is picklable so grain worker processes can read it.
-    `class_names` are the class names (multi-class) or attribute names (multi-label), in label order.
+    `class_names` are the class names (multi-class) or attribute names (multi-label), in label
+    order.
     """
 
     name: str

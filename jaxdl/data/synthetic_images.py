@@ -285,7 +285,8 @@ def _write_jpegs(
 
 
 def _class_image(label: int, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """uint8 (H, W, 3): class `label`'s hue, stripe orientation and frequency, random phase and noise."""
+    """uint8 (H, W, 3): class `label`'s hue, stripe orientation and frequency, random phase and
+    noise."""
     height, width = size
     hue = (label % _HUES + rng.uniform(-0.15, 0.15)) / _HUES
     colour = (

@@ -137,7 +137,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _label_map_names(meta: Any) -> tuple[str, ...] | None:
-    """Class names in label order from the ESC-50 reference's `meta["label_map"]` (name -> index)."""
+    """Class names in label order from the ESC-50 reference's `meta["label_map"]` (name ->
+    index)."""
     if not isinstance(meta, Mapping) or not isinstance(meta.get("label_map"), Mapping):
         return None
     label_map = meta["label_map"]
@@ -378,7 +379,8 @@ _LINEAR_KERNEL = (1, 0)  # torch (out, in) -> Flax (in, out)
 
 
 def _leaf_sources(layers: list[Layer]) -> dict[tuple[str, ...], tuple[str, tuple[int, ...] | None]]:
-    """Flax leaf path (collection, module, leaf) -> (torch tensor name, axes permutation or None)."""
+    """Flax leaf path (collection, module, leaf) -> (torch tensor name, axes permutation or
+    None)."""
     sources = {}
     for layer in layers:
         if layer.kind == "bn":

@@ -100,7 +100,8 @@ def torch_bias_init(fan_in: int):
 
 
 def initializers(init: str, fan_in: int) -> dict:
-    """Kernel/bias initialisers for `init` ∈ {"flax", "torch"} (torch: comparable initial losses)."""
+    """Kernel/bias initialisers for `init` ∈ {"flax", "torch"} (torch: comparable initial
+    losses)."""
     if init == "torch":
         return {"kernel_init": torch_kernel_init, "bias_init": torch_bias_init(fan_in)}
     if init == "flax":

@@ -82,7 +82,8 @@ def check_batch_size(key: str, batch_size: int, mesh: Mesh) -> None:
     devices = mesh.shape["data"]
     if batch_size <= 0 or batch_size % devices:
         raise ConfigError(
-            f"{key}={batch_size} must be a positive multiple of the {devices} devices of the data axis"
+            f"{key}={batch_size} must be a positive multiple of the {devices} devices of the "
+            "data axis"
         )
 
 

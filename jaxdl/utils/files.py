@@ -30,7 +30,8 @@ _DISK_FULL_TEXT = tuple(os.strerror(code) for code in _DISK_FULL)
 
 
 def is_disk_full(err: BaseException) -> bool:
-    """Whether `err`, or an exception it was raised from, says "no space left" / "quota exceeded"."""
+    """Whether `err`, or an exception it was raised from, says "no space left" / "quota
+    exceeded"."""
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))

@@ -58,7 +58,8 @@ def write_tiny_imagenet_parquet(
     hf_metadata: bool = True,
     wnid_order: list[str] | None = None,
 ) -> pathlib.Path:
-    """The Hugging Face export of an official-layout folder: out/data/{train,valid}-00000-of-00001.parquet.
+    """The Hugging Face export of an official-layout folder:
+    out/data/{train,valid}-00000-of-00001.parquet.
 
     Columns image = {bytes, path} (path = file base name) and label = index into `wnid_order`
     (default: sorted wnids), recorded as ClassLabel names in the schema metadata when hf_metadata.

@@ -399,9 +399,9 @@ def test_official_check_refuses_a_22khz_copy_naming_the_format(tmp_path):
         verify_esc50_layout(folder)
     assert str(raised.value) == (
         "not the official ESC-50 layout: clips other than 44100 Hz, 1 channel, PCM_16, 220500 "
-        "frames (5 s) (2000): 1-100000-A-0.wav is 22050 Hz, 1 channel, PCM_16, 110250 frames (5 s), "
-        "1-100005-A-0.wav is 22050 Hz, 1 channel, PCM_16, 110250 frames (5 s), 1-100010-A-0.wav "
-        "is 22050 Hz, 1 channel, PCM_16, 110250 frames (5 s), ..."
+        "frames (5 s) (2000): 1-100000-A-0.wav is 22050 Hz, 1 channel, PCM_16, 110250 frames "
+        "(5 s), 1-100005-A-0.wav is 22050 Hz, 1 channel, PCM_16, 110250 frames (5 s), "
+        "1-100010-A-0.wav is 22050 Hz, 1 channel, PCM_16, 110250 frames (5 s), ..."
     )
 
 
@@ -438,28 +438,32 @@ def _drop_first_clip(folder):
         (
             lambda folder: _silent_wav(_first_clip(folder), 22_050, 441),
             [
-                "clips other than 44100 Hz, 1 channel, PCM_16, 441 frames (0.01 s) (1): 1-100000-A-0.wav "
+                "clips other than 44100 Hz, 1 channel, PCM_16, 441 frames (0.01 s) (1): "
+                "1-100000-A-0.wav "
                 "is 22050 Hz, 1 channel, PCM_16, 441 frames (0.02 s)"
             ],
         ),
         (
             lambda folder: _first_clip(folder).write_bytes(_first_clip(folder).read_bytes()[:244]),
             [
-                "clips other than 44100 Hz, 1 channel, PCM_16, 441 frames (0.01 s) (1): 1-100000-A-0.wav "
+                "clips other than 44100 Hz, 1 channel, PCM_16, 441 frames (0.01 s) (1): "
+                "1-100000-A-0.wav "
                 "is 44100 Hz, 1 channel, PCM_16, 100 frames (0.00226757 s)"
             ],
         ),
         (
             lambda folder: _first_clip(folder).write_bytes(b"not a wav"),
             [
-                "clips other than 44100 Hz, 1 channel, PCM_16, 441 frames (0.01 s) (1): 1-100000-A-0.wav "
+                "clips other than 44100 Hz, 1 channel, PCM_16, 441 frames (0.01 s) (1): "
+                "1-100000-A-0.wav "
                 "is unreadable ("
             ],
         ),
         (
             lambda folder: _edit_csv(folder, 2, "filename", "../../../etc/x.wav"),
             [
-                "meta/esc50.csv line 2: filename '../../../etc/x.wav' is not a file name inside audio/",
+                "meta/esc50.csv line 2: filename '../../../etc/x.wav' is not a file name "
+                "inside audio/",
                 "listed clips missing from audio/ (1): ../../../etc/x.wav",
                 "files in audio/ not listed in meta/esc50.csv (1): 1-100000-A-0.wav",
             ],
@@ -467,7 +471,8 @@ def _drop_first_clip(folder):
         (
             lambda folder: _edit_csv(folder, 2, "target", "7"),
             [
-                "categories with another target id than the official one (1): 'dog' has 0, 7, expected 0"
+                "categories with another target id than the official one (1): 'dog' has 0, 7, "
+                "expected 0"
             ],
         ),
         (

@@ -1,4 +1,5 @@
-"""Image augmentations: torchvision semantics, shapes and dtypes kept, deterministic per generator."""
+"""Image augmentations: torchvision semantics, shapes and dtypes kept, deterministic per
+generator."""
 
 import numpy as np
 import pytest

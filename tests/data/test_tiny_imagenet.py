@@ -1,4 +1,5 @@
-"""Tiny ImageNet: official folder and parquet layouts, label order, per-class val/test split, errors."""
+"""Tiny ImageNet: official folder and parquet layouts, label order, per-class val/test split,
+errors."""
 
 import dataclasses
 import pathlib

@@ -1,4 +1,5 @@
-"""Atomic writes and never-reused run directories, under faults: full disk, failed syscalls, races."""
+"""Atomic writes and never-reused run directories, under faults: full disk, failed syscalls,
+races."""
 
 import csv
 import errno
