@@ -1,12 +1,13 @@
 """grain pipelines: seeded epochs, exact padded evaluation, worker processes give the same batches,
 and several hosts each loading their rows of every batch load the single-process batches."""
 
+import types
+
 import ml_collections
 import numpy as np
 import pytest
 
 from jaxdl.data import pipeline
-from jaxdl.tasks.spec import Task
 
 
 class Numbers:
@@ -34,8 +35,9 @@ def _augment(record, rng, cfg):
     return {**record, "features": record["features"] + rng.normal(size=(2, 3)).astype(np.float32)}
 
 
-# Shared with tests/scale/two_processes.py, which feeds the same records across real processes.
-TASK = Task("multiclass", None, _input, _augment, lambda c: (2, 3, 1), num_classes=3)
+# The two fields of a Task the pipeline uses. Shared with tests/scale/two_processes.py, which
+# feeds the same records across real processes.
+TASK = types.SimpleNamespace(model_input=_input, augment=_augment)
 
 
 def numbers_config(workers=0):
