@@ -21,19 +21,20 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ml_collections
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from jaxdl.data.content import sha256_bytes
 from jaxdl.data.image_dataset import EncodedImages, ImageFiles, load_image_split
 from jaxdl.data.locate import DatasetSource, dataset_dir
 from jaxdl.data.split import Split
 from jaxdl.data.synthetic_images import make_synthetic_tiny_imagenet
-from jaxdl.errors import ConfigError, DataError
+from jaxdl.errors import ConfigError, DataError, DependencyError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 TASK = "tiny_imagenet"
 SPLITS = ("train", "val", "test")
@@ -278,7 +279,7 @@ def _read_val_annotations(path: Path, label_of: dict[str, int]) -> tuple[list[st
 class ParquetImages:
     """Encoded images from the parquet `image.bytes` field, in listing order."""
 
-    def __init__(self, encoded: pa.Array, file_digests: list[str]):
+    def __init__(self, encoded: "pa.Array", file_digests: list[str]):
         self._bytes, self._file_digests = encoded, file_digests
 
     def __len__(self) -> int:
@@ -288,7 +289,7 @@ class ParquetImages:
         return self._bytes[index].as_py() or b""
 
     def take(self, indices: np.ndarray) -> "ParquetImages":
-        return ParquetImages(self._bytes.take(pa.array(indices, pa.int64())), self._file_digests)
+        return ParquetImages(self._bytes.take(np.asarray(indices, np.int64)), self._file_digests)
 
     def identity(self) -> list[str]:
         """SHA-256 of each parquet file the images come from (of the very bytes they were read
@@ -301,6 +302,7 @@ class ParquetImages:
 
 def read_parquet(root: Path) -> Dataset:
     """The Hugging Face export: train-*.parquet and valid-*.parquet in `root` or `root`/data."""
+    _require_pyarrow(root)
     train_files, val_files = _parquet_files(root, "train"), _parquet_files(root, "valid")
     for prefix, files in (("train", train_files), ("valid", val_files)):
         if not files:
@@ -315,6 +317,20 @@ def read_parquet(root: Path) -> Dataset:
     )
 
 
+def _require_pyarrow(root: Path) -> None:
+    """pyarrow reads the parquet export and nothing else: it is the `parquet` extra, so its absence
+    is said here, with the command that installs it, not at import."""
+    try:
+        import pyarrow.compute  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError as err:
+        raise DependencyError(
+            f"{root} holds the Tiny ImageNet parquet export, which needs pyarrow: it is not "
+            f'installed ({err}); pip install "jaxdl[parquet]", or use the official folder '
+            "layout (tiny-imagenet-200/)"
+        ) from err
+
+
 def _parquet_files(root: Path, prefix: str) -> list[Path]:
     for folder in (root, root / "data"):
         files = sorted(folder.glob(f"{prefix}-*.parquet"))
@@ -325,6 +341,8 @@ def _parquet_files(root: Path, prefix: str) -> list[Path]:
 
 def _parquet_class_names(path: Path, root: Path) -> list[str]:
     """Class names in the export's label order: Hugging Face schema metadata, else wnids.txt."""
+    import pyarrow.parquet as pq
+
     metadata = pq.read_schema(path).metadata or {}
     if b"huggingface" in metadata:
         try:
@@ -345,6 +363,10 @@ def _parquet_class_names(path: Path, root: Path) -> list[str]:
 
 def _parquet_listing(files: list[Path], to_sorted: np.ndarray) -> Listing:
     """All rows of `files` in (label, file name) order; rows without a path are named file:row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     tables, names, digests = [], [], []
     for path in files:
         try:
