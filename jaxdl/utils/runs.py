@@ -72,7 +72,9 @@ _NOT_TRAINING_KEYS = (
     "train.evaluate_test",
     "train.resume",
 )
-_OTHER_MODES = ("lr_finder", "grid", "compare", "analyze", "bench")
+# The config sections of single modes: only the mode they name (and a few others, see
+# `report/commands.py`) reads them.
+MODE_SECTIONS = ("lr_finder", "grid", "compare", "analyze", "bench")
 
 
 def fingerprint(config: ml_collections.ConfigDict) -> str:
@@ -88,7 +90,7 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     saved, current = config_lib.flatten(saved), config_lib.flatten(current)
     differing = []
     for key in sorted(set(saved) | set(current)):
-        if key in _NOT_TRAINING_KEYS or key.split(".")[0] in _OTHER_MODES:
+        if key in _NOT_TRAINING_KEYS or key.split(".")[0] in MODE_SECTIONS:
             continue
         old, new = saved.get(key, "(absent)"), current.get(key, "(absent)")
         if json.dumps(old) != json.dumps(new):  # tuples and their JSON lists compare equal

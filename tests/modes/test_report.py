@@ -135,13 +135,15 @@ def test_report_holds_the_numbers_found_in_the_logs(project):
     )
     correct = sum(float(r["recall"]) * int(r["support"]) for r in per_class)
     accuracy = correct / sum(int(r["support"]) for r in per_class)
-    assert accuracy == pytest.approx(project.trained["test_accuracy"])
+    assert accuracy == pytest.approx(project.trained["test/accuracy"])
     test = _section(text, 9)
     assert (
         f"**Main metric** (accuracy): test {accuracy:.4f}, validation "
-        f"{project.trained['val_accuracy']:.4f}" in test
+        f"{project.trained['val/accuracy']:.4f}" in test
     )
-    assert f"| val | accuracy {project.trained['val_accuracy']:.4f}" in test  # the evaluate run
+    # The evaluate run, found in logs/evaluate/ by what its scores.json says it scored.
+    evaluated = f"logs/evaluate/{project.trained['run']}_val"
+    assert f"| `{evaluated}` | val | accuracy {project.trained['val/accuracy']:.4f}" in test
 
 
 def test_every_embedded_figure_is_a_png_copied_next_to_the_report(project):
@@ -227,6 +229,8 @@ def test_commands_carry_each_runs_overrides(project):
     assert f"--checkpoint={project.trained['checkpoint']}" in general
     assert f"--workdir={project.workdir}" in train_line
     assert "```bash" in _section(project.text, 11)
+    # The runs used a temporary cache folder: no command names it, as no number depends on it.
+    assert "cache_dir" not in general and "cache_dir" not in _section(project.text, 11)
 
 
 def _parsed(command: str) -> dict:
@@ -264,7 +268,9 @@ def test_each_rebuilt_command_parses_back_to_its_runs_config(project):
             config_overrides=commands.overrides(run.config, commands.task_defaults("esc50")),
         )
         assert command in project.text, kind
-        assert _parsed(command) == run.config, kind
+        read = [key for key in config_lib.flatten(run.config) if commands.reads(mode, key)]
+        parsed, ran = config_lib.flatten(_parsed(command)), config_lib.flatten(run.config)
+        assert {k: parsed[k] for k in read} == {k: ran[k] for k in read}, kind
 
 
 def test_override_reconstruction_is_the_exact_difference():
@@ -287,11 +293,52 @@ def test_override_reconstruction_is_the_exact_difference():
         "--config.train.evaluate_test=False",
     ]
     assert commands.overrides(defaults, defaults) == []
-    line = commands.command(
-        "esc50", "train", pathlib.Path("."), config_overrides=commands.overrides(changed, defaults)
+    line = commands.command(  # a grid reads every key changed here
+        "esc50",
+        "grid_search",
+        pathlib.Path("."),
+        config_overrides=commands.overrides(changed, defaults),
     )
     assert "--workdir" not in line and "'--config.run_name=my run'" in line
     assert _parsed(line) == changed
+
+
+def test_a_command_carries_only_what_its_mode_reads():
+    """A train run started from a grid's best_config.py holds that grid's `grid.*`, and a session
+    may use a temporary cache folder: neither changes a train run, so its command holds neither;
+    `data.dir`, where the run read its data, stays."""
+    config = load_config("esc50")
+    config.data.dir = "/data/ESC-50-master"
+    config.data.cache_dir = "/tmp/tmpabc123/cache"
+    config.train.lr = 0.01
+    config.grid.lr = (0.02,)
+    config.grid.model.kernel_size = (3,)
+    config.lr_finder.steps = 50
+    config.compare.lr = (1e-3,)
+    overrides = commands.overrides(commands.json_shaped(config), commands.task_defaults("esc50"))
+    assert "--config.data.cache_dir=/tmp/tmpabc123/cache" in overrides
+
+    def line(mode: str) -> str:
+        return commands.command("esc50", mode, pathlib.Path("."), config_overrides=overrides)
+
+    assert line("train") == (
+        "python -m jaxdl.main --config esc50 --mode=train "
+        "--config.data.dir=/data/ESC-50-master --config.train.lr=0.01"
+    )
+    assert line("evaluate") == line("train").replace("=train", "=evaluate")
+    assert line("grid_search") == (
+        "python -m jaxdl.main --config esc50 --mode=grid_search "
+        "--config.data.dir=/data/ESC-50-master '--config.grid.lr=(0.02,)' "
+        "'--config.grid.model.kernel_size=(3,)' --config.train.lr=0.01"
+    )
+    # analyze counts the parameters of the grid's architectures; compare and the LR finder read
+    # their own sections.
+    assert "'--config.grid.model.kernel_size=(3,)'" in line("analyze")
+    assert "grid.lr" not in line("analyze")
+    assert "--config.lr_finder.steps=50" in line("lr_finder") and "grid" not in line("lr_finder")
+    assert "'--config.compare.lr=(0.001,)'" in line("compare")
+    assert "lr_finder" not in line("compare") and "grid.lr" not in line("compare")
+    assert not any("cache_dir" in line(mode) for mode in ("train", "grid_search", "report"))
 
 
 def test_environment_lists_the_versions_and_devices(project):
