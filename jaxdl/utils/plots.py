@@ -11,8 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from jaxdl.utils.files import write_bytes_atomic
 
@@ -82,25 +84,55 @@ def plot_confusion_matrix(
     _save(figure, path)
 
 
+# Per series, in turn: line style, width, marker and its size. Each later series is thinner and
+# broken, its markers smaller, so a curve drawn over an identical one (a grid member and the same
+# config trained alone) leaves the first one visible around and between its dashes.
+_SERIES_STYLES = (
+    ("-", 3.0, "o", 7.0),
+    ("--", 2.0, "s", 5.0),
+    (":", 2.0, "^", 4.0),
+    ("-.", 1.2, "D", 3.0),
+)
+
+
 def plot_curves(
-    series: Mapping[str, Sequence[tuple[int, float]]],
+    series: Mapping[str, Sequence[tuple[float, float]]],
     path: Path,
     title: str,
     xlabel: str,
     ylabel: str,
-) -> None:
-    """Overlaid lines, one per named series of (x, y) points, with a legend, saved to `path`."""
+) -> Axes:
+    """Overlaid lines, one per named series of (x, y) points, with a legend, saved to `path`;
+    returns the axes drawn (what the figure shows, for tests).
+
+    Whole-number x values (epochs) get whole-number ticks, never 1.25 or 1.5; each series has its
+    own colour, line style and marker (`_SERIES_STYLES`), so identical curves stay apart.
+    """
     figure = _new_figure(8, 5)
     axes = figure.add_subplot()
-    for name, points in series.items():
+    whole = True
+    for number, (name, points) in enumerate(series.items()):
         xs, ys = zip(*sorted(points), strict=True) if points else ((), ())
-        axes.plot(xs, ys, label=name, marker="o" if len(xs) <= 20 else None, markersize=3)
+        whole = whole and all(float(x).is_integer() for x in xs)
+        style, width, marker, size = _SERIES_STYLES[number % len(_SERIES_STYLES)]
+        axes.plot(
+            xs,
+            ys,
+            label=name,
+            linestyle=style,
+            linewidth=width,
+            marker=marker if len(xs) <= 20 else None,
+            markersize=size,
+        )
+    if whole:
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_title(title)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.grid(alpha=0.3)
     axes.legend()
     _save(figure, path)
+    return axes
 
 
 def plot_lr_finder(

@@ -54,3 +54,34 @@ def test_lr_finder_png_raw_only_with_the_window_shaded(tmp_path):
     assert plain.shape == window.shape
     # The shaded band changes many pixels (the legend entry alone would change far fewer).
     assert (np.abs(plain.astype(int) - window.astype(int)).sum(axis=-1) > 0).mean() > 0.05
+
+
+def test_epoch_curves_have_whole_epoch_ticks_and_identical_runs_both_show(tmp_path):
+    """Two epochs once gave ticks 1.0, 1.2 … 2.0; a grid member and the same config trained alone
+    (identical numbers) were one visible line."""
+    same = [(1, 2.0), (2, 1.5)]
+    axes = plot_curves(
+        {"grid member": same, "trained alone": same, "third": [(1, 2.2), (2, 1.9)]},
+        tmp_path / "val_loss.png",
+        title="val/loss",
+        xlabel="epoch",
+        ylabel="loss",
+    )
+    _png(tmp_path / "val_loss.png")
+    low, high = axes.get_xlim()
+    shown = [t for t in axes.get_xticks() if low <= t <= high]
+    assert shown == [1.0, 2.0]
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == [
+        "grid member",
+        "trained alone",
+        "third",
+    ]
+    first, second, third = axes.get_lines()
+    np.testing.assert_array_equal(first.get_ydata(), second.get_ydata())
+    # The later of two identical curves is thinner and dashed, its markers smaller and of
+    # another shape: the first shows around it and between its dashes.
+    assert (first.get_linestyle(), second.get_linestyle()) == ("-", "--")
+    assert first.get_linewidth() > second.get_linewidth()
+    assert first.get_markersize() > second.get_markersize()
+    assert first.get_marker() != second.get_marker()
+    assert len({line.get_color() for line in (first, second, third)}) == 3
