@@ -1,9 +1,10 @@
 """`--mode=lr_finder` (M4): an exponential learning-rate sweep with a divergence stop
 (`training/lr_sweep.py`: the sweep, its stop rule and the suggestion rule).
 
-Writes into a new `logs/<run>/`: `lr_finder.csv` (step, lr, loss, smoothed loss), `lr_finder.png`
-(the curve, the suggestion and the stable window), `summary.json` (the JSON line) and the
-`lr_finder/*` TensorBoard scalars.
+Shows a progress bar (step, lr, smoothed loss) and why the sweep ended. Writes into a new
+`logs/<run>/`: `lr_finder.csv` (step, lr, loss, smoothed loss), `lr_finder.png` (raw and smoothed
+curves, the suggestion and the valley), `summary.json` (the JSON line: the suggested lr and the
+rule that chose it) and the `lr_finder/*` TensorBoard scalars.
 """
 
 import pathlib
@@ -43,8 +44,9 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
     with RunLogger(log_dir, config.to_dict()) as logger:
         result = lr_sweep.sweep(config, model, train_split.source, batch_size, logger)
     rows, suggestion, stop_reason = result.rows, result.suggestion, result.stop_reason
+    print(f"  {result.stop_message}")
 
-    trace_lrs = np.array([row["lr"] for row in rows])
+    beta = lr_sweep.rule_smoothing(finder.smoothing)
     outputs = {
         "csv": str(log_dir / "lr_finder.csv"),
         "png": str(log_dir / "lr_finder.png"),
@@ -53,17 +55,20 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
     }
     files.write_csv_atomic(log_dir / "lr_finder.csv", rows, ("step", "lr", "loss", "smoothed_loss"))
     plots.plot_lr_finder(
-        trace_lrs,
+        np.array([row["lr"] for row in rows]),
         [row["loss"] for row in rows],
-        np.array([row["smoothed_loss"] for row in rows]) if finder.smoothing > 0 else None,
+        np.array([row["smoothed_loss"] for row in rows]),
         suggestion.lr,
         log_dir / "lr_finder.png",
-        window=suggestion.window,
+        window=suggestion.window if suggestion.rule == lr_sweep.VALLEY else None,
+        rule=suggestion.rule,
+        smoothing=beta,
     )
     summary = {
         "mode": "lr_finder",
         "run": log_dir.name,
         "suggested_lr": suggestion.lr,
+        "rule": suggestion.rule,
         "window": list(suggestion.window),
         "stopped_early": stop_reason != lr_sweep.COMPLETED,
         "stop_reason": stop_reason,
@@ -72,20 +77,24 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
         "min_loss": suggestion.min_loss,
         "lr_at_min": suggestion.lr_at_min,
         "smoothing": finder.smoothing,
+        "rule_smoothing": beta,
         "batch_size": batch_size,
         "seconds": round(result.seconds, 3),
+        "steps_per_s": round(result.steps_per_s, 3),
         "outputs": outputs,
     }
     files.write_json_atomic(log_dir / "summary.json", summary)
 
     print(
-        f"  {len(rows)}/{finder.steps} steps in {result.seconds:.1f} s, stopped: {stop_reason}"
-        f"\n  lowest {'smoothed ' if finder.smoothing > 0 else ''}loss {suggestion.min_loss:.4f} "
-        f"at lr {suggestion.lr_at_min:.3g}\n  stable window {suggestion.window[0]:.3g} – "
-        f"{suggestion.window[1]:.3g}, suggested lr {suggestion.lr:.3g}"
+        f"  {len(rows)} steps in {result.seconds:.1f} s ({result.steps_per_s:.2f} steps/s after "
+        f"the first)\n  lowest smoothed loss (EMA β {beta:g}) {suggestion.min_loss:.4f} at lr "
+        f"{suggestion.lr_at_min:.3g}\n  suggested lr {suggestion.lr:.3g} ({suggestion.rule} rule"
+        + (
+            f", valley {suggestion.window[0]:.3g} – {suggestion.window[1]:.3g})"
+            if suggestion.rule == lr_sweep.VALLEY
+            else ": the loss never decreased; raise lr_finder.end, or check the data and model)"
+        )
     )
-    if suggestion.window[0] == suggestion.window[1] == trace_lrs[0]:
-        print("  the loss never decreased: raise lr_finder.end, or check the data and model")
-    elif stop_reason == lr_sweep.COMPLETED and suggestion.lr_at_min == trace_lrs[-1]:
+    if stop_reason == lr_sweep.COMPLETED and suggestion.lr_at_min == rows[-1]["lr"]:
         print("  the loss was still falling at lr_finder.end: raise it to see the divergence")
     return summary

@@ -142,12 +142,17 @@ def plot_lr_finder(
     suggested_lr: float | None,
     path: Path,
     window: tuple[float, float] | None = None,
-) -> None:
-    """Loss against learning rate on a log x-axis (raw, and smoothed unless None), suggested LR
-    marked and the stable `window` (low, high) shaded.
+    *,
+    rule: str | None = None,
+    smoothing: float | None = None,
+) -> list[str]:
+    """Loss against learning rate on a log x-axis: raw (faint) and smoothed unless None (EMA
+    factor `smoothing`, in the legend), the suggested LR marked on the curve (with the `rule`
+    that chose it) and the valley `window` (low, high) shaded. Returns the legend's labels,
+    what the figure shows.
 
-    The y-axis stops at 1.5× the first (smoothed) loss, so the final divergence does not
-    flatten the informative part of the curve.
+    The y-axis spans the lowest (raw or smoothed) loss to 1.5× the first smoothed loss, so the
+    final divergence does not flatten the informative part of the curves.
     """
     figure = _new_figure(8, 5)
     axes = figure.add_subplot()
@@ -155,31 +160,37 @@ def plot_lr_finder(
         axes.plot(lrs, losses, label="loss")
         smoothed = losses
     else:
-        axes.plot(lrs, losses, alpha=0.3, label="loss")
-        axes.plot(lrs, smoothed, label="smoothed loss")
+        axes.plot(lrs, losses, alpha=0.35, linewidth=1, label="loss (raw)")
+        beta = "" if smoothing is None else f" (EMA β = {smoothing:g})"
+        axes.plot(lrs, smoothed, linewidth=2, label=f"smoothed loss{beta}")
     if window is not None:
         axes.axvspan(
-            *window,
-            color="green",
-            alpha=0.1,
-            label=f"stable window {window[0]:.2e} – {window[1]:.2e}",
+            *window, color="green", alpha=0.1, label=f"valley {window[0]:.2e} – {window[1]:.2e}"
         )
+    finite = np.isfinite(np.asarray(smoothed, dtype=np.float64))
     if suggested_lr is not None:
-        axes.axvline(
-            suggested_lr, color="red", linestyle="--", label=f"suggested lr {suggested_lr:.2e}"
+        label = f"suggested lr {suggested_lr:.2e}" + (f" ({rule})" if rule else "")
+        axes.axvline(suggested_lr, color="red", linestyle="--", label=label)
+        at = np.interp(
+            np.log(suggested_lr),
+            np.log(np.asarray(lrs, dtype=np.float64)[finite]),
+            np.asarray(smoothed, dtype=np.float64)[finite],
         )
+        axes.plot([suggested_lr], [at], "o", color="red")
     axes.set_xscale("log")
-    finite = np.asarray(smoothed, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
-    if finite.size and finite[0] > finite.min():
-        margin = 0.05 * (finite[0] - finite.min())
-        axes.set_ylim(finite.min() - margin, min(finite.max(), 1.5 * finite[0]) + margin)
+    curve = np.asarray(smoothed, dtype=np.float64)[finite]
+    raw = np.asarray(losses, dtype=np.float64)
+    low = min(curve.min(initial=np.inf), raw[np.isfinite(raw)].min(initial=np.inf))
+    if curve.size and curve[0] > low:
+        margin = 0.05 * (curve[0] - low)
+        axes.set_ylim(low - margin, min(curve.max(), 1.5 * curve[0]) + margin)
     axes.set_xlabel("learning rate")
     axes.set_ylabel("loss")
     axes.set_title("LR finder")
     axes.grid(alpha=0.3, which="both")
     axes.legend()
     _save(figure, path)
+    return [text.get_text() for text in axes.get_legend().get_texts()]
 
 
 def plot_grouped_bars(
