@@ -97,10 +97,6 @@ class RunLogger:
         self._jsonl.write(json.dumps(dict(record)) + "\n")
         self._jsonl.flush()
 
-    def text(self, tag: str, text: str) -> None:
-        """A markdown text summary (TensorBoard's Text tab)."""
-        self._writer.add_text(tag, text)
-
     def hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
         """Record this run's hyper-parameters and headline metrics for the HParams tab.
 

@@ -19,7 +19,6 @@ def test_run_logger_writes_config_scalars_and_jsonl(tmp_path):
             accuracy = np.float32(0.25 * epoch)  # numpy scalars are accepted
             logger.scalars(epoch, {"train/loss": 1.0 / epoch, "val/accuracy": accuracy})
             logger.log_epoch({"epoch": epoch, "val/accuracy": 0.25 * epoch})
-        logger.text("notes", "**ok**")
     assert json.loads((tmp_path / "config.json").read_text()) == config
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == [
