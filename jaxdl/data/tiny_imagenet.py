@@ -1,4 +1,5 @@
-"""Tiny ImageNet (200 classes, 64x64 RGB): where the data is, its two on-disk formats, and the splits.
+"""Tiny ImageNet (200 classes, 64x64 RGB): where the data is, its two on-disk formats, and the
+splits.
 
 Protocol as the reference (docs/reference-projects.md#tiny-imagenet): train = the official train
 split (500 per class); the official validation split (50 per class) is split per class with a seeded
