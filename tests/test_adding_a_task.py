@@ -228,12 +228,12 @@ def test_a_task_registered_from_one_module_runs_every_mode(shapes_config, tmp_pa
     assert len(rows) == 1 + 2 and "width" in rows[0] and "depth" in rows[0]
 
     trained = _run("train", shapes_config, workdir)
-    assert trained["test_examples"] == 36
-    assert trained["test_accuracy"] > 0.6  # three easy patterns; chance is 1/3
+    assert trained["test/accuracy"] > 0.6  # three easy patterns; chance is 1/3
 
     scored = _run("evaluate", shapes_config, workdir, checkpoint=trained["checkpoint"])
-    assert scored["accuracy"] == pytest.approx(trained["test_accuracy"])
-    assert scored["loss"] == pytest.approx(trained["test_loss"], rel=1e-5)
+    assert scored["examples"] == 36
+    assert scored["test/accuracy"] == pytest.approx(trained["test/accuracy"])
+    assert scored["test/loss"] == pytest.approx(trained["test/loss"], rel=1e-5)
 
 
 def test_a_registered_task_validates_its_model_by_its_own_rules(shapes_config):

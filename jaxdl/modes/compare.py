@@ -1,8 +1,9 @@
 """`--mode=compare` (M7): overlay the curves of finished runs, tabulate their final and best values.
 
-`--runs=A,B,...` names runs under `<workdir>/logs/`, `logs/<run>` directories, or globs of either.
-The curves come from each run's `metrics.jsonl` and the labels from the hyper-parameters that
-differ between the runs' `config.json` (`jaxdl/report/comparison.py`).
+`--runs=A,B,...` names runs under `<workdir>/logs/`, `logs/<run>` directories, or globs of either;
+a glob keeps the training runs it matches and names the other folders it skips. The first run is
+the baseline. The curves come from each run's `metrics.jsonl` and the labels from the
+hyper-parameters that differ between the runs' `config.json` (`jaxdl/report/comparison.py`).
 
 Outputs, in a new `logs/compare_<task>_<timestamp>/`: `train_loss.png`, `val_loss.png`,
 `val_<metric>.png` (one line per run), and `comparison.csv` / `comparison.md` (one row per run).
@@ -53,9 +54,9 @@ def _compare_variants(
         data,
     )
     trained = [r.member.log_dir for r in results if r.history]
-    result = comparison.write(
-        comparison.load(trained, config.train.best_metric, config.train.best_mode), log_dir
-    )
+    baseline = results[0].member.log_dir  # one_factor_variants: the baseline first
+    loaded = comparison.load(trained, config.train.best_metric, config.train.best_mode, baseline)
+    result = comparison.write(loaded, log_dir)
     runs.write_status(log_dir, config, "finished")
     print((log_dir / "comparison.md").read_text(), end="")
     return result
@@ -69,18 +70,22 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path, args) -> dict:
             "--mode=compare needs --runs=NAME,GLOB,... (runs under "
             f"{workdir / 'logs'} or their directories)"
         )
+    selected = comparison.resolve_runs(args.runs, workdir / "logs")
+    if selected.skipped:
+        print(
+            f"skipped {len(selected.skipped)} folder(s) --runs matched that are not training "
+            f"runs: {', '.join(d.name for d in selected.skipped)}"
+        )
     loaded = comparison.load(
-        comparison.resolve_runs(args.runs, workdir / "logs"),
-        config.train.best_metric,
-        config.train.best_mode,
+        selected.runs, config.train.best_metric, config.train.best_mode, selected.runs[0]
     )
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = config.run_name or f"compare_{config.task}_{stamp}"
     out_dir = files.unique_dir(workdir / "logs", name)
     result = comparison.write(loaded, out_dir)
     print(
-        f"compared {len(loaded.rows)} runs on val/{loaded.metric} (differing: "
-        f"{', '.join(result['differing_keys']) or 'nothing'}) -> {out_dir}"
+        f"compared {len(loaded.rows)} runs on val/{loaded.metric} against {loaded.baseline} "
+        f"(differing: {', '.join(result['differing_keys']) or 'nothing'}) -> {out_dir}"
     )
     print((out_dir / "comparison.md").read_text(), end="")
-    return result
+    return {**result, "skipped": [str(d) for d in selected.skipped]}

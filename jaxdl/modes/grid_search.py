@@ -82,9 +82,10 @@ def _run_grid(
         "groups": len({grid.architecture(m) for m in members}),
         "strategy": strategy,
         "seconds": seconds,
-        "best_run": top["run"],
-        f"best_val_{metric}": top[f"best_val_{metric}"],
-        "best_val_loss": top["val_loss"],
+        "best_run": top["run"],  # and its best epoch's figures:
+        "best_epoch": top["best_epoch"],
+        f"val/{metric}": top[f"best_val_{metric}"],
+        "val/loss": top["val_loss"],
         "best_config": str(log_dir / "best_config.py"),
         "summary": str(log_dir / "summary.md"),
     }

@@ -20,7 +20,9 @@ from jaxdl.utils import runs
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
-    """Runs the whole training (or resumes it); returns the headline figures (the JSON line).
+    """Runs the whole training (or resumes it); returns the headline figures (the JSON line):
+    `val/*` of the best epoch, `final/train/loss` of the last, `test/*` of the best checkpoint
+    (`test_outputs`: the folder of its `scores.json` and predictions).
 
     The data is loaded and checked before the run directory exists, and the run is locked
     while it trains (`runs.open_run`).
@@ -65,18 +67,15 @@ def _train_run(
         "run": log_dir.name,
         "checkpoint": str(checkpoint_dir),
         "best_epoch": result.best_epoch,
-        **{k.replace("/", "_"): v for k, v in best.items() if k.startswith("val/")},
-        "final_train_loss": result.history[-1]["train/loss"],
+        **{k: v for k, v in best.items() if k.startswith("val/")},
+        "final/train/loss": result.history[-1]["train/loss"],
     }
     if not overfit and config.train.evaluate_test:
         test = evaluation.evaluate_checkpoint(
             config, checkpoint_dir, "test", log_dir / "test", trainer
         )
-        summary |= {
-            f"test_{k}": v
-            for k, v in test.items()
-            if k not in ("split", "checkpoint", "outputs", "epoch")
-        }
+        summary |= {k: v for k, v in test.items() if k.startswith("test/")}
+        summary["test_outputs"] = test["outputs"]
     runs.write_status(log_dir, config, "finished")
     logging.info("training finished: %s", summary)
     return summary

@@ -2,8 +2,12 @@
 
 The curves come from each run's `metrics.jsonl` and the labels from the hyper-parameters that
 differ between the runs' `config.json`, so a one-factor comparison reads "lr=0.005" against
-"lr=0.02" without naming anything by hand. Every run is read and checked before anything is
-written.
+"lr=0.02" without naming anything by hand. One run is the baseline (compare's own config with
+`compare.run=True`, else the first run named), marked "(baseline)" in its label and named in the
+JSON line. Every run is read and checked before anything is written.
+
+Row keys follow the metric key style of every JSON line: `val/<metric>` and `val/loss` at the best
+epoch (`best_epoch`, as train reports them), `final/<split>/<metric>` at the last epoch.
 """
 
 import dataclasses
@@ -35,20 +39,49 @@ _NOT_HYPERPARAMETERS = (
 _OTHER_MODES = ("lr_finder", "grid", "compare", "analyze", "bench")
 
 
-def resolve_runs(patterns: Sequence[str], logs_dir: pathlib.Path) -> list[pathlib.Path]:
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """The runs `--runs` names, and the folders its globs matched that are not training runs."""
+
+    runs: list[pathlib.Path]
+    skipped: list[pathlib.Path]
+
+
+def is_training_run(directory: pathlib.Path) -> bool:
+    """Whether `directory` logged a training curve (`train/loss` in its metrics.jsonl), as train,
+    grid members and compare's variants do; evaluate, analyze, lr_finder, grid and compare
+    folders do not."""
+    path = directory / run_metrics.METRICS_FILE
+    return path.is_file() and '"train/loss"' in path.read_text(errors="replace")
+
+
+def resolve_runs(patterns: Sequence[str], logs_dir: pathlib.Path) -> Selection:
     """Run directories named by `patterns` (a directory, a run name under `logs_dir`, or a glob of
-    either), in order of first appearance, each once."""
+    either), in order of first appearance, each once. A glob keeps only the training runs it
+    matches (the others are `skipped`); a folder named without a glob is kept, and checked by
+    `load`."""
     found: dict[pathlib.Path, None] = {}
+    skipped: dict[pathlib.Path, None] = {}
     for pattern in patterns:
         matches = sorted(glob.glob(pattern)) + sorted(glob.glob(str(logs_dir / pattern)))
-        directories = [pathlib.Path(m) for m in matches if pathlib.Path(m).is_dir()]
+        directories = [pathlib.Path(m).resolve() for m in matches if pathlib.Path(m).is_dir()]
         if not directories:
             raise ConfigError(
                 f"--runs: {pattern!r} matches no run directory (looked for it as a "
                 f"path and under {logs_dir})"
             )
-        found.update(dict.fromkeys(d.resolve() for d in directories))
-    return list(found)
+        if glob.has_magic(pattern):
+            others = [d for d in directories if not is_training_run(d)]
+            directories = [d for d in directories if d not in others]
+            if not directories:
+                raise ConfigError(
+                    f"--runs: {pattern!r} matches no training run, only "
+                    f"{', '.join(d.name for d in others)} (no train/loss in their "
+                    f"{run_metrics.METRICS_FILE}); name runs written by --mode=train"
+                )
+            skipped.update(dict.fromkeys(others))
+        found.update(dict.fromkeys(directories))
+    return Selection(list(found), [d for d in skipped if d not in found])
 
 
 def _read_config(log_dir: pathlib.Path) -> dict[str, Any]:
@@ -121,41 +154,57 @@ def _run_row(log_dir: pathlib.Path, history: list[dict], metric: str, mode: str)
         "run": log_dir.name,
         "epochs": epochs[-1],
         "best_epoch": epochs[best],
-        f"best_val_{metric}": values[best],
-        "val_loss_at_best": val_loss.get(epochs[best]),
-        f"final_val_{metric}": values[-1],
-        "final_train_loss": final_train,
-        "final_val_loss": final_val,
+        f"val/{metric}": values[best],  # first of the val/ keys: `compared_metric` reads it
+        "val/loss": val_loss.get(epochs[best]),
+        f"final/val/{metric}": values[-1],
+        "final/train/loss": final_train,
+        "final/val/loss": final_val,
         "train_val_gap": final_val - final_train,
     }
+
+
+def compared_metric(columns: Sequence[str]) -> str:
+    """The metric a comparison table ranks by (`accuracy`), from its columns (comparison.csv)."""
+    return next(c for c in columns if c.startswith("val/"))[len("val/") :]
 
 
 @dataclasses.dataclass(frozen=True)
 class Comparison:
     """What was read and checked, before anything is written: per run its label, history and
-    table row; `keys` are the hyper-parameters that differ."""
+    table row; `keys` are the hyper-parameters that differ; `baseline` the baseline's run name."""
 
     metric: str
     labels: list[str]
     keys: list[str]
     histories: list[list[dict]]
     rows: list[dict]
+    baseline: str | None
 
 
-def load(log_dirs: Sequence[pathlib.Path], metric: str, mode: str) -> Comparison:
+def load(
+    log_dirs: Sequence[pathlib.Path],
+    metric: str,
+    mode: str,
+    baseline: pathlib.Path | None,
+) -> Comparison:
     """Reads and checks the runs in `log_dirs`. `metric` is the bare metric name (e.g.
-    `accuracy`, compared as `val/<metric>`); `mode` says whether its best is the max or the min."""
+    `accuracy`, compared as `val/<metric>`); `mode` says whether its best is the max or the min;
+    `baseline` is the run the others are compared against (None: no baseline among them)."""
     if not log_dirs:
         raise ConfigError("compare needs at least one run (--runs=NAME,GLOB,...)")
     configs = [_read_config(d) for d in log_dirs]
     keys = differing_hyperparameters(configs)
-    names = labels(log_dirs, configs, keys)
+    names = [
+        f"{label} (baseline)" if d == baseline else label
+        for d, label in zip(log_dirs, labels(log_dirs, configs, keys), strict=True)
+    ]
     histories = [run_metrics.read_history(d) for d in log_dirs]
     rows = [
         {"label": label, **{k: c.get(k) for k in keys}, **_run_row(d, h, metric, mode)}
         for d, c, h, label in zip(log_dirs, configs, histories, names, strict=True)
     ]
-    return Comparison(metric, names, keys, histories, rows)
+    marked = baseline.name if baseline in log_dirs else None
+    return Comparison(metric, names, keys, histories, rows, marked)
 
 
 def write(comparison: Comparison, out_dir: pathlib.Path) -> dict:
@@ -186,6 +235,7 @@ def write(comparison: Comparison, out_dir: pathlib.Path) -> dict:
         "mode": "compare",
         "dir": str(out_dir),
         "metric": metric,
+        "baseline": comparison.baseline,
         "differing_keys": comparison.keys,
         "runs": comparison.rows,
         "outputs": {

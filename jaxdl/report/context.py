@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from jaxdl import tasks
 from jaxdl.report import commands, discover
 from jaxdl.report.figures import Figures
+from jaxdl.training import evaluation
 from jaxdl.utils import run_metrics
 
 TODO = "**TODO (author):**"
@@ -111,17 +112,15 @@ def records(run: discover.Run) -> list[dict]:
 
 
 def scores(directory: pathlib.Path, split: str) -> tuple[int, dict[str, float]] | None:
-    """(epoch of the scored checkpoint, {metric: value}) from the `<split>/*` record that
-    evaluate wrote to `directory`'s metrics.jsonl, or None when there is none."""
-    if not (directory / run_metrics.METRICS_FILE).is_file():
+    """(epoch of the scored checkpoint, {metric: value}) from the `scores.json` an evaluation of
+    `split` wrote to `directory` (train's `test/`, or evaluate's folder), or None when there is
+    none. Metrics lose their `<split>/` prefix: `accuracy`, `f1/Smiling`."""
+    scored = discover.read_json(directory / evaluation.SCORES_FILE)
+    if scored is None or scored.get("split") != split:
         return None
-    for record in reversed(run_metrics.read_history(directory)):
-        found = {
-            key.split("/", 1)[1]: v for key, v in record.items() if key.startswith(f"{split}/")
-        }
-        if found:
-            return record["epoch"], found
-    return None
+    prefix = f"{split}/"
+    found = {k[len(prefix) :]: v for k, v in scored.items() if k.startswith(prefix)}
+    return scored["epoch"], found
 
 
 def grid_rows(grid: discover.Run) -> list[dict]:

@@ -8,12 +8,13 @@ Kinds, and when a directory counts as finished:
   `train.overfit_n` > 0);
 - `compare`: `comparison.md`; compare writes no config, so its task is the task of the runs it
   compared (the `run` column of `comparison.csv`, looked up among the run directories);
-- `evaluate`: `predictions.csv`, without `run_status.json` (`<checkpoint run>_evaluate_<split>`).
+- `evaluate`: `scores.json` (written last), in `logs/evaluate/<checkpoint run>_<split>/`; the run
+  and split it scored are read from that file (`checkpoint`, `split`), not from the folder name.
 The task of every other kind is the `task` key of the directory's `config.json`. A directory whose
 JSON cannot be read is not a run.
 
 Order: by the modification time of the file that marks the run finished (`run_status.json`,
-`summary.json`, `comparison.md`, `predictions.csv`), so "latest" is the run that finished last,
+`summary.json`, `comparison.md`, `scores.json`), so "latest" is the run that finished last,
 whatever its name says.
 """
 
@@ -22,9 +23,11 @@ import dataclasses
 import json
 import pathlib
 
+from jaxdl.training import evaluation
 from jaxdl.utils import runs as run_files
 
 KINDS = ("analyze", "overfit", "lr_finder", "grid_search", "train", "compare", "evaluate")
+_SCORED_KEYS = {"split", "checkpoint", "epoch"}  # what report reads of an evaluation's scores.json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Run:
     path: pathlib.Path
     config: dict  # its config.json ({} for compare)
     finished: float  # mtime of the file that marks it finished
+    scored: dict = dataclasses.field(default_factory=dict)  # evaluate: its scores.json
 
     @property
     def name(self) -> str:
@@ -52,6 +56,15 @@ class Runs:
 
     def latest(self, kind: str) -> Run | None:
         return self.all(kind)[-1] if self.all(kind) else None
+
+    def evaluations(self, name: str, split: str | None = None) -> list[Run]:
+        """The `--mode=evaluate` runs of the checkpoint of run `name` (of `split` if given)."""
+        return [
+            run
+            for run in self.all("evaluate")
+            if pathlib.Path(run.scored["checkpoint"]).name == name
+            and split in (None, run.scored["split"])
+        ]
 
     def find(self, name: str) -> pathlib.Path | None:
         """The directory of the run or grid member called `name` (as compare names them)."""
@@ -83,10 +96,21 @@ def _finished_kind(directory: pathlib.Path) -> tuple[str, pathlib.Path] | None:
     if summary.is_file():
         mode = (read_json(summary) or {}).get("mode")
         return (mode, summary) if mode in ("analyze", "lr_finder") else None
-    for kind, marker in (("compare", "comparison.md"), ("evaluate", "predictions.csv")):
-        if (directory / marker).is_file():
-            return kind, directory / marker
+    if (directory / "comparison.md").is_file():
+        return "compare", directory / "comparison.md"
     return None
+
+
+def _evaluations(logs_dir: pathlib.Path, task: str) -> list[Run]:
+    """The complete evaluations of `task` in `logs_dir/evaluate/`."""
+    found = []
+    for directory in sorted(logs_dir.glob(f"{evaluation.EVALUATIONS_DIR}/*/")):
+        marker = directory / evaluation.SCORES_FILE
+        scored = read_json(marker)
+        config = read_json(directory / "config.json") or {}
+        if config.get("task") == task and _SCORED_KEYS <= (scored or {}).keys():
+            found.append(Run("evaluate", directory, config, marker.stat().st_mtime, scored))
+    return found
 
 
 def _compared_task(runs: Runs, directory: pathlib.Path) -> str | None:
@@ -121,6 +145,8 @@ def find_runs(logs_dir: pathlib.Path, task: str) -> Runs:
         found.finished.setdefault(kind, []).append(
             Run(kind, directory, config, marker.stat().st_mtime)
         )
+    if evaluations := _evaluations(logs_dir, task):
+        found.finished["evaluate"] = evaluations
     for kind_runs in found.finished.values():
         kind_runs.sort(key=lambda run: run.finished)
     return found

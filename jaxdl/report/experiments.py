@@ -213,11 +213,9 @@ def grid_search(ctx: Context) -> Section:
 
 def _test_scores(ctx: Context, run: discover.Run) -> tuple[pathlib.Path, int, dict] | None:
     """(directory, epoch, metrics) of the run's test evaluation: the one train made (`test/`),
-    else the latest `<run>_evaluate_test` directory."""
+    else the latest `--mode=evaluate` of its checkpoint on the test split."""
     candidates = [run.path / "test"] + [
-        e.path
-        for e in reversed(ctx.runs.all("evaluate"))
-        if e.name.startswith(f"{run.name}_evaluate_test")
+        e.path for e in reversed(ctx.runs.evaluations(run.name, "test"))
     ]
     for directory in candidates:
         found = scores(directory, "test")
@@ -413,10 +411,8 @@ def _number(text: str):
 def _other_evaluations(ctx: Context, run: discover.Run) -> list[str]:
     """`--mode=evaluate` runs of this checkpoint, each split's metrics."""
     rows = []
-    for evaluation in ctx.runs.all("evaluate"):
-        if not evaluation.name.startswith(f"{run.name}_evaluate_"):
-            continue
-        split = evaluation.name[len(f"{run.name}_evaluate_") :].split("-")[0]
+    for evaluation in ctx.runs.evaluations(run.name):
+        split = evaluation.scored["split"]
         found = scores(evaluation.path, split)
         if found is not None:
             rows.append(

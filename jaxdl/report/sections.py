@@ -7,7 +7,7 @@ import json
 
 from jaxdl import config as config_lib
 from jaxdl import tasks
-from jaxdl.report import data_model, discover, experiments
+from jaxdl.report import comparison, data_model, discover, experiments
 from jaxdl.report.context import (
     TODO,
     Context,
@@ -50,9 +50,7 @@ def _commands(ctx: Context) -> list[tuple[str, str, bool]]:
     for number, compare in enumerate(runs.all("compare"), start=1):
         found.append((f"Comparison {number} (M7)", _compare_command(ctx, compare), True))
     if train is not None:
-        evaluated = (train.path / "test").is_dir() or any(
-            run.name.startswith(f"{train.name}_evaluate_") for run in runs.all("evaluate")
-        )
+        evaluated = (train.path / "test").is_dir() or bool(runs.evaluations(train.name))
         found.append(("Evaluation (M9)", ctx.evaluate_command(train), evaluated))
     found.append(("This report", ctx.command("report"), True))
     return found
@@ -60,11 +58,11 @@ def _commands(ctx: Context) -> list[tuple[str, str, bool]]:
 
 def _compare_command(ctx: Context, compare: discover.Run) -> str:
     """compare records no config: its runs come from comparison.csv, its metric from the
-    `best_val_<metric>` column; the rest of its config is the task's defaults."""
+    `val/<metric>` column; the rest of its config is the task's defaults."""
     with open(compare.path / "comparison.csv", newline="") as handle:
         reader = csv.DictReader(handle)
         names = [row["run"] for row in reader]
-        metric = next(c for c in reader.fieldnames if c.startswith("best_val_"))[len("best_val_") :]
+        metric = comparison.compared_metric(reader.fieldnames)
     paths = [ctx.runs.find(name) for name in names]
     relative = [
         str(path.relative_to(ctx.runs.logs_dir)) if path else name

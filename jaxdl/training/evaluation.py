@@ -1,9 +1,14 @@
 """A checkpoint scored on one split, and the evaluation outputs written from the scores.
 
-Outputs: metrics (`<split>/*` TensorBoard scalars) and a per-example `predictions.csv`; for
-multi-class tasks a confusion-matrix PNG and a per-class CSV, for multi-label tasks a
+Outputs: `scores.json` (split, checkpoint, epoch, examples and every metric), the same metrics as
+`<split>/*` TensorBoard scalars and one `metrics.jsonl` line, and a per-example `predictions.csv`;
+for multi-class tasks a confusion-matrix PNG and a per-class CSV, for multi-label tasks a
 per-attribute CSV. Only the evaluated split is read, so a dataset folder that holds just the test
 fold is enough. Model and features come from the checkpoint's own config.
+
+Metric keys have one style everywhere (TensorBoard tags, `metrics.jsonl`, `scores.json` and every
+mode's JSON line): `<split>/<metric>`, per attribute `<split>/<metric>/<attribute>`
+(`test/accuracy`, `test/f1/Smiling`).
 """
 
 import dataclasses
@@ -25,6 +30,10 @@ from jaxdl.utils.logging import RunLogger
 _FROM_CHECKPOINT = ("model", "features")
 # train keys that shape the optimizer state stored in the checkpoint (restored whole).
 _OPTIMIZER_LAYOUT = ("optimizer", "schedule", "warmup_steps")
+SCORES_FILE = "scores.json"  # written last: an evaluation folder holding it is complete
+# --mode=evaluate's outputs go to logs/<EVALUATIONS_DIR>/<run>_<split>/: apart from the runs, so
+# no glob of run names (compare's --runs) matches an evaluation.
+EVALUATIONS_DIR = "evaluate"
 
 
 def evaluation_config(config: ml_collections.ConfigDict, saved: dict) -> ml_collections.ConfigDict:
@@ -167,8 +176,14 @@ def score_checkpoint(
     )
 
 
+def split_metrics(split: str, results: dict) -> dict:
+    """`results` ({"accuracy": …, "f1/Smiling": …}) keyed as everywhere: `<split>/<metric>`."""
+    return {f"{split}/{key}": value for key, value in results.items()}
+
+
 def write_outputs(scores: Scores, out_dir: pathlib.Path) -> dict:
-    """Writes the outputs of `scores` into `out_dir`; returns split, epoch and metrics."""
+    """Writes the outputs of `scores` into `out_dir`; returns what `scores.json` holds (split,
+    checkpoint, epoch, examples, `<split>/<metric>` values) and `outputs`, the folder."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if scores.kind == "multiclass":
         _multiclass_outputs(scores.split, scores.probabilities, scores.sums, scores.names, out_dir)
@@ -177,18 +192,19 @@ def write_outputs(scores: Scores, out_dir: pathlib.Path) -> dict:
             scores.split, scores.probabilities, scores.sums, scores.results, scores.names, out_dir
         )
     split = scores.split.name
-    scalars = {f"{split}/{k}": v for k, v in scores.results.items()}
+    values = split_metrics(split, scores.results)
     with RunLogger(out_dir, scores.config.to_dict()) as logger:
-        logger.scalars(scores.epoch, scalars)
-        logger.log_epoch({"epoch": scores.epoch, **scalars})  # what report reads back
-    return {
+        logger.scalars(scores.epoch, values)
+        logger.log_epoch({"epoch": scores.epoch, **values})
+    scored = {
         "split": split,
         "checkpoint": str(scores.checkpoint),
         "epoch": scores.epoch,
         "examples": len(scores.probabilities),
-        **scores.results,
-        "outputs": str(out_dir),
+        **values,
     }
+    files.write_json_atomic(out_dir / SCORES_FILE, scored)
+    return {**scored, "outputs": str(out_dir)}
 
 
 def evaluate_checkpoint(

@@ -1,5 +1,5 @@
 """compare: one-factor variants trained through the grid machinery, overlays and a table whose
-values are those the runs logged; clear errors for what matches nothing."""
+values are those the runs logged, the baseline marked; clear errors for what matches nothing."""
 
 import csv
 import json
@@ -41,12 +41,21 @@ def test_baseline_and_one_variant_per_factor_are_trained_and_tabulated(compared)
         records = _records(log_dir)
         assert int(row["epochs"]) == 2 == len(records)
         best = max(records, key=lambda r: r["val/accuracy"])
-        assert float(row["best_val_accuracy"]) == pytest.approx(best["val/accuracy"])
-        assert float(row["final_train_loss"]) == pytest.approx(records[-1]["train/loss"])
-        assert float(row["final_val_loss"]) == pytest.approx(records[-1]["val/loss"])
+        assert float(row["val/accuracy"]) == pytest.approx(best["val/accuracy"])
+        assert float(row["final/train/loss"]) == pytest.approx(records[-1]["train/loss"])
+        assert float(row["final/val/loss"]) == pytest.approx(records[-1]["val/loss"])
     for path in result["outputs"]["figures"].values():
         width, height = Image.open(path).size
         assert width >= 400 and height >= 300
+
+
+def test_the_baseline_is_compares_own_config_and_marked(compared):
+    """The baseline is the variant that changes nothing (lr 0.01, kernel 3), wherever its group
+    trains; its label says so, and the JSON line names it."""
+    config, _, result = compared
+    (baseline,) = [r for r in result["runs"] if r["label"].endswith(" (baseline)")]
+    assert result["baseline"] == baseline["run"]
+    assert baseline["train.lr"] == config.train.lr and baseline["model.kernel_size"] == 3
 
 
 def test_a_pattern_matching_nothing_is_named(compared):

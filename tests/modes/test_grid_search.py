@@ -54,6 +54,10 @@ def test_summary_ranks_every_member_with_its_best_epoch(grid):
     assert summary["members"] == 4 and summary["groups"] == 2 and len(rows) == 4
     scores = [float(r["best_val_accuracy"]) for r in rows]
     assert scores == sorted(scores, reverse=True)
+    top = {"best_run": rows[0]["run"], "best_epoch": int(rows[0]["best_epoch"])}
+    assert {k: summary[k] for k in top} == top  # the JSON line: the best member's best epoch
+    assert summary["val/accuracy"] == pytest.approx(scores[0])
+    assert summary["val/loss"] == pytest.approx(float(rows[0]["val_loss"]))
     assert [r["rank"] for r in rows] == ["1", "2", "3", "4"]
     for row in rows:
         records = _records(log_dir / row["run"])
@@ -195,7 +199,7 @@ def test_rerunning_an_unfinished_grid_retrains_no_finished_member(grid):
     again = grid_search.run(config, workdir, ModeArgs())  # every member is already complete
     assert again["run"] == summary["run"]
     assert again["best_run"] == summary["best_run"]
-    assert again["best_val_accuracy"] == summary["best_val_accuracy"]
+    assert again["val/accuracy"] == summary["val/accuracy"]
     assert _untouched_state(workdir, summary["run"]) == before  # no step saved, no line logged
 
 

@@ -2,6 +2,7 @@
 reproduces the test metrics from the checkpoint and writes the task's outputs."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -37,11 +38,11 @@ def _tiny(task: str, tmp_path):
 def test_multiclass_image_task_learns_and_evaluates(task, tmp_path):
     config = _tiny(task, tmp_path)
     summary = train.train_and_evaluate(config, tmp_path)
-    assert summary["val_accuracy"] >= 2.5 * (1 / 5), summary
+    assert summary["val/accuracy"] >= 2.5 * (1 / 5), summary
     again = evaluation.evaluate_checkpoint(config, summary["checkpoint"], "test", tmp_path / "eval")
-    assert again["accuracy"] == summary["test_accuracy"]
+    assert again["test/accuracy"] == summary["test/accuracy"]
     rows = list(csv.DictReader((tmp_path / "eval" / "predictions.csv").open()))
-    assert len(rows) == summary["test_examples"]
+    assert len(rows) == again["examples"]
     assert (tmp_path / "eval" / "confusion_matrix_test.png").stat().st_size > 1000
 
 
@@ -49,12 +50,20 @@ def test_celeba_multilabel_learns_and_reports_per_attribute(tmp_path):
     config = _tiny("celeba", tmp_path)
     summary = train.train_and_evaluate(config, tmp_path)
     # The per-attribute majority baseline's mean accuracy on these rates is about 0.8.
-    assert summary["val_mean_accuracy"] > 0.85, summary
-    assert summary["test_macro_f1"] > 0.5, summary
+    assert summary["val/mean_accuracy"] > 0.85, summary
+    assert summary["test/macro_f1"] > 0.5, summary
     again = evaluation.evaluate_checkpoint(config, summary["checkpoint"], "test", tmp_path / "eval")
-    assert again["macro_f1"] == summary["test_macro_f1"]
+    assert again["test/macro_f1"] == summary["test/macro_f1"]
     per_attribute = list(csv.DictReader((tmp_path / "eval" / "per_attribute.csv").open()))
     assert [r["attribute"] for r in per_attribute] == list(config.data.attributes)
-    assert np.mean([float(r["f1"]) for r in per_attribute]) == pytest.approx(again["macro_f1"])
+    assert np.mean([float(r["f1"]) for r in per_attribute]) == pytest.approx(again["test/macro_f1"])
     rows = list(csv.DictReader((tmp_path / "eval" / "predictions.csv").open()))
-    assert len(rows) == summary["test_examples"] and "Smiling_probability" in rows[0]
+    assert len(rows) == again["examples"] and "Smiling_probability" in rows[0]
+    # Every per-attribute figure in scores.json beside predictions.csv, keyed as the val ones.
+    scores = json.loads((tmp_path / "eval" / "scores.json").read_text())
+    for row in per_attribute:
+        for metric in ("accuracy", "precision", "recall", "f1"):
+            key = f"{metric}/{row['attribute']}"
+            assert scores[f"test/{key}"] == pytest.approx(float(row[metric]), abs=1e-6), key
+            assert f"val/{key}" in summary and summary[f"test/{key}"] == scores[f"test/{key}"]
+    assert {k for k in summary if k.startswith(("val_", "test_"))} == {"test_outputs"}

@@ -362,7 +362,8 @@ def test_import_then_evaluate_predicts_like_pytorch(tmp_path, synthetic_esc50):
         probabilities = torch.softmax(reference(torch.from_numpy(features)), -1).numpy()
     predicted = probabilities.argmax(-1)
     assert result["epoch"] == 7 and result["examples"] == len(records) == 40
-    assert result["accuracy"] == pytest.approx(np.mean(predicted == [r["label"] for r in records]))
+    accuracy = np.mean(predicted == [r["label"] for r in records])
+    assert result["test/accuracy"] == pytest.approx(accuracy)
     rows = list(csv.DictReader(open(f"{result['outputs']}/predictions.csv")))
     assert [row["predicted_label"] for row in rows] == [split.class_names[p] for p in predicted]
     np.testing.assert_allclose(

@@ -1,4 +1,5 @@
-"""End to end on synthetic ESC-50: train learns, outputs are complete, evaluate reproduces it."""
+"""End to end on synthetic ESC-50: train learns, outputs are complete (the test scores in
+`scores.json`), evaluate reproduces it in `logs/evaluate/`, under the same keys."""
 
 import csv
 import json
@@ -24,9 +25,33 @@ def trained(tmp_path_factory):
 def test_short_training_beats_chance_by_a_wide_margin(trained):
     _, _, summary = trained
     chance = 1 / 10
-    assert summary["val_accuracy"] >= 4 * chance
-    assert summary["test_accuracy"] >= 3 * chance
-    assert summary["test_examples"] == 40
+    assert summary["val/accuracy"] >= 4 * chance
+    assert summary["test/accuracy"] >= 3 * chance
+
+
+def test_train_writes_the_test_scores_to_scores_json_and_its_json_line(trained):
+    """One key style: `val/*` and `test/*` as in TensorBoard and metrics.jsonl, in the JSON line
+    and in `logs/<run>/test/scores.json` beside predictions.csv."""
+    _, workdir, summary = trained
+    test_dir = workdir / "logs" / summary["run"] / "test"
+    assert summary["test_outputs"] == str(test_dir)
+    scores = json.loads((test_dir / "scores.json").read_text())
+    metrics = ("loss", "accuracy", "macro_f1", "top5_accuracy")
+    assert scores == {
+        "split": "test",
+        "checkpoint": summary["checkpoint"],
+        "epoch": summary["best_epoch"],
+        "examples": 40,
+        **{f"test/{m}": summary[f"test/{m}"] for m in metrics},
+    }
+    assert (test_dir / "predictions.csv").is_file()
+    keys = {k for k in summary if "/" in k}
+    assert keys == {f"{s}/{m}" for s in ("val", "test") for m in metrics} | {"final/train/loss"}
+    (record,) = [json.loads(line) for line in (test_dir / "metrics.jsonl").read_text().splitlines()]
+    assert record == {
+        "epoch": summary["best_epoch"],
+        **{f"test/{m}": scores[f"test/{m}"] for m in metrics},
+    }
 
 
 def test_run_directory_holds_config_metrics_and_event_tags(trained):
@@ -57,17 +82,23 @@ def test_evaluate_scores_the_best_epoch_logged_with_its_logged_val_metrics(train
     assert best["epoch"] < records[-1]["epoch"]  # else "keep the latest" would pass as well
     result = evaluate.run(config, tmp_path, ModeArgs(checkpoint=summary["checkpoint"], split="val"))
     assert result["epoch"] == best["epoch"] == summary["best_epoch"]
-    for key in ("accuracy", "macro_f1", "top5_accuracy"):  # counts: equal exactly
-        assert result[key] == best[f"val/{key}"], key
-    assert result["loss"] == pytest.approx(best["val/loss"], rel=1e-6)
-    assert result["examples"] == 40 and pathlib.Path(result["outputs"]).parent == tmp_path / "logs"
+    for key in ("val/accuracy", "val/macro_f1", "val/top5_accuracy"):  # counts: equal exactly
+        assert result[key] == best[key] == summary[key], key
+    assert result["val/loss"] == pytest.approx(best["val/loss"], rel=1e-6)
+    out = tmp_path / "logs" / "evaluate" / f"{summary['run']}_val"
+    assert result["examples"] == 40 and result["outputs"] == str(out)
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores == {k: v for k, v in result.items() if k not in ("mode", "outputs")}
+    assert scores["split"] == "val" and scores["checkpoint"] == summary["checkpoint"]
+    again = evaluate.run(config, tmp_path, ModeArgs(checkpoint=summary["checkpoint"], split="val"))
+    assert again["outputs"] == f"{out}-2"  # never reused
 
 
 def test_evaluate_writes_predictions_per_class_and_confusion_outputs(trained, tmp_path):
     config, workdir, summary = trained
     again = evaluation.evaluate_checkpoint(config, summary["checkpoint"], "test", tmp_path / "eval")
-    for key in ("loss", "accuracy", "macro_f1", "top5_accuracy"):
-        assert again[key] == summary[f"test_{key}"], key
+    for key in ("test/loss", "test/accuracy", "test/macro_f1", "test/top5_accuracy"):
+        assert again[key] == summary[key], key
     rows = list(csv.DictReader((tmp_path / "eval" / "predictions.csv").open()))
     assert len(rows) == 40 and set(rows[0]) == {
         "filename",
@@ -76,13 +107,13 @@ def test_evaluate_writes_predictions_per_class_and_confusion_outputs(trained, tm
         "probability",
     }
     accuracy = np.mean([r["true_label"] == r["predicted_label"] for r in rows])
-    assert accuracy == pytest.approx(again["accuracy"])
+    assert accuracy == pytest.approx(again["test/accuracy"])
     per_class = list(csv.DictReader((tmp_path / "eval" / "per_class.csv").open()))
     assert len(per_class) == 10 and sum(int(r["support"]) for r in per_class) == 40
     width, height = Image.open(tmp_path / "eval" / "confusion_matrix_test.png").size
     assert width > 300 and height > 300
     assert tensorboard_scalars(tmp_path / "eval")["test/accuracy"][0][1] == pytest.approx(
-        again["accuracy"]
+        again["test/accuracy"]
     )
 
 
@@ -103,7 +134,7 @@ def test_evaluate_needs_only_the_test_fold(trained, tmp_path):
     result = evaluation.evaluate_checkpoint(
         eval_config, summary["checkpoint"], "test", tmp_path / "e"
     )
-    assert result["accuracy"] == summary["test_accuracy"]
+    assert result["test/accuracy"] == summary["test/accuracy"]
 
 
 def test_a_checkpoint_is_scored_whatever_optimizer_and_schedule_the_command_line_names(tmp_path):
@@ -112,8 +143,8 @@ def test_a_checkpoint_is_scored_whatever_optimizer_and_schedule_the_command_line
     summary = train.train_and_evaluate(config, tmp_path)
     plain = tiny_esc50_config(tmp_path, optimizer="sgd")  # schedule "none", no warmup
     result = evaluate.run(plain, tmp_path, ModeArgs(checkpoint=summary["checkpoint"]))
-    assert result["accuracy"] == summary["test_accuracy"]
-    assert result["loss"] == pytest.approx(summary["test_loss"], rel=1e-6)
+    assert result["test/accuracy"] == summary["test/accuracy"]
+    assert result["test/loss"] == pytest.approx(summary["test/loss"], rel=1e-6)
 
 
 def test_overfit_mode_drives_the_train_loss_down_on_the_subset(tmp_path):

@@ -97,11 +97,12 @@ def train_and_evaluate(config, root: pathlib.Path) -> dict:
     )
     one = parts.objective.summary(sums)
     rows = list(csv.DictReader((log_dir / "test" / "predictions.csv").open()))
+    scored = json.loads((log_dir / "test" / "scores.json").read_text())
     return {
         "curves": _curves(log_dir),
         "test": {
-            "eight": {k: eight[f"test_{k}"] for k in ("loss", "accuracy", "macro_f1")}
-            | {"examples": eight["test_examples"]},
+            "eight": {k: eight[f"test/{k}"] for k in ("loss", "accuracy", "macro_f1")}
+            | {"examples": scored["examples"]},
             "one": {k: float(one[k]) for k in ("loss", "accuracy", "macro_f1")}
             | {"examples": len(probabilities)},
         },
