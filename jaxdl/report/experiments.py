@@ -283,8 +283,8 @@ def comparisons(ctx: Context) -> Section:
                 ctx.command("compare", flags=[f"--runs={pattern}"]),
             )
             + todo(
-                "M7: three comparisons (LR, weight decay, model hyper-parameters), one sentence each: "
-                "expected vs observed."
+                "M7: three comparisons (LR, weight decay, model hyper-parameters), one sentence "
+                "each: expected vs observed."
             ),
             missing=True,
         )

@@ -66,7 +66,7 @@ def _compare_command(ctx: Context, compare: discover.Run) -> str:
     paths = [ctx.runs.find(name) for name in names]
     relative = [
         str(path.relative_to(ctx.runs.logs_dir)) if path else name
-        for path, name in zip(paths, names)
+        for path, name in zip(paths, names, strict=True)
     ]
     config = with_override(ctx.defaults, "train.best_metric", metric)
     return ctx.command("compare", config, [f"--runs={','.join(relative)}"])
