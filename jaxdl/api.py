@@ -4,7 +4,7 @@
 
     config = jaxdl.load_config("esc50", "synthetic", train={"epochs": 1, "lr": 0.01})
     result = jaxdl.run("train", config, workdir="runs")
-    result["best_epoch"], result["checkpoint"]
+    result["val/accuracy"], result["best_epoch"], result["checkpoint"]
 
 A config is checked as the command line checks it (unknown keys with the closest existing one,
 types, ranges) and a mode returns the dict the command line prints as its last line. See

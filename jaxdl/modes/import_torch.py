@@ -114,7 +114,7 @@ def import_checkpoint(
         "hyperparameters_from": sources,
         "classes": len(names),
         "class_names_from": names_from,
-        **{f"val_{k}": v for k, v in saved.metrics.items()},
+        **{f"val/{k}": v for k, v in saved.metrics.items()},
     }
 
 

@@ -351,7 +351,7 @@ def test_import_then_evaluate_predicts_like_pytorch(tmp_path, synthetic_esc50):
     assert imported["tensors"] == 20  # 3 × (conv weight, bias, 4 BN tensors) + fc weight, bias
     assert imported["parameters"] == sum(p.numel() for p in reference.parameters())
     assert imported["class_names_from"] == "dataset" and imported["classes"] == 10
-    assert imported["val_accuracy"] == 0.25
+    assert imported["val/accuracy"] == 0.25
     assert (tmp_path / "checkpoints" / imported["run"]).is_dir()
 
     result = evaluate.run(config, tmp_path, ModeArgs(checkpoint=imported["checkpoint"]))
