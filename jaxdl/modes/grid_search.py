@@ -71,7 +71,7 @@ def _run_grid(
         best,
         config,
         f"Best of grid {log_dir.name}: {top['run']}, val {metric} "
-        f"{top[f'best_val_{metric}']:.4f} at epoch {top['best_epoch']}.",
+        f"{top[f'val/{metric}']:.4f} at epoch {top['best_epoch']}.",
     )
     runs.write_status(log_dir, config, "finished")
     print(markdown.rows_table(rows[:10], list(rows[0])))
@@ -84,8 +84,8 @@ def _run_grid(
         "seconds": seconds,
         "best_run": top["run"],  # and its best epoch's figures:
         "best_epoch": top["best_epoch"],
-        f"val/{metric}": top[f"best_val_{metric}"],
-        "val/loss": top["val_loss"],
+        f"val/{metric}": top[f"val/{metric}"],
+        "val/loss": top["val/loss"],
         "best_config": str(log_dir / "best_config.py"),
         "summary": str(log_dir / "summary.md"),
     }

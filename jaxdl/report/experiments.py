@@ -152,12 +152,12 @@ def _grid_table(grid: discover.Run, rows: list[dict]) -> list[str]:
         "weight_decay",
         *keys,
         "seed",
-        f"best_val_{metric}",
-        "val_loss",
+        f"val/{metric}",
+        "val/loss",
         "best_epoch",
         "notes",
     )
-    numeric = (f"best_val_{metric}", "val_loss")
+    numeric = (f"val/{metric}", "val/loss")
     return table(
         columns, [[float(r[c]) if c in numeric and r[c] else r[c] for c in columns] for r in rows]
     )
@@ -168,8 +168,8 @@ def _best_member(grid: discover.Run, rows: list[dict]) -> str:
     top = rows[0]
     return (
         f"**Best** (by best val {metric}): `{top['run']}` — val {metric} "
-        f"{float(top[f'best_val_{metric}']):.4f} at epoch {top['best_epoch']}, val loss "
-        f"{float(top['val_loss']):.4f}"
+        f"{float(top[f'val/{metric}']):.4f} at epoch {top['best_epoch']}, val loss "
+        f"{float(top['val/loss']):.4f}"
     )
 
 

@@ -212,15 +212,15 @@ def summary_rows(results: list[fit.Result], config: ml_collections.ConfigDict) -
             {
                 "run": result.member.name,
                 **hparams.varied(result.member.config),
-                f"best_val_{metric}": best.get(f"val/{metric}", float("nan")),
-                "val_loss": best.get("val/loss", float("nan")),
+                f"val/{metric}": best.get(f"val/{metric}", float("nan")),
+                "val/loss": best.get("val/loss", float("nan")),
                 "best_epoch": result.best_epoch or "",
-                "final_train_loss": result.history[-1]["train/loss"] if result.history else "",
+                "final/train/loss": result.history[-1]["train/loss"] if result.history else "",
                 "seconds": round(result.seconds, 1),
                 "notes": "diverged" if result.diverged else "",
             }
         )
-    key = f"best_val_{metric}"
+    key = f"val/{metric}"
     finished = sorted(
         (r for r in rows if r[key] == r[key]), key=lambda r: r[key], reverse=mode == "max"
     )

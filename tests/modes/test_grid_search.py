@@ -52,19 +52,28 @@ def test_summary_ranks_every_member_with_its_best_epoch(grid):
     log_dir = workdir / "logs" / summary["run"]
     rows = list(csv.DictReader((log_dir / "summary.csv").open()))
     assert summary["members"] == 4 and summary["groups"] == 2 and len(rows) == 4
-    scores = [float(r["best_val_accuracy"]) for r in rows]
+    scores = [float(r["val/accuracy"]) for r in rows]
     assert scores == sorted(scores, reverse=True)
     top = {"best_run": rows[0]["run"], "best_epoch": int(rows[0]["best_epoch"])}
     assert {k: summary[k] for k in top} == top  # the JSON line: the best member's best epoch
     assert summary["val/accuracy"] == pytest.approx(scores[0])
-    assert summary["val/loss"] == pytest.approx(float(rows[0]["val_loss"]))
+    assert summary["val/loss"] == pytest.approx(float(rows[0]["val/loss"]))
     assert [r["rank"] for r in rows] == ["1", "2", "3", "4"]
+    assert list(rows[0])[-6:] == [  # compare's column names
+        "val/accuracy",
+        "val/loss",
+        "best_epoch",
+        "final/train/loss",
+        "seconds",
+        "notes",
+    ]
     for row in rows:
         records = _records(log_dir / row["run"])
         assert [r["epoch"] for r in records] == [1, 2]
         best = next(r for r in records if r["epoch"] == int(row["best_epoch"]))
-        assert float(row["best_val_accuracy"]) == pytest.approx(best["val/accuracy"])
-        assert float(row["val_loss"]) == pytest.approx(best["val/loss"])
+        assert float(row["val/accuracy"]) == pytest.approx(best["val/accuracy"])
+        assert float(row["val/loss"]) == pytest.approx(best["val/loss"])
+        assert float(row["final/train/loss"]) == pytest.approx(records[-1]["train/loss"])
         assert best["val/accuracy"] == max(r["val/accuracy"] for r in records)
         assert (workdir / "checkpoints" / summary["run"] / row["run"]).is_dir()
     assert {(r["lr"], r["kernel_size"]) for r in rows} == {
@@ -105,7 +114,7 @@ def test_hparams_tab_holds_each_members_values_and_metrics(grid):
         assert hparams["hparams"]["lr"] == pytest.approx(float(row["lr"]))
         assert hparams["hparams"]["kernel_size"] == pytest.approx(float(row["kernel_size"]))
         assert hparams["metrics"]["hparam/best_val_accuracy"] == pytest.approx(
-            float(row["best_val_accuracy"])
+            float(row["val/accuracy"])
         )
 
 

@@ -125,8 +125,9 @@ def test_report_holds_the_numbers_found_in_the_logs(project):
 
     rows = list(csv.DictReader((workdir / "logs" / project.grid["run"] / "summary.csv").open()))
     grid = _section(text, 5)
-    assert f"`{rows[0]['run']}` — val accuracy {float(rows[0]['best_val_accuracy']):.4f}" in grid
+    assert f"`{rows[0]['run']}` — val accuracy {float(rows[0]['val/accuracy']):.4f}" in grid
     assert all(f"| {row['run']} | {row['lr']} |" in grid for row in rows)
+    assert "| seed | val/accuracy | val/loss | best_epoch | notes |" in grid
 
     per_class = list(
         csv.DictReader(
