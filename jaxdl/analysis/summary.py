@@ -163,11 +163,11 @@ def headline(summary: dict) -> dict:
         "classes": summary["card"]["num_classes"],
         "census_problems": len(summary["census"]["problems"]),
         **{
-            f"majority_{split}_{m}": majority[split][m]
+            f"majority/{split}/{m}": majority[split][m]
             for split in ("val", "test")
             for m in metrics
         },
-        **{f"random_{split}_{m}": expected[split][m] for split in ("val", "test") for m in metrics},
+        **{f"random/{split}/{m}": expected[split][m] for split in ("val", "test") for m in metrics},
         "initial_loss": summary["first_batch"]["loss"],
         "chance_loss": summary["first_batch"]["chance_loss"],
         "global_grad_norm": summary["first_batch"]["global_grad_norm"],
@@ -182,9 +182,9 @@ def brief(summary: dict) -> list[str]:
     splits = summary["splits"]
     sizes = ", ".join(f"{name} {count:,}" for name, count in splits.items())
     line = headline(summary)
-    scored = [k.split("_", 2)[2] for k in line if k.startswith("majority_val_")]
-    majority = ", ".join(f"{m} {line[f'majority_val_{m}']:.4f}" for m in scored)
-    random = ", ".join(f"{m} {line[f'random_val_{m}']:.4f}" for m in scored)
+    scored = [k.removeprefix("majority/val/") for k in line if k.startswith("majority/val/")]
+    majority = ", ".join(f"{m} {line[f'majority/val/{m}']:.4f}" for m in scored)
+    random = ", ".join(f"{m} {line[f'random/val/{m}']:.4f}" for m in scored)
     check = summary["first_batch"]
     verdict = "within" if check["within_tolerance"] else "OUTSIDE"
     problems = line["census_problems"]

@@ -82,7 +82,7 @@ def test_esc50_prints_a_brief_summary_and_where_the_analysis_is(esc50_run):
     assert brief[2] == "  census: 50 raw files, 0 problem(s)"
     assert brief[3] == (
         "  val baselines: majority accuracy 0.1000, macro_f1 0.0182; "
-        f"random accuracy 0.1000, macro_f1 {result['random_val_macro_f1']:.4f}"
+        f"random accuracy 0.1000, macro_f1 {result['random/val/macro_f1']:.4f}"
     )
     check = summary["first_batch"]
     verdict = "within" if check["within_tolerance"] else "OUTSIDE"
@@ -146,7 +146,7 @@ def test_esc50_sizes_distribution_and_baselines_match_the_generated_folds(esc50_
     for split in ("val", "test"):
         expected = summary["baselines"]["random"]["expected"][split]
         simulated = summary["baselines"]["random"]["simulated"][split]
-        assert expected["accuracy"] == result[f"random_{split}_accuracy"] == 1 / 10
+        assert expected["accuracy"] == result[f"random/{split}/accuracy"] == 1 / 10
         assert abs(simulated["accuracy"] - 1 / 10) <= 4 * simulated["accuracy_std"] / math.sqrt(20)
         assert abs(simulated["macro_f1"] - expected["macro_f1"]) <= (
             4 * simulated["macro_f1_std"] / math.sqrt(20)
@@ -242,7 +242,7 @@ def test_celeba_rates_and_baselines_match_the_annotation_files(celeba_run):
     assert list(majority["predicted_positive"].values()) == predicted.tolist()
     for split in ("val", "test"):
         accuracy = (targets[split] == predicted).mean(axis=0)
-        assert result[f"majority_{split}_mean_accuracy"] == pytest.approx(accuracy.mean())
+        assert result[f"majority/{split}/mean_accuracy"] == pytest.approx(accuracy.mean())
         for j, attribute in enumerate(config.data.attributes):
             assert majority[split][f"accuracy/{attribute}"] == pytest.approx(accuracy[j])
         assert summary["baselines"]["random"]["expected"][split]["mean_accuracy"] == 0.5
