@@ -24,10 +24,10 @@ fastai's β = 0.98 when that is 0 (the stop rule then reads the raw loss, as the
 - The longest valley is the longest strictly decreasing subsequence of the smoothed loss (noise
   breaks no run of it); it ends at `end` (the first index of the longest) and starts
   `lds[end]` points earlier (`start`, fastai's estimate).
-- Suggested lr: the lr at `start + ⌊L/3⌋ + ⌊L/6⌋` (L = end − start), half-way down the valley,
-  where the loss falls fastest and the divergence is far. A one-step dip before the divergence
-  moves the minimum of a raw curve (and a tenth of it, the former rule) by up to a decade, but
-  the valley by at most one point.
+- Suggested lr: the lr at `start + ⌊L/3⌋ + ⌊L/6⌋` (L = end − start), half-way down the valley:
+  well into the descent, far from the divergence. A one-step dip just before the divergence
+  moves the minimum of a raw curve, and a tenth of it (the former rule), by up to a decade; here
+  it is left out with the last 5 steps or, smoothed, dents the curve by 2% of its depth (β 0.98).
 - Fallback, when the loss never decreases (no valley): fastai's "minimum": a tenth of the lr of
   the lowest smoothed loss, never below the first lr swept.
 """
@@ -250,7 +250,8 @@ def sweep(
     losses = step_losses(model.steps.train, model.state, batches, lrs, model.mesh)
     with tqdm(total=finder.steps, desc="lr_finder", unit="step") as bar:
         for step, (lr, loss, finite) in enumerate(losses, start=1):
-            first_done = time.perf_counter() if step == 1 else first_done
+            if step == 1:
+                first_done = time.perf_counter()  # compiled and run once: the rate starts here
             _, reason = monitor.update(loss, finite)
             smoothed = curve.update(loss) if reason != NON_FINITE else float("nan")
             rows.append({"step": step, "lr": lr, "loss": loss, "smoothed_loss": smoothed})
