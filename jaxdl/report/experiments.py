@@ -22,6 +22,7 @@ from jaxdl.report.context import (
     value,
 )
 from jaxdl.report.figures import image
+from jaxdl.training import lr_sweep
 
 MAX_EPOCH_ROWS = 30  # longer histories show their first and last 10 epochs
 
@@ -93,6 +94,12 @@ def overfit(ctx: Context) -> Section:
     return Section(title, lines)
 
 
+def _rule_text(rule: str) -> str:
+    if rule == lr_sweep.VALLEY:
+        return "valley rule: half-way down the longest descent of the smoothed loss"
+    return "the loss never fell: a tenth of the lr of its lowest point"
+
+
 def lr_finder(ctx: Context) -> Section:
     """§4 (M4): the sweep, its suggestion and window, and the LR/WD the final training used."""
     title = "4) LR finder"
@@ -100,9 +107,7 @@ def lr_finder(ctx: Context) -> Section:
     if run is None:
         return Section(
             title,
-            not_run(
-                "the LR finder curve, stable window and suggested LR (M4)", ctx.command("lr_finder")
-            )
+            not_run("the LR finder curve, valley and suggested LR (M4)", ctx.command("lr_finder"))
             + todo("M4: the chosen LR and weight decay, and why."),
             missing=True,
         )
@@ -127,10 +132,10 @@ def lr_finder(ctx: Context) -> Section:
         f"`lr_finder/loss`); stops at a non-finite loss or when the {smoothed}loss exceeds "
         f"{finder['divergence_factor']:g}× its best after {finder['min_steps']} steps",
         f"- **Sweep**: {s['steps_run']} of {s['steps_planned']} steps, stop: {s['stop_reason']}",
-        f"- **Lowest {smoothed}loss**: {s['min_loss']:.4f} at lr {s['lr_at_min']:.3g}",
-        f"- **Stable window**: {s['window'][0]:.3g} → {s['window'][1]:.3g}",
-        f"- **Suggested LR**: {s['suggested_lr']:.3g} (a tenth of the lr at the lowest loss, "
-        "kept inside the window)",
+        f"- **Lowest smoothed loss** (EMA β = {s['rule_smoothing']:g}): {s['min_loss']:.4f} at "
+        f"lr {s['lr_at_min']:.3g}",
+        f"- **Valley**: {s['window'][0]:.3g} → {s['window'][1]:.3g}",
+        f"- **Suggested LR**: {s['suggested_lr']:.3g} ({_rule_text(s['rule'])})",
         f"- **Choice for the following**: {choice}",
         "",
         image(figure, "LR finder: loss against learning rate"),
