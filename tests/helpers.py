@@ -133,8 +133,11 @@ def tensorboard_hparams(log_dir: pathlib.Path) -> dict[str, dict]:
 
 @contextlib.contextmanager
 def counting_compilations():
-    """The XLA backend compilations inside the block, one list entry each."""
+    """The XLA backend compilations inside the block, one list entry each (the session's persistent
+    compilation cache is off meanwhile: a program it holds would not count)."""
     names = []
+    cache_was_on = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
 
     def listener(name, seconds, **kwargs):
         if name == "/jax/core/compile/backend_compile_duration":
@@ -145,3 +148,4 @@ def counting_compilations():
         yield names
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
+        jax.config.update("jax_enable_compilation_cache", cache_was_on)
