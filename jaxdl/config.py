@@ -50,7 +50,9 @@ def base_config(task: str) -> ml_collections.ConfigDict:
     config.data.source = "auto"  # auto: data.dir if set, else download | synthetic
     config.data.dir = ""  # dataset in its official on-disk layout
     config.data.cache_dir = ""  # empty: $JAXDL_CACHE or ~/.cache/jaxdl
-    config.data.workers = 0  # grain worker processes (0: in-process, threads only)
+    config.data.workers = -1  # grain worker processes; -1: auto (0 on CPU, sized from the host's
+    # CPUs on accelerators); 0: in-process, threads only
+    config.data.prefetch = 0  # batches the pipeline prepares ahead; 0: auto
     config.data.on_corrupt = "error"  # error | skip (skipped items are counted in the log)
 
     config.train = ml_collections.ConfigDict()
@@ -101,6 +103,7 @@ def base_config(task: str) -> ml_collections.ConfigDict:
             seeds=(42,),
             epochs=3,
             strategy="auto",
+            memory_limit_gb=0.0,  # vmap groups must fit this; 0: the device's own memory
             model=ml_collections.ConfigDict(),
         )
     )
@@ -114,6 +117,13 @@ def base_config(task: str) -> ml_collections.ConfigDict:
 
     # --mode=analyze (D1-D11, M0-M2): examples shown per figure; recompute the dataset mean/std.
     config.analyze = ml_collections.ConfigDict(dict(examples=3, mean_std=False))
+
+    # How jaxdl runs JAX, whatever the task: where compiled programs are kept between runs
+    # ("auto": beside the data cache; "off"; or a folder; $JAXDL_COMPILE_CACHE overrides) and the
+    # float32 matmul/conv precision ("default": the backend's; "highest": full float32).
+    config.runtime = ml_collections.ConfigDict(
+        dict(compile_cache="auto", matmul_precision="default")
+    )
 
     # --mode=bench: median step times on random input of the model's shape.
     config.bench = ml_collections.ConfigDict(dict(warmup=2, steps=10))
@@ -453,7 +463,8 @@ def _validate(config: ml_collections.ConfigDict, task) -> None:
     )
     check_choice(config, "data.source", SOURCES)
     check_choice(config, "data.on_corrupt", ON_CORRUPT)
-    check_range(config, "data.workers", 0)
+    check_range(config, "data.workers", -1)
+    check_range(config, "data.prefetch", 0)
     optim_config.check_config(config)
     check_choice(config, "train.best_mode", BEST_MODES)
     check_range(config, "train.batch_size", 1)

@@ -47,7 +47,8 @@ BAD_VALUES = [
     ("esc50", "seed", -1, "a non-negative integer"),
     ("esc50", "data.on_corrupt", "ignore", "one of ['error', 'skip']"),
     ("esc50", "data.source", "kaggle", "one of ['auto', 'synthetic']"),
-    ("esc50", "data.workers", -1, "a number in [0, inf)"),
+    ("esc50", "data.workers", -2, "a number in [-1, inf)"),
+    ("esc50", "data.prefetch", -1, "a number in [0, inf)"),
     # ESC-50: `--config.model.channels=32` arrives as (32,).
     ("esc50", "model.channels", (32,), "three positive widths"),
     ("esc50", "model.channels", (32, 64), "three positive widths"),

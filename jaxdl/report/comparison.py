@@ -30,6 +30,8 @@ _NOT_HYPERPARAMETERS = (
     "data.cache_dir",
     "data.dir",
     "data.workers",
+    "data.prefetch",
+    "runtime.compile_cache",
     "train.log_every_steps",
     "train.evaluate_test",
     "train.eval_batch_size",

@@ -67,6 +67,8 @@ LOCK_FILE = "run.lock"  # held (fcntl.flock) by the process training the run; ho
 _NOT_TRAINING_KEYS = (
     "run_name",
     "data.cache_dir",
+    "data.prefetch",
+    "runtime.compile_cache",
     "train.log_every_steps",
     "train.checkpoint_every_steps",
     "train.evaluate_test",
