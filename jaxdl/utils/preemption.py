@@ -6,7 +6,8 @@ so nothing is written from inside a signal handler. A second Ctrl-C aborts at on
 saving (the checkpoints already complete are kept). With several processes (multi-host) they
 must all save at the same step, so jax's preemption sync point decides instead: the SIGTERM
 that any process receives (caught by jax since `jax.distributed.initialize`) is shared, and
-every process stops at the same step.
+every process stops at the same step. Several processes without that client (a TPU pod not
+joined by `jax.distributed`) could not share the signal, so training refuses to start there.
 """
 
 import contextlib
@@ -18,6 +19,8 @@ from collections.abc import Iterator
 
 import jax
 from jax.experimental import multihost_utils
+
+from jaxdl.errors import ConfigError
 
 _WATCHED = (signal.SIGTERM, signal.SIGINT)
 
@@ -57,14 +60,32 @@ class SigtermWatcher:
         return self.requested
 
 
+def check_shared_stop(processes: int, joined: bool) -> None:
+    """Refuses several processes that are not joined by `jax.distributed`.
+
+    Each would stop on its own SIGTERM at its own step (or not at all: jax's sync point needs
+    the client), so a pre-emption would save no checkpoint. TPU pods run that way when nothing
+    calls `jax.distributed.initialize`.
+    """
+    if processes > 1 and not joined:
+        raise ConfigError(
+            f"{processes} processes run this job but jax.distributed is not initialised, so a "
+            "pre-emption (SIGTERM) would save no checkpoint: set JAXDL_DISTRIBUTED=1 on every "
+            "process (jax then finds the others: TPU pod, SLURM, MPI, Kubernetes) or "
+            "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID (docs/scaling.md)"
+        )
+
+
 @contextlib.contextmanager
 def watch_sigterm() -> Iterator[SigtermWatcher]:
     """Within the block SIGTERM and SIGINT set `watcher.received`; the previous handlers are
     restored after.
 
     Signals can only be handled on the main thread; elsewhere the watcher never fires. With
-    several processes jax's own handler stays in place (see the module docstring).
+    several processes jax's own handler stays in place (see the module docstring); several
+    processes without it raise ConfigError (`check_shared_stop`).
     """
+    check_shared_stop(jax.process_count(), jax.distributed.is_initialized())
     watcher = SigtermWatcher()
     if threading.current_thread() is not threading.main_thread() or jax.process_count() > 1:
         yield watcher

@@ -5,6 +5,9 @@ Each run on all 8 devices is paired with the same computation on a 1-device mesh
 - train: data parallel over 8 (batch 16: 2 rows per device), then its test evaluation on 8;
 - evaluate: the 8-device run's best checkpoint, scored again on one device;
 - grid_search: 2 members vmapped on a config 2 x data 4 mesh;
+- grid layouts: the meshes `grid_layout` builds for these devices seen as 8 hosts x 1 or 4 x 2
+  (the grid run's own mesh), and the same 2 members trained on the layout used before, which
+  kept `config` within a host (8 x 1: config 1 x data 8);
 - and a batch of 12, which does not split over 8 devices, is refused before training.
 The 1-device reference is the grid's two members trained one after the other; the first is the
 train config itself (a member whose seed is the grid's reproduces `train`). Prints, as its last
@@ -27,6 +30,8 @@ import sys  # noqa: E402
 
 import jax  # noqa: E402
 import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+from jax.sharding import AxisType, Mesh  # noqa: E402
 
 from jaxdl import tasks  # noqa: E402
 from jaxdl.data import pipeline  # noqa: E402
@@ -134,7 +139,42 @@ def grid(config, root: pathlib.Path) -> dict:
     return {
         "strategy": summary["strategy"],
         "mesh": dict(group.build(members, ("a", "b"), "vmap").mesh.shape),
+        "mesh_ids": [[d.id for d in row] for row in distributed.make_grid_mesh(2).devices],
         "curves": [_curves(log_dir / member_name(m)) for m in members],
+    }
+
+
+def config_within_hosts(members: int, device_grid: np.ndarray) -> np.ndarray:
+    """The grid layout before issue 16: config slots within each host, data over every host."""
+    processes, local = device_grid.shape
+    config = max(d for d in range(1, local + 1) if local % d == 0 and members % d == 0)
+    blocks = device_grid.reshape(processes, config, local // config).transpose(1, 0, 2)
+    return blocks.reshape(config, -1)
+
+
+def layouts(config, root: pathlib.Path) -> dict:
+    """The 8 devices as simulated hosts: today's grid meshes, and training on yesterday's."""
+    members = expand(config)
+    devices = np.array(jax.devices())
+    new, old = {}, {}
+    for processes, local in ((8, 1), (4, 2)):
+        grid = devices.reshape(processes, local)
+        layout = distributed.grid_layout(len(members), processes, local)
+        new[f"{processes}x{local}"] = [
+            [d.id for d in row] for row in distributed.layout_mesh(layout, grid).devices
+        ]
+        old[f"{processes}x{local}"] = config_within_hosts(len(members), grid)
+    mesh = Mesh(old["8x1"], ("config", "data"), axis_types=(AxisType.Auto, AxisType.Auto))
+    data = training_data(config, 1)
+    trainer = group.build(members, data.names, "vmap", mesh=mesh)
+    named = [
+        fit.Member(str(i), m, root / "before" / str(i), root / "before_ckpt" / str(i))
+        for i, m in enumerate(members)
+    ]
+    return {
+        "new": new,
+        "old_shapes": {k: list(v.shape) for k, v in old.items()},
+        "before_8x1": [_curves(r.member.log_dir) for r in fit.fit(named, data, trainer)],
     }
 
 
@@ -145,9 +185,11 @@ if __name__ == "__main__":
         json.dumps(
             {
                 "devices": jax.device_count(),
+                "threefry_partitionable": jax.config.jax_threefry_partitionable,
                 "one": one_device(config, root),
                 "train": train_and_evaluate(config, root),
                 "grid": grid(config, root),
+                "layouts": layouts(config, root),
                 "refused_batch": refused_batch(config, root),
             }
         )

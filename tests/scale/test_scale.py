@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -49,6 +50,13 @@ def _assert_same_curves(curves: dict, reference: dict, val_rtol: float = RTOL) -
     np.testing.assert_allclose(curves["steps"], reference["steps"], rtol=RTOL)
 
 
+def test_the_tests_draw_random_numbers_as_users_do(eight):
+    """jax's default partitionable threefry (the stream users get), here and in subprocesses:
+    a pin to False would make every number these tests compare differ from a user's."""
+    assert jax.config.jax_threefry_partitionable
+    assert eight["threefry_partitionable"]
+
+
 def test_data_parallel_training_on_8_devices_follows_the_1_device_curve(eight):
     assert eight["devices"] == 8
     _assert_same_curves(eight["train"]["curves"], eight["one"][0])
@@ -73,6 +81,18 @@ def test_a_vmapped_grid_on_a_config_x_data_mesh_equals_its_members_one_by_one(ei
         # (3e-5 measured), while train losses and every accuracy stay equal.
         _assert_same_curves(member, reference, val_rtol=VMAP_VAL_RTOL)
     assert grid["curves"][0]["epochs"]["train/loss"] != grid["curves"][1]["epochs"]["train/loss"]
+
+
+def test_simulated_hosts_get_members_across_hosts_and_train_as_before(eight):
+    layouts, grid = eight["layouts"], eight["grid"]
+    # 2 members on 8 hosts x 1 device or 4 x 2: a config slot per 4 devices, data within the
+    # fewest hosts; in this process's device order that is the grid run's own mesh.
+    assert layouts["new"]["8x1"] == layouts["new"]["4x2"] == grid["mesh_ids"]
+    assert grid["mesh_ids"] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    # Before, config stayed within a host: 8 x 1 gave config 1 x data 8.
+    assert layouts["old_shapes"] == {"8x1": [1, 8], "4x2": [2, 4]}
+    for before, now in zip(layouts["before_8x1"], grid["curves"], strict=True):
+        _assert_same_curves(now, before, val_rtol=VMAP_VAL_RTOL)
 
 
 def test_a_batch_that_does_not_split_over_the_devices_is_refused_by_name(eight):
@@ -112,7 +132,9 @@ def two(tmp_path_factory):
     outputs = [worker.communicate(timeout=300) for worker in workers]
     for worker, (_, stderr) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, stderr[-3000:]
-    return shared, [_last_json_line(stdout) for stdout, _ in outputs]
+    return shared, [
+        _last_json_line(stdout) | {"stdout": stdout.splitlines()[:-1]} for stdout, _ in outputs
+    ]
 
 
 def test_processes_join_and_each_holds_one_block_of_every_batch(two):
@@ -120,9 +142,21 @@ def test_processes_join_and_each_holds_one_block_of_every_batch(two):
     for index, process in enumerate(seen):
         assert process["joined"] and process["index"] == index
         assert process["processes"] == 2 and process["devices"] == 4
-        assert process["grid_mesh"] == {"config": 2, "data": 2}  # config within a host
         block = list(range(4 * index, 4 * index + 4))  # batch 8 over 2 hosts
-        assert process["rows_held"] == {"data": block, "grid": block}
+        # A grid of 2 members: one per host, each host holding the whole batch on its 2 devices
+        # (data within a host, no gradient traffic between hosts).
+        assert process["grid_mesh"] == {"config": 2, "data": 2}
+        assert process["members_held"] == [index]
+        assert process["rows_held"] == {"data": block, "grid": list(range(8))}
+        assert process["blocks"] == {"data": [index, 2], "grid": [0, 1]}
+
+
+def test_each_process_prints_the_devices_it_uses_at_start_up(two):
+    _, seen = two
+    for index, process in enumerate(seen):
+        assert [line for line in process["stdout"] if line.startswith("process ")] == [
+            f"process {index} of 2 on {socket.gethostname()}: 2 cpu device(s), local ids 0, 1"
+        ]
 
 
 def test_loading_only_local_rows_gives_the_single_process_batches_and_exact_eval(two):

@@ -42,8 +42,10 @@ def _rows_held(mesh) -> list[int]:
 
 
 def _global_batches_match(mesh, source, config) -> bool:
-    """Every global training batch the devices see is the one a single process would load."""
-    local = pipeline.train_batches(source, TASK, config, 1, BATCH, augment=True)
+    """Every global training batch the devices see is the one a single process would load, when
+    each process loads its block of `mesh`'s `data` axis."""
+    block = distributed.data_block(mesh)
+    local = pipeline.train_batches(source, TASK, config, 1, BATCH, augment=True, process=block)
     alone = pipeline.train_batches(source, TASK, config, 1, BATCH, augment=True, process=(0, 1))
     return all(
         all(
@@ -103,6 +105,13 @@ def main(shared: pathlib.Path) -> dict:
         "devices": jax.device_count(),
         "grid_mesh": dict(grid_mesh.shape),
         "rows_held": {"data": _rows_held(data_mesh), "grid": _rows_held(grid_mesh)},
+        "blocks": {
+            "data": distributed.data_block(data_mesh),
+            "grid": distributed.data_block(grid_mesh),
+        },
+        "members_held": sorted(
+            {i for s in members.addressable_shards for i in range(2)[s.index[0]]}
+        ),
         "train_batches_match": {
             "data": _global_batches_match(data_mesh, source, config),
             "grid": _global_batches_match(grid_mesh, source, config),
