@@ -3,8 +3,12 @@ augmentation.
 
 With `train.overfit_n = N` both splits are one fixed N-example subset of train, augmentation off,
 so `train/loss` (batch statistics) and `val/loss` (running statistics) measure the same examples.
+
+On an accelerator the run says once how its input pipeline loads (workers, batches ahead), since
+there the sizes come from the host's CPUs (`pipeline.loading`).
 """
 
+import jax
 import ml_collections
 
 from jaxdl import tasks
@@ -51,4 +55,6 @@ def training_data(config: ml_collections.ConfigDict, devices: int) -> fit.Data:
         augment=config.augment.enabled and not overfit,
     )
     fit.batches_per_epoch(data)  # a split smaller than a batch: refused before any run exists
+    if jax.default_backend() != "cpu":
+        print(f"{pipeline.loading(config)} ({pipeline.host_cpus()} CPUs)", flush=True)
     return data

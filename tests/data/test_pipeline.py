@@ -1,6 +1,8 @@
-"""grain pipelines: seeded epochs, exact padded evaluation, worker processes give the same batches,
-and several hosts each loading their rows of every batch load the single-process batches."""
+"""grain pipelines: seeded epochs, exact padded evaluation, a run's epochs read through one feed
+(one worker pool, the same batches), the auto-sized loading, and several hosts each loading their
+rows of every batch load the single-process batches."""
 
+import multiprocessing
 import types
 
 import ml_collections
@@ -41,7 +43,9 @@ TASK = types.SimpleNamespace(model_input=_input, augment=_augment)
 
 
 def numbers_config(workers=0):
-    return ml_collections.ConfigDict(dict(seed=7, augment=dict(), data=dict(workers=workers)))
+    return ml_collections.ConfigDict(
+        dict(seed=7, augment=dict(), data=dict(workers=workers, prefetch=0))
+    )
 
 
 def _epoch(epoch, augment=False, workers=0):
@@ -83,12 +87,95 @@ def test_overfit_subset_is_fixed_by_the_seed():
     assert len(pipeline.overfit_subset(Numbers(), 50, seed=3)) == 10
 
 
-def test_a_worker_process_yields_the_same_batches_as_in_process_reading():
-    in_process = _epoch(1, augment=True)
-    with_worker = _epoch(1, augment=True, workers=1)
-    np.testing.assert_array_equal(
-        np.concatenate([b["x"] for b in with_worker]), np.concatenate([b["x"] for b in in_process])
-    )
+def _read(feed: pipeline.EpochFeed, epochs: range) -> tuple[list[dict], set[int]]:
+    """Every part of `feed` in the fit loop's order (copied), and the child processes seen."""
+    batches, children = [], set()
+    for epoch in epochs:
+        for part in (feed.train, feed.val):
+            for batch in part(epoch):
+                batches.append({k: np.array(batch[k]) for k in ("x", "y", "mask")})
+                children |= {child.pid for child in multiprocessing.active_children()}
+    return batches, children
+
+
+def test_a_feed_holds_each_epoch_as_train_batches_and_eval_batches_would_yield_it():
+    """Resumed at batch 1 of epoch 2: that epoch's rest, its validation, then epoch 3 whole."""
+    source, config = Numbers(26), numbers_config()
+    with pipeline.EpochFeed(source, source, TASK, config, range(2, 4), 8, 6, True, skip=1) as feed:
+        read, _ = _read(feed, range(2, 4))
+    val = list(pipeline.eval_batches(source, TASK, config, 6))
+    expected = [
+        *pipeline.train_batches(source, TASK, config, 2, 8, True, skip=1),
+        *val,
+        *pipeline.train_batches(source, TASK, config, 3, 8, True),
+        *val,
+    ]
+    assert [len(b["x"]) for b in read] == [8, 8] + [6] * 5 + [8] * 3 + [6] * 5
+    for got, want in zip(read, expected, strict=True):
+        for key in ("x", "y", "mask"):
+            np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_a_feed_refuses_a_part_out_of_order_or_before_the_last_one_was_read():
+    source, config = Numbers(26), numbers_config()
+    with pipeline.EpochFeed(source, None, TASK, config, range(1, 3), 8, 8, False) as feed:
+        with pytest.raises(ValueError, match=r"\('train', 2\) asked for; .* is \('train', 1\)"):
+            feed.train(2)
+        next(feed.train(1))
+        with pytest.raises(ValueError, match=r"\('train', 1\) was not read to its end"):
+            feed.train(2)
+
+
+def test_two_workers_feed_two_epochs_from_one_pool_with_the_in_process_batches():
+    """Same batches (order, augmentation draws, padding) as reading in this process, and the same
+    two worker processes from the first batch to the last: the pool is not restarted per epoch."""
+    source = Numbers(26)
+    feeds = {
+        workers: pipeline.EpochFeed(
+            source, source, TASK, numbers_config(workers), range(1, 3), 8, 8, True
+        )
+        for workers in (0, 2)
+    }
+    with feeds[0], feeds[2]:
+        in_process, _ = _read(feeds[0], range(1, 3))
+        pooled, children = _read(feeds[2], range(1, 3))
+    assert len(children) == 2
+    assert len(pooled) == len(in_process) == 2 * (3 + 4)
+    for got, want in zip(pooled, in_process, strict=True):
+        for key in ("x", "y", "mask"):
+            np.testing.assert_array_equal(got[key], want[key])
+
+
+def _loading_config(workers: int = -1, prefetch: int = 0) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(dict(data=dict(workers=workers, prefetch=prefetch)))
+
+
+@pytest.mark.parametrize(
+    ("backend", "cpus", "workers", "prefetch"),
+    [
+        ("cpu", 64, 0, 4),  # the compiled step uses every core: the main process reads
+        ("gpu", 16, 14, 28),  # two cores left to the main process, two batches per worker
+        ("tpu", 96, 16, 32),  # capped
+        ("gpu", 2, 1, 2),  # at least one worker
+    ],
+)
+def test_auto_loading_is_sized_from_the_backend_and_the_cpus(backend, cpus, workers, prefetch):
+    assert pipeline.loading(_loading_config(), backend, cpus) == pipeline.Loading(workers, prefetch)
+
+
+def test_set_workers_and_prefetch_are_kept_and_said_as_printed():
+    load = pipeline.loading(_loading_config(3, 5), "gpu", 16)
+    assert load == pipeline.Loading(3, 5)
+    assert str(load) == "input pipeline: 3 worker processes, 5 batches ahead"
+    assert pipeline.loading(_loading_config(0, 0), "gpu", 16) == pipeline.Loading(0, 4)
+    assert str(pipeline.Loading(0, 4)) == "input pipeline: the main process, 4 batches ahead"
+
+
+def test_throughput_times_the_batches_after_the_warm_up_across_epochs():
+    source = Numbers(26)  # 3 batches of 8 per epoch: 1 + 4 batches need two epochs
+    rate = pipeline.throughput(source, TASK, numbers_config(), 8, True, batches=4, warmup=1)
+    assert rate.batches == 4 and rate.loading == pipeline.Loading(0, 4)
+    assert rate.samples_per_s == pytest.approx(8 * rate.batches_per_s) and rate.first_batch_s > 0
 
 
 def _joined(shares: list[list[dict]], b: int) -> dict:
