@@ -2,6 +2,10 @@
 
 Median over `bench.steps` timed steps, after `bench.warmup` steps that absorb compilation. The
 JSON line has the same keys as the PyTorch twin's in `benchmarks/`, so the two compare directly.
+
+It also times the input pipeline alone on the train split (`pipeline_*` keys; `bench.warmup`
+batches, then `bench.steps` timed), on `data.dir` when set and on generated data otherwise (bench
+never downloads), so the host's rate shows beside the step's appetite.
 """
 
 import statistics
@@ -12,6 +16,7 @@ import ml_collections
 import numpy as np
 
 from jaxdl import tasks
+from jaxdl.data import pipeline
 from jaxdl.training import group
 from jaxdl.training.state import count_params
 from jaxdl.utils import distributed
@@ -76,6 +81,39 @@ def benchmark(config: ml_collections.ConfigDict) -> dict:
     }
 
 
+def input_pipeline(config: ml_collections.ConfigDict) -> dict:
+    """Host rate of the train split's pipeline (augmentation included, no model)."""
+    data_config = config
+    if config.data.source == "auto" and not config.data.dir:
+        data_config = ml_collections.ConfigDict(config.to_dict())
+        data_config.data.source = "synthetic"
+    task = tasks.get(data_config)
+    rate = pipeline.throughput(
+        task.load_split(data_config, "train").source,
+        task,
+        data_config,
+        config.train.batch_size,
+        bool(config.augment.enabled),
+        config.bench.steps,
+        config.bench.warmup,
+    )
+    return {
+        "pipeline_batches_per_s": rate.batches_per_s,
+        "pipeline_samples_per_s": rate.samples_per_s,
+        "pipeline_first_batch_s": rate.first_batch_s,
+        "pipeline_workers": rate.loading.workers,
+        "pipeline_prefetch": rate.loading.prefetch,
+        "pipeline_data": data_config.data.dir or data_config.data.source,
+    }
+
+
 def run(config: ml_collections.ConfigDict, workdir, args) -> dict:
     del workdir, args  # bench writes nothing
-    return benchmark(config)
+    result = benchmark(config) | input_pipeline(config)
+    print(
+        f"train step {result['train_samples_per_s']:.0f} samples/s; input pipeline "
+        f"{result['pipeline_samples_per_s']:.0f} samples/s ({result['pipeline_workers']} "
+        f"workers, {result['pipeline_data']} data)",
+        flush=True,
+    )
+    return result
