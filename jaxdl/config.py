@@ -53,6 +53,9 @@ def base_config(task: str) -> ml_collections.ConfigDict:
     config.data.workers = -1  # grain worker processes; -1: auto (0 on CPU, sized from the host's
     # CPUs on accelerators); 0: in-process, threads only
     config.data.prefetch = 0  # batches the pipeline prepares ahead; 0: auto
+    # Normalisation and the augmentations the step can draw: auto (in the jitted step on
+    # accelerators, on the host on CPU) | host | device (jaxdl/data/device_inputs.py)
+    config.data.augment_on = "auto"
     config.data.on_corrupt = "error"  # error | skip (skipped items are counted in the log)
 
     config.train = ml_collections.ConfigDict()

@@ -8,7 +8,8 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxdl.checks import check, check_range
-from jaxdl.data import audio, augment, esc50
+from jaxdl.data import audio, augment, device_augment, esc50
+from jaxdl.data.device_inputs import DeviceInputs, DeviceShare
 from jaxdl.models.esc50_cnn import Esc50CNN
 from jaxdl.tasks.spec import DatasetCard, RawFiles, RawGroup, Task
 from jaxdl.utils import plots
@@ -29,6 +30,20 @@ def model_input(record: dict, config: ml_collections.ConfigDict) -> np.ndarray:
 
 def spec_augment(record: dict, rng: np.random.Generator, cfg: ml_collections.ConfigDict) -> dict:
     return {**record, "features": augment.spec_augment(record["features"], rng, cfg)}
+
+
+def device_share(config: ml_collections.ConfigDict) -> DeviceShare:
+    """The step makes all of SpecAugment's draws; the features stay float32 (no normalisation)."""
+    a = config.augment
+    augment_op = device_augment.SpecAugment(
+        float(a.time_shift_p),
+        float(a.time_shift_max_fraction),
+        float(a.freq_mask_p),
+        int(a.freq_mask_param),
+        float(a.time_mask_p),
+        int(a.time_mask_param),
+    )
+    return DeviceShare(model_input, (("enabled", False),), DeviceInputs(augment=augment_op))
 
 
 def input_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:
@@ -263,4 +278,5 @@ TASK = Task(
     pipeline_steps=pipeline_steps,
     mean_std=mean_std,
     example_panels=example_panels,
+    device_share=device_share,
 )

@@ -7,7 +7,8 @@ import ml_collections
 import numpy as np
 
 from jaxdl.checks import check, check_range, is_number
-from jaxdl.data import image, image_augment
+from jaxdl.data import device_augment, image, image_augment
+from jaxdl.data.device_inputs import DeviceInputs, DeviceShare, Normalize
 from jaxdl.data.image_dataset import image_size
 from jaxdl.tasks.spec import RawGroup, Task
 from jaxdl.utils import plots
@@ -34,6 +35,29 @@ def augment(record: dict, rng: np.random.Generator, cfg: ml_collections.ConfigDi
         hue=cfg.hue,
     )
     return {**record, "image": img}
+
+
+def pixels(record: dict, config: ml_collections.ConfigDict) -> np.ndarray:
+    """The stored uint8 (H, W, 3) image, which the step normalises on the device path."""
+    del config
+    return record["image"]
+
+
+def device_share(config: ml_collections.ConfigDict) -> DeviceShare:
+    """The step normalises, and takes the flip and the crop where that keeps `augment`'s
+    distribution: the step runs after the host's remaining steps, so an op moves only if it
+    commutes with every later one. The flip commutes with colour jitter (per-pixel operations;
+    contrast's mean grey level is mirror-invariant), not exactly with the nearest-neighbour
+    rotation (a few pixels differ); the crop commutes with brightness, saturation and hue, which
+    keep black black, but not with contrast (its zero border would move the mean) or rotation."""
+    a = config.augment
+    flip_p = 0.0 if a.rotation_degrees else float(a.flip_p)
+    padding = 0 if a.rotation_degrees or a.contrast else int(a.crop_padding)
+    host = {"flip_p": 0.0} if flip_p else {}
+    host |= {"crop_padding": 0} if padding else {}
+    augment_op = device_augment.FlipCrop(flip_p, padding) if flip_p or padding else None
+    normalize = Normalize(tuple(config.preprocess.mean), tuple(config.preprocess.std))
+    return DeviceShare(pixels, tuple(host.items()), DeviceInputs(normalize, augment_op))
 
 
 def input_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:
@@ -210,5 +234,6 @@ def image_task(**fields) -> Task:
         pipeline_steps=pipeline_steps,
         mean_std=mean_std,
         example_panels=example_panels,
+        device_share=device_share,
         **fields,
     )

@@ -16,6 +16,8 @@ from flax import linen as nn
 
 from jaxdl import models
 from jaxdl.checks import check, check_choice
+from jaxdl.data import device_inputs
+from jaxdl.data.device_inputs import DeviceInputs, DeviceShare
 from jaxdl.data.locate import DatasetSource, dataset_dir
 from jaxdl.data.split import Split
 from jaxdl.training.metrics import METRIC_NAMES
@@ -82,6 +84,9 @@ class Task:
     example_panels: Callable[
         [ml_collections.ConfigDict, dict, dict, np.ndarray, str], tuple[list[Panel], dict]
     ]
+    # config -> the input work the jitted step takes from the host on the device path
+    # (`data.augment_on`, jaxdl/data/device_inputs.py); None: the host does all of it everywhere.
+    device_share: Callable[[ml_collections.ConfigDict], DeviceShare] | None = None
 
     @property
     def hyperparameters(self) -> tuple[str, str]:
@@ -112,3 +117,35 @@ class Task:
         self.validate_data(config)
         models.check(self.model, config)
         check_choice(config, "train.best_metric", self.metric_names)
+        check_choice(config, "data.augment_on", device_inputs.AUGMENT_ON)
+
+    def _device_share(self, config: ml_collections.ConfigDict) -> DeviceShare | None:
+        """The task's device share on the device path, None on the host path."""
+        if self.device_share is None or not device_inputs.on_device(config):
+            return None
+        return self.device_share(config)
+
+    def host_view(
+        self, config: ml_collections.ConfigDict
+    ) -> tuple["Task", ml_collections.ConfigDict]:
+        """The task and config the host pipeline runs: these on the host path; on the device path
+        a task whose `model_input` is what the step finishes (e.g. uint8 pixels) and a config copy
+        whose `augment.*` no longer draw what the step draws."""
+        share = self._device_share(config)
+        if share is None:
+            return self, config
+        host = config.copy_and_resolve_references()
+        host.augment.update(dict(share.host_augment))
+        return dataclasses.replace(self, model_input=share.host_input), host
+
+    def step_inputs(self, config: ml_collections.ConfigDict) -> DeviceInputs | None:
+        """What the jitted steps do to a batch's x before the model on the device path (None: x
+        is the model input). Augmentation only where the training batches are augmented:
+        `augment.enabled` and no `train.overfit_n` subset."""
+        share = self._device_share(config)
+        if share is None:
+            return None
+        inputs = share.inputs
+        if not config.augment.enabled or config.train.overfit_n:
+            inputs = dataclasses.replace(inputs, augment=None)
+        return None if inputs == DeviceInputs() else inputs

@@ -9,6 +9,8 @@ import optax
 from flax import linen as nn
 from flax.training import train_state
 
+from jaxdl.data.device_inputs import DeviceInputs, InputApply
+
 
 class TrainState(train_state.TrainState):
     """Flax TrainState plus BatchNorm statistics and the PRNG key that drives dropout."""
@@ -18,15 +20,20 @@ class TrainState(train_state.TrainState):
 
 
 def create_train_state(
-    model: nn.Module, tx: optax.GradientTransformation, seed: int, input_shape: tuple[int, ...]
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    seed: int,
+    input_shape: tuple[int, ...],
+    inputs: DeviceInputs | None = None,
 ) -> TrainState:
-    """Initialises the model from `seed` on a (1, *input_shape) zero input."""
+    """Initialises the model from `seed` on a (1, *input_shape) zero input. With `inputs` (the
+    device path, `Task.step_inputs`) the steps' `apply_fn` runs them on x before the model."""
     init_key, dropout_key = jax.random.split(jax.random.key(seed))
     # Jitted: one compilation instead of one per initialiser op (same values, ~3x faster on CPU).
     init = jax.jit(functools.partial(model.init, train=False))
     variables = init(init_key, jnp.zeros((1, *input_shape), jnp.float32))
     state = TrainState.create(
-        apply_fn=model.apply,
+        apply_fn=model.apply if inputs is None else InputApply(model.apply, inputs),
         params=variables["params"],
         batch_stats=variables.get("batch_stats", {}),
         tx=tx,
