@@ -19,6 +19,14 @@ class TrainState(train_state.TrainState):
     key: jax.Array
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _init(model: nn.Module, key: jax.Array, x: jax.Array) -> Any:
+    """The model's initial variables. Jitted: one compilation instead of one per initialiser op
+    (same values, ~3x faster on CPU); the model is a static argument (a hashable dataclass), so
+    every state of one architecture, e.g. a grid's members, reuses the one compiled program."""
+    return model.init(key, x, train=False)
+
+
 def create_train_state(
     model: nn.Module,
     tx: optax.GradientTransformation,
@@ -29,9 +37,7 @@ def create_train_state(
     """Initialises the model from `seed` on a (1, *input_shape) zero input. With `inputs` (the
     device path, `Task.step_inputs`) the steps' `apply_fn` runs them on x before the model."""
     init_key, dropout_key = jax.random.split(jax.random.key(seed))
-    # Jitted: one compilation instead of one per initialiser op (same values, ~3x faster on CPU).
-    init = jax.jit(functools.partial(model.init, train=False))
-    variables = init(init_key, jnp.zeros((1, *input_shape), jnp.float32))
+    variables = _init(model, init_key, jnp.zeros((1, *input_shape), jnp.float32))
     state = TrainState.create(
         apply_fn=model.apply if inputs is None else InputApply(model.apply, inputs),
         params=variables["params"],

@@ -48,3 +48,20 @@ def test_the_trained_model_scores_its_checkpoint_without_compiling(tmp_path):
     fresh = evaluation.score_checkpoint(config, tmp_path / "ckpt", "test")  # evaluate's own build
     assert scores.results == fresh.results and scores.epoch == fresh.epoch == 1
     np.testing.assert_array_equal(scores.probabilities, fresh.probabilities)
+
+
+def test_members_of_one_architecture_compile_its_init_once(tmp_path):
+    """A grid of 24 members used to compile the model's init 24 times (4-6 s each on CPU)."""
+    config = tiny_esc50_config(tmp_path)
+    names = tuple(f"class{i}" for i in range(10))
+    members = [
+        member_config(config, 1, lr=lr, weight_decay=1e-4, seed=seed)
+        for seed, lr in enumerate((1e-2, 3e-3, 1e-3))
+    ]
+    group.build(members[:1], names)  # the architecture's init (and the optimizer's ops) compiled
+    with counting_compilations() as compiled:
+        trainer = group.build(members, names)  # a new, equal model object: the same program
+    assert compiled == []
+    first, second, _ = trainer.member_states(trainer.states)
+    leaves = zip(jax.tree.leaves(first.params), jax.tree.leaves(second.params), strict=True)
+    assert not all(np.array_equal(a, b) for a, b in leaves)  # each member's seed still counts
