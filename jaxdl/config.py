@@ -480,6 +480,9 @@ def _validate(config: ml_collections.ConfigDict, task) -> None:
     check_range(config, "analyze.examples", 1)
     check_range(config, "bench.warmup", 1)
     check_range(config, "bench.steps", 1)
+    from jaxdl.utils import runtime  # the runtime.* keys: compile cache, matmul precision
+
+    runtime.check_config(config)
     task.validate(config)
     _validate_lr_finder(config)
     _validate_grid(config, task)  # after the task's keys: it validates each grid member's model

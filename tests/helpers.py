@@ -12,6 +12,7 @@ import ml_collections
 import numpy as np
 import optax
 from flax import linen as nn
+from jax.experimental.compilation_cache import compilation_cache
 
 from jaxdl import config as config_lib
 
@@ -133,11 +134,13 @@ def tensorboard_hparams(log_dir: pathlib.Path) -> dict[str, dict]:
 
 @contextlib.contextmanager
 def counting_compilations():
-    """The XLA backend compilations inside the block, one list entry each (the session's persistent
-    compilation cache is off meanwhile: a program it holds would not count)."""
+    """The XLA backend compilations inside the block, one list entry each. The session's persistent
+    compilation cache is off meanwhile, so each entry is a real compilation, not a load from it
+    (JAX decides whether to use its cache once until `reset_cache`, hence the resets)."""
     names = []
     cache_was_on = jax.config.jax_enable_compilation_cache
     jax.config.update("jax_enable_compilation_cache", False)
+    compilation_cache.reset_cache()
 
     def listener(name, seconds, **kwargs):
         if name == "/jax/core/compile/backend_compile_duration":
@@ -149,3 +152,4 @@ def counting_compilations():
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
         jax.config.update("jax_enable_compilation_cache", cache_was_on)
+        compilation_cache.reset_cache()

@@ -56,6 +56,11 @@ def _require_writable(folder: pathlib.Path, what: str, fix: str) -> None:
         raise ConfigError(f"{what}: folder {existing} is not writable by {_user()}; {fix}")
 
 
+def computes(mode: str, config: ml_collections.ConfigDict) -> bool:
+    """Whether `mode` reads data and compiles (report, and compare of existing runs, do not)."""
+    return mode in READS_DATA or (mode == "compare" and config.compare.run)
+
+
 def check_folders(mode: str, config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
     """The folders `mode` writes (the workdir's logs/ and checkpoints/, the data cache) must be
     writable; ConfigError naming the folder otherwise."""
@@ -67,7 +72,7 @@ def check_folders(mode: str, config: ml_collections.ConfigDict, workdir: pathlib
                 "pass --workdir=<a folder you can "
                 "write> (it is created if missing) or change its permissions",
             )
-    if mode in READS_DATA or (mode == "compare" and config.compare.run):
+    if computes(mode, config):
         from jaxdl.data.cache import cache_root  # imports JAX (seconds): only once flags are read
 
         root = cache_root(config)
@@ -96,11 +101,15 @@ def check_keys(config: ml_collections.ConfigDict) -> None:
 def run_mode(
     mode: str, config: ml_collections.ConfigDict, workdir: pathlib.Path, args: ModeArgs
 ) -> dict:
-    """Validates the config and the folders the mode writes, then imports the mode lazily (each
-    pulls in only what it needs) and runs it."""
+    """Validates the config and the folders the mode writes, sets JAX up for the run (compilation
+    cache, matmul precision), then imports the mode lazily (each pulls in only what it needs) and
+    runs it."""
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; allowed: {list(MODES)}")
     config_lib.validate(config)
     check_keys(config)
     check_folders(mode, config, pathlib.Path(workdir))
+    from jaxdl.utils import runtime  # imports JAX (seconds): only once flags are read
+
+    runtime.configure(config, compiles=computes(mode, config))
     return importlib.import_module(f"jaxdl.modes.{mode}").run(config, workdir, args)

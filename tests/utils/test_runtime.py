@@ -1,0 +1,277 @@
+"""jaxdl's persistent compilation cache and matmul precision (`config.runtime`, utils/runtime.py).
+
+The runs are real train runs in fresh subprocesses on their own cache folders: a warm run loads
+every program the cold run wrote and repeats its numbers bit for bit, and a cache it cannot trust
+(corrupt entries, a folder it cannot write, folders of another jax version or machine) costs
+compile time only, never the run or its numbers.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import jaxlib
+import pytest
+
+from jaxdl import config as config_lib
+from jaxdl.errors import ConfigError
+from jaxdl.utils import runtime
+from tests.helpers import REPO, SESSION_CACHE, tiny_esc50_config
+from tests.test_cli_errors import _error_line, folders  # noqa: F401 (a fixture)
+
+# One epoch of the tiny ESC-50 through the Python API, counting JAX's compilation-cache events.
+_TRAIN = """
+import json, sys
+import jax
+counts = {}
+def count(name, **kwargs):
+    counts[name.rpartition("/")[2]] = counts.get(name.rpartition("/")[2], 0) + 1
+jax.monitoring.register_event_listener(count)
+import jaxdl
+from tests.helpers import tiny_esc50_config
+config = tiny_esc50_config(None, epochs=1)
+config.data.cache_dir = sys.argv[1]
+result = jaxdl.run("train", config, workdir=sys.argv[2])
+print(json.dumps({"result": result, "counts": counts}))
+"""
+
+
+def _train(cache: pathlib.Path, data: pathlib.Path, workdir: pathlib.Path, prefix=()) -> dict:
+    """The run's numbers, its cache event counts and its stderr; asserts it succeeded."""
+    env = {**os.environ, runtime.ENV: str(cache)}
+    done = subprocess.run(
+        [*prefix, sys.executable, "-c", _TRAIN, str(data), str(workdir)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = json.loads(done.stdout.splitlines()[-1])
+    numbers = {k: v for k, v in out["result"].items() if isinstance(v, float)}
+    assert "test/accuracy" in numbers and "final/train/loss" in numbers
+    return {"numbers": numbers, "counts": out["counts"], "stderr": done.stderr}
+
+
+def _about_compiling(stderr: str) -> list[str]:
+    """The lines of `stderr` on compiling or warnings (not the progress bars)."""
+    return [line for line in stderr.splitlines() if "compil" in line or "arning" in line]
+
+
+def _entries(folder: pathlib.Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.glob("*-cache")}
+
+
+@pytest.fixture(scope="module")
+def cold(tmp_path_factory):
+    """A cold run on an empty cache folder: (the folder it filled, a copy of it as it left it, the
+    run). JAX's keys hold the folder's path (the GPU autotuning cache inside it is a compile
+    option), so later runs use the same folder, restored from the copy."""
+    base = tmp_path_factory.mktemp("cold") / "xla"
+    run = _train(base, SESSION_CACHE, tmp_path_factory.mktemp("cold-run"))
+    pristine = tmp_path_factory.mktemp("pristine") / "xla"
+    shutil.copytree(base, pristine)
+    return base, pristine, run
+
+
+def _restored(cold) -> pathlib.Path:
+    """The cold run's cache folder as the cold run left it; its keyed folder."""
+    base, pristine, _ = cold
+    shutil.rmtree(base)
+    shutil.copytree(pristine, base)
+    return runtime.keyed_folder(base)
+
+
+def test_a_cold_run_writes_every_program_into_its_keyed_folder(cold):
+    base, _, run = cold
+    keyed = runtime.keyed_folder(base)
+    assert [p for p in base.rglob("*-cache") if p.parent != keyed] == []
+    assert run["counts"].get("cache_hits", 0) == 0
+    assert run["counts"]["cache_misses"] == len(_entries(keyed)) > 3  # all written (suite: ≥0 s)
+    assert _about_compiling(run["stderr"]) == []  # a normal run says nothing about its cache
+
+
+def test_a_warm_run_loads_every_program_and_repeats_the_numbers_bit_for_bit(cold, tmp_path):
+    """…next to folders of another jax version and another machine holding garbage under the same
+    entry names: they are never read."""
+    base, _, first = cold
+    keyed = _restored(cold)
+    strangers = [
+        base / "jax-0.9.0_jaxlib-0.9.0" / keyed.name,  # another version
+        keyed.parent / f"{keyed.name.split('-')[0]}-0123456789ab",  # another CPU
+    ]
+    for folder in strangers:
+        folder.mkdir(parents=True)
+        for name in _entries(keyed):
+            (folder / name).write_bytes(b"not an executable")
+    run = _train(base, SESSION_CACHE, tmp_path / "run")
+    assert run["numbers"] == first["numbers"]
+    written = len(_entries(keyed))
+    assert run["counts"]["cache_hits"] == run["counts"]["compile_requests_use_cache"] == written
+    assert run["counts"].get("cache_misses", 0) == 0 and len(_entries(keyed)) == written
+    assert _about_compiling(run["stderr"]) == []
+    for folder in strangers:
+        assert set(_entries(folder).values()) == {b"not an executable"}
+
+
+def test_corrupt_entries_are_compiled_again_with_the_same_numbers(cold, tmp_path):
+    """Garbage, truncated and empty entries: JAX warns, compiles and the run goes on."""
+    base, _, first = cold
+    keyed = _restored(cold)
+    for i, (name, content) in enumerate(sorted(_entries(keyed).items())):
+        damaged = (b"\x00garbage" * 100, content[: len(content) // 2], b"")[i % 3]
+        (keyed / name).write_bytes(damaged)
+    run = _train(base, SESSION_CACHE, tmp_path / "run")
+    assert run["numbers"] == first["numbers"]
+    assert run["counts"].get("cache_hits", 0) == 0
+    assert "Error reading persistent compilation cache entry" in run["stderr"]
+
+
+def test_a_cache_folder_it_cannot_write_is_left_alone_with_one_warning(cold, folders):  # noqa: F811
+    """As a user (`nobody` when root) who may read but not write a populated cache folder."""
+    writable, locked, prefix = folders
+    shutil.copytree(cold[1], locked / "xla")
+    keyed, first = runtime.keyed_folder(locked / "xla"), cold[2]
+    (locked / "xla").chmod(0o755)
+    before = _entries(keyed)
+    shutil.copytree(SESSION_CACHE, writable / "data")
+    for path in (writable / "data", *(writable / "data").rglob("*")):
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    run = _train(locked / "xla", writable / "data", writable / "run", prefix)
+    assert run["numbers"] == first["numbers"]
+    assert _about_compiling(run["stderr"]) == [
+        f"warning: compile cache {keyed} is not writable (Permission denied): compiling without "
+        f"it; point --config.runtime.compile_cache or ${runtime.ENV} to a writable folder, or "
+        "set it to off"
+    ]
+    assert _entries(keyed) == before
+
+
+# --- where the cache is, in-process -----------------------------------------------------------
+
+
+@pytest.fixture
+def restored():
+    """Puts the session's cache and jax's matmul precision back after the test."""
+    folder, precision = (
+        jax.config.jax_compilation_cache_dir,
+        jax.config.jax_default_matmul_precision,
+    )
+    yield
+    runtime.use_compile_cache(pathlib.Path(folder))
+    jax.config.update("jax_default_matmul_precision", precision)
+
+
+def _config(tmp_path: pathlib.Path, **runtime_keys):
+    config = tiny_esc50_config(tmp_path)
+    config.data.cache_dir = str(tmp_path / "data")
+    config.runtime.update(runtime_keys)
+    return config
+
+
+def test_auto_is_beside_the_data_cache_and_bounded(tmp_path, monkeypatch, restored):
+    monkeypatch.delenv(runtime.ENV)
+    runtime.configure(_config(tmp_path))
+    expected = runtime.keyed_folder(tmp_path / "data" / "xla")
+    assert jax.config.jax_compilation_cache_dir == str(expected) and expected.is_dir()
+    assert jax.config.jax_enable_compilation_cache
+    assert jax.config.jax_compilation_cache_max_size == runtime.MAX_BYTES
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0  # the suite's env wins
+
+
+def test_a_folder_setting_and_the_environment_override(tmp_path, monkeypatch, restored):
+    monkeypatch.delenv(runtime.ENV)
+    runtime.configure(_config(tmp_path, compile_cache=str(tmp_path / "mine")))
+    assert jax.config.jax_compilation_cache_dir == str(runtime.keyed_folder(tmp_path / "mine"))
+    monkeypatch.setenv(runtime.ENV, str(tmp_path / "env"))
+    runtime.configure(_config(tmp_path, compile_cache="off"))
+    assert jax.config.jax_compilation_cache_dir == str(runtime.keyed_folder(tmp_path / "env"))
+
+
+def test_off_turns_the_cache_off_and_creates_no_folder(tmp_path, monkeypatch, restored):
+    monkeypatch.delenv(runtime.ENV)
+    runtime.configure(_config(tmp_path, compile_cache="off"))
+    assert not jax.config.jax_enable_compilation_cache
+    assert jax.config.jax_compilation_cache_dir is None
+    monkeypatch.setenv(runtime.ENV, "off")
+    runtime.configure(_config(tmp_path))  # "auto" in the config, "off" in the environment
+    assert not jax.config.jax_enable_compilation_cache
+    assert not (tmp_path / "data").exists()
+
+
+def test_modes_that_compile_nothing_leave_no_cache_folder(tmp_path, monkeypatch, restored):
+    monkeypatch.delenv(runtime.ENV)
+    runtime.configure(_config(tmp_path), compiles=False)
+    assert not (tmp_path / "data").exists()
+
+
+def test_the_folder_is_keyed_by_versions_and_the_cpu():
+    assert runtime.keyed_folder(pathlib.Path("/c")).parent == pathlib.Path(
+        f"/c/jax-{jax.__version__}_jaxlib-{jaxlib.__version__}"
+    )
+    intel = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Xeon\nflags\t\t: sse avx2"
+    with_avx512 = intel + " avx512f"
+    second_core = "\n\nprocessor\t: 1\nvendor_id\t: GenuineIntel\nmodel name\t: Xeon\nflags\t: x"
+    assert runtime.cpu_fingerprint(intel) == runtime.cpu_fingerprint(intel + second_core)
+    assert runtime.cpu_fingerprint(intel) != runtime.cpu_fingerprint(with_avx512)
+    assert runtime.cpu_fingerprint(intel) != runtime.cpu_fingerprint(intel.replace("Xeon", "EPYC"))
+    assert len(runtime.cpu_fingerprint()) == 12
+
+
+# --- matmul precision and bad values ------------------------------------------------------------
+
+
+def _dot_precision() -> str:
+    a = jnp.ones((4, 4))
+    text = jax.jit(jnp.dot).lower(a, a).as_text()
+    return text.split("precision = [")[1].split(",")[0]
+
+
+def test_matmul_precision_reaches_the_compiled_dot(tmp_path, restored):
+    for setting, in_hlo in (("highest", "HIGHEST"), ("high", "HIGH"), ("default", "DEFAULT")):
+        runtime.configure(_config(tmp_path, matmul_precision=setting), compiles=False)
+        assert _dot_precision() == in_hlo
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("matmul_precision", "fast", "one of ['default', 'high', 'highest']"),
+        ("compile_cache", "", "'auto' (beside the data cache), 'off', or a folder"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_key(tmp_path, key, value, expected):
+    with pytest.raises(ConfigError) as refused:
+        config_lib.validate(_config(tmp_path, **{key: value}))
+    assert str(refused.value) == f"runtime.{key}={value!r} is invalid: expected {expected}"
+
+
+def test_a_cache_setting_naming_a_file_is_one_line_exit_2(tmp_path):
+    not_a_folder = tmp_path / "cache.txt"
+    not_a_folder.write_text("mine")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jaxdl.main",
+            "--config=configs/esc50.py:synthetic",
+            f"--config.data.cache_dir={tmp_path}",
+            f"--workdir={tmp_path}",
+        ],
+        cwd=REPO,
+        env={**os.environ, runtime.ENV: str(not_a_folder)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert _error_line(done) == (
+        f"${runtime.ENV}={str(not_a_folder)!r} is invalid: expected 'auto', 'off' or a folder, "
+        f"and {not_a_folder} is a file; set ${runtime.ENV} to a folder or to off"
+    )
+    assert not_a_folder.read_text() == "mine"
