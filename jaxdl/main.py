@@ -104,8 +104,8 @@ def main(argv: list[str]) -> None:
     # Imported here, not at the top: JAX takes seconds to import, and flag errors need none of it.
     from jaxdl.utils import distributed
 
-    distributed.initialize()  # joins the other processes of a SLURM / TPU pod / explicit job
     try:
+        distributed.initialize()  # joins the other processes of a SLURM / TPU pod / explicit job
         args = ModeArgs(
             checkpoint=_CHECKPOINT.value,
             split=_SPLIT.value,
