@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -151,6 +152,71 @@ def test_a_cache_folder_it_cannot_write_is_left_alone_with_one_warning(cold, fol
         "set it to off"
     ]
     assert _entries(keyed) == before
+
+
+# --- several processes --------------------------------------------------------------------------
+
+# A two-process job: each process sums a global array spread over both (a program both compile).
+_PROCESS = """
+import json, pathlib, sys
+import jax, jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
+from jax.experimental import multihost_utils
+from jaxdl.utils import distributed, runtime
+distributed.initialize()
+counts = {}
+def count(name, **kwargs):
+    counts[name.rpartition("/")[2]] = counts.get(name.rpartition("/")[2], 0) + 1
+jax.monitoring.register_event_listener(count)
+runtime.use_compile_cache(runtime.keyed_folder(pathlib.Path(sys.argv[1])))
+mesh = distributed.make_mesh()
+local = jnp.arange(4.0) + 4 * jax.process_index()
+spread = multihost_utils.host_local_array_to_global_array(local, mesh, P("data"))
+total = jax.jit(jnp.sum)(spread).addressable_shards[0].data
+print(json.dumps({"total": float(total), "counts": counts}))
+"""
+
+
+def _two_processes(cache: pathlib.Path) -> list[dict]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _PROCESS, str(cache)],
+            cwd=REPO,
+            env={
+                **os.environ,
+                "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+                "JAX_NUM_PROCESSES": "2",
+                "JAX_PROCESS_ID": str(index),
+            },
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for index in range(2)
+    ]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    for worker, (stdout, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stdout + stderr[-3000:]
+    return [json.loads(stdout.splitlines()[-1]) for stdout, _ in outputs]
+
+
+def test_in_a_multi_process_job_only_process_0_writes(tmp_path):
+    """JAX writes entries from process 0 only: never two writers of one file in a shared folder.
+    On CPU the other processes' keys differ (their devices are part of them), so they compile
+    every time, reading nothing process 0 wrote; on GPU JAX leaves the devices out of the key."""
+    first = _two_processes(tmp_path / "xla")
+    assert [run["total"] for run in first] == [sum(range(8))] * 2
+    assert first[0]["counts"]["cache_misses"] > 0 and "cache_misses" not in first[1]["counts"]
+    written = _entries(runtime.keyed_folder(tmp_path / "xla"))
+    second = _two_processes(tmp_path / "xla")
+    assert [run["total"] for run in second] == [sum(range(8))] * 2
+    assert second[0]["counts"]["cache_hits"] == first[0]["counts"]["cache_misses"]
+    assert all("cache_misses" not in run["counts"] for run in second)
+    assert "cache_hits" not in second[1]["counts"]
+    assert _entries(runtime.keyed_folder(tmp_path / "xla")) == written
 
 
 # --- where the cache is, in-process -----------------------------------------------------------
