@@ -18,12 +18,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # One persistent XLA compilation cache for the session, through jaxdl's own setting
 # ($JAXDL_COMPILE_CACHE, jaxdl/utils/runtime.py): modes run in this process or in subprocess tests
 # use it as a user's run would. The suite compiles the same tiny models again and again, so every
-# program is kept, however fast it compiled. A fresh folder per session, whatever the caller's
+# program is kept, however fast it compiled, and the folder is not bounded (a bound costs a scan
+# of all entries per write: thousands here). A fresh folder per session, whatever the caller's
 # environment says. Counting tests turn it off (helpers); tests of the cache use their own folders.
 _XLA_CACHE = tempfile.mkdtemp(prefix="jaxdl-tests-xla-")
 atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
 os.environ["JAXDL_COMPILE_CACHE"] = _XLA_CACHE
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", "-1")
 
 from absl import flags  # noqa: E402
 

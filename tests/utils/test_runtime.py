@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import jaxlib
 import pytest
+from jax.experimental.compilation_cache import compilation_cache
 
 from jaxdl import config as config_lib
 from jaxdl.errors import ConfigError
@@ -222,16 +223,24 @@ def test_in_a_multi_process_job_only_process_0_writes(tmp_path):
 # --- where the cache is, in-process -----------------------------------------------------------
 
 
+# What runtime.configure sets in jax's config, put back after each in-process test.
+_JAX_SETTINGS = (
+    "jax_compilation_cache_dir",
+    "jax_enable_compilation_cache",
+    "jax_persistent_cache_min_compile_time_secs",
+    "jax_compilation_cache_max_size",
+    "jax_default_matmul_precision",
+)
+
+
 @pytest.fixture
 def restored():
-    """Puts the session's cache and jax's matmul precision back after the test."""
-    folder, precision = (
-        jax.config.jax_compilation_cache_dir,
-        jax.config.jax_default_matmul_precision,
-    )
+    """The session's cache and jax's matmul precision, as they were before the test."""
+    before = {name: getattr(jax.config, name) for name in _JAX_SETTINGS}
     yield
-    runtime.use_compile_cache(pathlib.Path(folder))
-    jax.config.update("jax_default_matmul_precision", precision)
+    for name, value in before.items():
+        jax.config.update(name, value)
+    compilation_cache.reset_cache()
 
 
 def _config(tmp_path: pathlib.Path, **runtime_keys):
@@ -242,13 +251,28 @@ def _config(tmp_path: pathlib.Path, **runtime_keys):
 
 
 def test_auto_is_beside_the_data_cache_and_bounded(tmp_path, monkeypatch, restored):
-    monkeypatch.delenv(runtime.ENV)
+    for name in (
+        runtime.ENV,
+        "JAX_COMPILATION_CACHE_MAX_SIZE",
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+    ):
+        monkeypatch.delenv(name)  # the suite's settings (tests/conftest.py)
     runtime.configure(_config(tmp_path))
     expected = runtime.keyed_folder(tmp_path / "data" / "xla")
     assert jax.config.jax_compilation_cache_dir == str(expected) and expected.is_dir()
     assert jax.config.jax_enable_compilation_cache
     assert jax.config.jax_compilation_cache_max_size == runtime.MAX_BYTES
-    assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0  # the suite's env wins
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == runtime.MIN_COMPILE_SECONDS
+
+
+def test_jax_own_variables_win_over_the_size_bound_and_threshold(tmp_path, monkeypatch, restored):
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_MAX_SIZE", "-1")
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    jax.config.update("jax_compilation_cache_max_size", -1)  # as jax read them at import
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    runtime.configure(_config(tmp_path))
+    assert jax.config.jax_compilation_cache_max_size == -1
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0
 
 
 def test_a_folder_setting_and_the_environment_override(tmp_path, monkeypatch, restored):
