@@ -16,16 +16,26 @@ def _pool_windows(x: jax.Array) -> jax.Array:
     return x[:, : h - h % 2, : w - w % 2, :].reshape(b, h // 2, 2, w // 2, 2, c)
 
 
+def _pool_corners(x: jax.Array) -> list[jax.Array]:
+    """The four positions of every 2×2 window as strided slices, each (B, H//2, W//2, C)."""
+    b, h, w, c = x.shape
+    x = x[:, : h - h % 2, : w - w % 2, :]
+    return [x[:, i::2, j::2, :] for i in range(2) for j in range(2)]
+
+
 @jax.custom_vjp
 def max_pool_2x2(x: jax.Array) -> jax.Array:
     """2×2 max-pool, stride 2, floor mode (torch `MaxPool2d(2)`), on (B, H, W, C).
 
-    Its gradient is autodiff's (the cotangent split equally between tied maxima) written as one
-    elementwise pass over the four window positions: autodiff of the reshape + max made several
-    passes and ran 2× slower on CPU (ReLU + pool of the ESC-50 first block, 64 × 64 × 501 × 32),
-    XLA's select-and-scatter slower still (issue 5 probes).
+    Written without reductions: XLA:CPU hands reductions to a library kernel that fuses nothing,
+    so a `max` over a reshaped window axis first wrote the whole windowed input out again. The
+    maximum of four strided slices and this gradient are elementwise, so XLA fuses each into one
+    pass, together with the BatchNorm and ReLU before it. The gradient is autodiff's, ties
+    included (the cotangent split equally between tied maxima, bitwise): one pass for the share
+    dy / #maxima per window, one for dx.
     """
-    return _pool_windows(x).max(axis=(2, 4))
+    top_left, top_right, bottom_left, bottom_right = _pool_corners(x)
+    return jnp.maximum(jnp.maximum(top_left, top_right), jnp.maximum(bottom_left, bottom_right))
 
 
 def _max_pool_forward(x):
@@ -35,12 +45,13 @@ def _max_pool_forward(x):
 
 def _max_pool_backward(residuals, dy):
     x, y = residuals
-    windows = _pool_windows(x)
-    is_max = [[windows[:, :, i, :, j] == y for j in range(2)] for i in range(2)]
-    share = dy / sum(m.astype(dy.dtype) for row in is_max for m in row)
-    rows = [jnp.stack([jnp.where(m, share, 0.0) for m in row], axis=3) for row in is_max]
+    share = dy / sum((corner == y).astype(dy.dtype) for corner in _pool_corners(x))
     b, h, w, c = x.shape
-    dx = jnp.stack(rows, axis=2).reshape(b, h - h % 2, w - w % 2, c)  # (B, H/2, 2, W/2, 2, C)
+    windows = _pool_windows(x)  # (B, H/2, 2, W/2, 2, C): y and share broadcast over the window
+    dx = jnp.where(
+        windows == y[:, :, None, :, None, :], share[:, :, None, :, None, :], jnp.zeros((), dy.dtype)
+    )
+    dx = dx.reshape(b, h - h % 2, w - w % 2, c)
     return (jnp.pad(dx, ((0, 0), (0, h % 2), (0, w % 2), (0, 0))),)
 
 
