@@ -160,6 +160,7 @@ def score_checkpoint(
     sums, probabilities = loop.predict(
         model.steps.predict,
         state,
+        model.zero_sums(train=False)[0],  # a group of one, sequential: a tuple of one
         pipeline.eval_batches(data.source, model.task, config, batch_size),
         model.mesh,
     )

@@ -11,9 +11,15 @@ config; `runs.config_differences` says which keys may differ), so a run never ad
 checkpoints of another one that had the same name. A step that cannot be read back is set aside
 and the latest intact one before it is used, said on the console.
 
-Logged per member: every `train.log_every_steps` steps, `train/loss_step` and `train/lr` (the lr
-that step applied, from the step number and the member's peak lr: no device transfer); each
-epoch, a `metrics.jsonl` record with `train/lr` of the epoch's last step.
+Logged per member: every `train.log_every_steps` steps, `train/loss_step` (the mean loss of the
+interval's steps) and `train/lr` (the lr that step applied, from the step number and the member's
+peak lr: no device transfer); each epoch, a `metrics.jsonl` record with `train/lr` of the epoch's
+last step. The compiled step adds its sums to two running totals, the epoch's and the log
+interval's (its loss and non-finite counts only). At an interval's end its total is swapped for
+zeros and starts its copy to the host; it is read, checked and logged at the next interval's end,
+or before a checkpoint save or the epoch's end if one comes first. So the host never waits for the
+step it has just issued, the values and steps logged are those of a synchronous read, and every
+save still follows the health check of the interval before it.
 """
 
 import contextlib
@@ -24,6 +30,7 @@ import signal
 import time
 from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
 
@@ -35,7 +42,7 @@ from jaxdl.training.group import Group
 from jaxdl.utils import distributed, files, preemption, runs
 from jaxdl.utils.logging import RunLogger
 
-_HEALTH = ("nonfinite_steps", metrics.FIRST_NONFINITE)
+INTERVAL_KEYS = ("count", "loss_sum", *metrics.HEALTH)  # what a log interval's total keeps
 
 
 class Preempted(JaxdlError):
@@ -224,7 +231,7 @@ class _Run:
         self.loggers: list[RunLogger] = []  # opened by `fit` when there is an epoch to train
         self.histories = position.histories if position else [[] for _ in members]
         self.diverged = position.diverged if position else [None] * len(members)
-        self.interval_sums = None
+        self.finished_interval = None  # (last step, the group's sums): their host copy under way
         self.config = members[0].config
 
     def active(self) -> list[int]:
@@ -244,7 +251,9 @@ class _Run:
         epoch_sums,
         val_metrics: list[dict] | None = None,
     ) -> None:
-        """Checkpoints every member still training (epoch end: with its val metrics)."""
+        """Checkpoints every member still training (epoch end: with its val metrics), after the
+        finished log interval is checked and logged."""
+        self.log_interval(epoch)
         member_states = self.group.member_states(states)
         member_sums = None if epoch_sums is None else self.group.member_sums(epoch_sums)
         for i in self.active():
@@ -270,7 +279,7 @@ class _Run:
         if self.config.train.nan_policy == "skip":
             return
         for i in self.active():
-            if member_sums[i]["nonfinite_steps"]:
+            if member_sums[i][metrics.NONFINITE]:
                 first = int(member_sums[i][metrics.FIRST_NONFINITE])
                 last = self.checkpoints[i].latest_step()
                 where = (
@@ -293,36 +302,53 @@ class _Run:
         every = self.config.train.checkpoint_every_steps
         last_step = epoch_start + self.num_batches
 
-        def hook(step: int, states, epoch_sums, step_sums) -> None:
-            if interval:
-                self.interval_sums = (
-                    step_sums
-                    if self.interval_sums is None
-                    else metrics.add_sums(self.interval_sums, step_sums)
-                )
-                if step % interval == 0:
-                    sums = self.group.member_sums(self.interval_sums)
-                    self.interval_sums = None
-                    self.check_health(sums, epoch)
-                    for i in self.active():
-                        clean = {k: v for k, v in sums[i].items() if k not in _HEALTH}
-                        self.loggers[i].scalars(
-                            step,
-                            {
-                                "train/loss_step": self.group.objective.summary(clean)["loss"],
-                                "train/lr": self.learning_rate(i, step),
-                            },
-                        )
+        def hook(step: int, states, sums: dict) -> dict:
+            if interval and step % interval == 0:
+                sums = self.end_interval(step, epoch, sums)
             saved = False
             if every and step % every == 0 and step != last_step:
-                self.save(step, epoch, step - epoch_start, states, epoch_sums)
+                self.save(step, epoch, step - epoch_start, states, sums["epoch"])
                 saved = True
             if watcher.stop_at(step):
                 if not saved:
-                    self.save(step, epoch, step - epoch_start, states, epoch_sums)
+                    self.save(step, epoch, step - epoch_start, states, sums["epoch"])
                 self.stop(step, epoch, watcher)
+            return sums
 
         return hook
+
+    def interval_totals(self) -> dict:
+        """`{"interval": zeros}`, the running total of a log interval (none without logging)."""
+        if not self.config.train.log_every_steps:
+            return {}
+        return {"interval": self.group.zero_sums(keys=INTERVAL_KEYS)}
+
+    def end_interval(self, step: int, epoch: int, sums: dict) -> dict:
+        """Ends the log interval at `step`: the one before is logged (its copy to the host had a
+        whole interval to land), this one's total starts its copy, and zeros take its place."""
+        self.log_interval(epoch)
+        for leaf in jax.tree.leaves(sums["interval"]):
+            leaf.copy_to_host_async()
+        self.finished_interval = (step, sums["interval"])
+        return sums | self.interval_totals()
+
+    def log_interval(self, epoch: int) -> None:
+        """Checks the health of the finished log interval, if any, then logs each active
+        member's `train/loss_step` and `train/lr` at the interval's last step."""
+        if self.finished_interval is None:
+            return
+        step, sums = self.finished_interval
+        self.finished_interval = None
+        member_sums = self.group.member_sums(sums)
+        self.check_health(member_sums, epoch)
+        for i in self.active():
+            self.loggers[i].scalars(
+                step,
+                {
+                    "train/loss_step": metrics.mean_loss(member_sums[i]),
+                    "train/lr": self.learning_rate(i, step),
+                },
+            )
 
     def stop(self, step: int, epoch: int, watcher: preemption.SigtermWatcher) -> None:
         """Raises `Preempted` once the checkpoint saved at `step` is complete."""
@@ -343,14 +369,15 @@ class _Run:
     def end_epoch(
         self, epoch: int, step: int, states, train_sums, val_sums, seconds: float
     ) -> None:
+        self.log_interval(epoch)
         train_members = self.group.member_sums(train_sums)
         self.check_health(train_members, epoch)
         val_members = self.group.member_sums(val_sums)
         val_metrics = [None] * len(self.members)
         for i in self.active():
-            skipped = int(train_members[i]["nonfinite_steps"])
+            skipped = int(train_members[i][metrics.NONFINITE])
             train_metrics = self.group.objective.summary(
-                {k: v for k, v in train_members[i].items() if k not in _HEALTH}
+                {k: v for k, v in train_members[i].items() if k not in metrics.HEALTH}
             )
             val_metrics[i] = self.group.objective.summary(val_members[i])
             record = {
@@ -446,27 +473,31 @@ def fit(members: list[Member], data: Data, group: Group) -> list[Result]:
             stack.enter_context(RunLogger(m.log_dir, m.config.to_dict())) for m in members
         ]
         watcher = stack.enter_context(preemption.watch_sigterm())
+        totals = run.interval_totals()  # runs on across epochs, as the step count does
         for epoch in range(start_epoch, config.train.epochs + 1):
             started = time.perf_counter()
             epoch_start = (epoch - 1) * num_batches
             batches = pipeline.train_batches(
                 data.train, data.task, data.config, epoch, data.batch_size, data.augment, skip=skip
             )
-            states, train_sums = loop.train_epoch(
+            totals["epoch"] = group.zero_sums() if epoch_sums is None else epoch_sums
+            states, totals = loop.train_epoch(
                 group.train,
                 states,
+                totals,
                 batches,
                 num_batches - skip,
                 group.mesh,
                 f"epoch {epoch}/{config.train.epochs}",
                 first_step=epoch_start + skip,
-                sums=epoch_sums,
                 after_step=run.after_step(epoch, epoch_start, watcher),
             )
+            train_sums = totals.pop("epoch")
             skip, epoch_sums, step = 0, None, epoch_start + num_batches
             val_sums = loop.evaluate(
                 group.eval,
                 states,
+                group.zero_sums(train=False),
                 pipeline.eval_batches(data.val, data.task, data.config, data.eval_batch_size),
                 group.mesh,
                 "val",

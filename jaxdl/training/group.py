@@ -3,8 +3,8 @@
 Every mode builds its model here, as a group of members that share an architecture and are fed the
 same batches: `train`, `evaluate`, `lr_finder`, `analyze`, `bench` and `import_torch` a group of
 one; `grid_search` and `compare` one group per architecture. The group's `train`/`eval` take and
-return the states and metric sums of *all* members, so the epoch loop (`loop.train_epoch`,
-`loop.evaluate`) drives one member or many through the same code.
+return the states and running metric sums of *all* members (zeros from `zero_sums`), so the epoch
+loop (`loop.train_epoch`, `loop.evaluate`) drives one member or many through the same code.
 
 Strategies (`grid.strategy`):
 - `sequential`: one compiled single-member step, called for each member on each shared batch.
@@ -25,6 +25,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 from flax import linen as nn
 from jax.sharding import Mesh
 
@@ -78,18 +79,39 @@ class Group:
     steps: steps.CompiledSteps  # one member's steps (sequential) or the vmapped ones
     states: Any  # tuple of TrainStates (sequential) or one stacked TrainState (vmap)
 
-    def train(self, states, batch: dict) -> tuple[Any, Any]:
-        """One step of every member on `batch`: (states, sums)."""
+    def train(self, states, sums: dict, batch: dict) -> tuple[Any, dict]:
+        """One step of every member on `batch`, its sums added to each running total of `sums`
+        ({name: the group's sums}, from `zero_sums`, donated): (states, sums)."""
         if self.strategy == "vmap":
-            return self.steps.train(states, batch)
-        outputs = [self.steps.train(s, batch) for s in states]
-        return tuple(o[0] for o in outputs), tuple(o[1] for o in outputs)
+            return self.steps.train(states, sums, batch)
+        outputs = [
+            self.steps.train(state, {name: total[i] for name, total in sums.items()}, batch)
+            for i, state in enumerate(states)
+        ]
+        return (
+            tuple(o[0] for o in outputs),
+            {name: tuple(o[1][name] for o in outputs) for name in sums},
+        )
 
-    def eval(self, states, batch: dict) -> Any:
-        """Every member's eval sums of `batch`."""
+    def eval(self, states, sums, batch: dict) -> Any:
+        """The group's eval sums `sums` (from `zero_sums(train=False)`, donated) plus every
+        member's of `batch`."""
         if self.strategy == "vmap":
-            return self.steps.eval(states, batch)
-        return tuple(self.steps.predict(s, batch)[0] for s in states)
+            return self.steps.eval(states, sums, batch)
+        return tuple(
+            self.steps.predict(state, total, batch)[0]
+            for state, total in zip(states, sums, strict=True)
+        )
+
+    def zero_sums(self, train: bool = True, keys: Sequence[str] | None = None) -> Any:
+        """Zeros on the devices, in the group's layout, where running sums start: a train step's
+        (`train`), an eval step's, or only `keys` of them (`steps.zero_sums`)."""
+        zeros = steps.zero_sums(self.objective, train, keys)
+        if self.strategy == "sequential":
+            sharding = distributed.replicated(self.mesh)
+            return tuple(distributed.put(zeros, sharding) for _ in range(self.size))
+        stacked = {k: np.zeros((self.size, *v.shape), v.dtype) for k, v in zeros.items()}
+        return distributed.put(stacked, distributed.config_sharded(self.mesh))
 
     @property
     def state(self) -> TrainState:

@@ -1,7 +1,8 @@
 """The epoch loop shared by every mode: feed batches to a compiled step, keep sums on device.
 
-Metric sums are added on device and fetched by the host once per logging interval and once per
-epoch, never per step, so the step loop never waits for the accelerator.
+The compiled steps add each batch's metric sums to running totals they take and return (donated,
+so updated in place); the host fetches a total once per logging interval and once per epoch,
+never per step, so the step loop never waits for the accelerator and adds nothing itself.
 """
 
 import collections
@@ -13,7 +14,6 @@ import numpy as np
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from jaxdl.training import metrics
 from jaxdl.training.state import TrainState
 from jaxdl.utils import distributed
 
@@ -49,29 +49,31 @@ def device_batches(batches: Iterable[dict], mesh: Mesh, ahead: int = 2) -> Itera
 def train_epoch(
     train_step: Callable,
     state,
+    sums: dict,
     batches: Iterable[dict],
     num_batches: int,
     mesh: Mesh,
     description: str,
     first_step: int = 0,
-    sums=None,
-    after_step: Callable[[int, Any, Any, Any], None] | None = None,
-) -> tuple[Any, Any]:
-    """Runs the batches of one epoch through `train_step`; returns the state and the epoch's sums.
+    after_step: Callable[[int, Any, dict], dict] | None = None,
+) -> tuple[Any, dict]:
+    """Runs the batches of one epoch through `train_step(state, sums, batch) -> (state, sums)`;
+    returns the state and the running totals `sums` ({name: sums} on device, zeros or a partly
+    done epoch's), every step's sums added in.
 
     `first_step` is the global step before the first batch (a host-side counter: reading
-    `state.step` would wait for the device every step); `sums` resumes a partly done epoch.
-    `after_step(step, state, epoch_sums, step_sums)` runs on the host after every step (logging
-    intervals, mid-epoch checkpoints, pre-emption); it must not fetch device values unless it acts.
-    The sums stay on device.
+    `state.step` would wait for the device every step).
+    `after_step(step, state, sums) -> sums` runs on the host after every step (logging
+    intervals, mid-epoch checkpoints, pre-emption) and may swap a total for fresh zeros (a log
+    interval's end); it must not fetch device values unless it acts.
     """
     batches = tqdm(batches, total=num_batches, desc=description, leave=False, unit="batch")
+    step = first_step
     for step, batch in enumerate(device_batches(batches, mesh), start=first_step + 1):
-        state, step_sums = train_step(state, batch)
-        sums = step_sums if sums is None else metrics.add_sums(sums, step_sums)
+        state, sums = train_step(state, sums, batch)
         if after_step is not None:
-            after_step(step, state, sums, step_sums)
-    if sums is None:
+            sums = after_step(step, state, sums)
+    if step == first_step:
         raise ValueError(
             "the training split yielded no full batch: it is smaller than the batch size"
         )
@@ -79,27 +81,31 @@ def train_epoch(
 
 
 def evaluate(
-    eval_step: Callable, state: TrainState, batches: Iterator[dict], mesh: Mesh, description: str
-) -> dict:
-    """Sums of the eval metrics over every (unpadded) example of `batches`."""
-    total = None
+    eval_step: Callable,
+    state: TrainState,
+    sums: Any,
+    batches: Iterator[dict],
+    mesh: Mesh,
+    description: str,
+) -> Any:
+    """Host sums of the eval metrics over every (unpadded) example of `batches`, added by
+    `eval_step(state, sums, batch) -> sums` to `sums` (device zeros in the step's layout)."""
     for batch in device_batches(tqdm(batches, desc=description, leave=False, unit="batch"), mesh):
-        sums = eval_step(state, batch)
-        total = sums if total is None else metrics.add_sums(total, sums)
-    return distributed.fetch(total)
+        sums = eval_step(state, sums, batch)
+    return distributed.fetch(sums)
 
 
 def predict(
-    predict_step: Callable, state: TrainState, batches: Iterator[dict], mesh: Mesh
+    predict_step: Callable, state: TrainState, sums: dict, batches: Iterator[dict], mesh: Mesh
 ) -> tuple[dict, np.ndarray]:
-    """Eval sums and (N, C) probabilities of the real (unmasked) examples, in source order."""
-    total, outputs, masks = None, [], []
+    """Host eval sums (added to `sums`, device zeros, as `evaluate`) and (N, C) probabilities of
+    the real (unmasked) examples, in source order."""
+    outputs, masks = [], []
     for device_batch in device_batches(
         tqdm(batches, desc="predict", leave=False, unit="batch"), mesh
     ):
-        sums, probabilities = predict_step(state, device_batch)
-        total = sums if total is None else metrics.add_sums(total, sums)
+        sums, probabilities = predict_step(state, sums, device_batch)
         outputs.append(probabilities)
         masks.append(device_batch["mask"])  # the global batch's (several processes: not `batch`'s)
     probabilities = np.concatenate(distributed.fetch(outputs))
-    return distributed.fetch(total), probabilities[np.concatenate(distributed.fetch(masks)) > 0]
+    return distributed.fetch(sums), probabilities[np.concatenate(distributed.fetch(masks)) > 0]

@@ -13,8 +13,9 @@ there before each step and the one compiled `train_step` serves the whole sweep.
 step i is the float32 value the optimizer used at step i (the reference projects logged the lr
 after `scheduler.step()`, one step late). The group swept is built without the training schedule
 (`optim.without_schedule`): the sweep is the schedule, so the optimizer applies each step's lr as
-it is written. Per step the host fetches three scalars (loss sum, count, non-finite flag), the
-ones the stop rule needs, one step late, so the device is never idle waiting for the host.
+it is written. Each step adds its sums to a fresh total of three scalars (loss sum, count,
+non-finite flag), the ones the stop rule needs, which the host fetches one step late, so the device
+is never idle waiting for the host.
 
 Suggestion rule: fastai's "valley" (`fastai.callback.schedule.valley`, its default since 2.5),
 on the smoothed curve, always smoothed: the bias-corrected EMA with β = `lr_finder.smoothing`, or
@@ -47,7 +48,7 @@ from tqdm import tqdm
 from jaxdl.data import pipeline
 from jaxdl.errors import DataError
 from jaxdl.tasks.spec import Task
-from jaxdl.training import loop
+from jaxdl.training import loop, metrics, steps
 from jaxdl.training.group import Group
 from jaxdl.training.state import TrainState
 from jaxdl.utils import distributed
@@ -58,8 +59,8 @@ RULE_SMOOTHING = 0.98  # fastai's EMA factor: the rule's when lr_finder.smoothin
 SKIP_START_FRACTION = 10  # the rule leaves out the first steps // 10 (fastai)…
 SKIP_END = 5  # … and the last 5 (fastai)
 MINIMUM_DIVISOR = 10.0  # fallback: lr at the minimum / 10 (fastai "minimum")
-# Only these sums are fetched per step; the rest (a confusion matrix) would cost a transfer.
-_STEP_KEYS = ("loss_sum", "count", "nonfinite_steps")
+# Only these sums are kept per step; the rest (a confusion matrix) would cost a transfer.
+STEP_KEYS = ("loss_sum", "count", metrics.NONFINITE)
 COMPLETED, DIVERGED, NON_FINITE = "completed", "divergence", "non-finite"
 
 
@@ -178,9 +179,15 @@ def cycled_train_batches(
 
 
 def step_losses(
-    train_step: Callable, state: TrainState, batches: Iterator[dict], lrs: np.ndarray, mesh: Mesh
+    train_step: Callable,
+    state: TrainState,
+    zeros: dict[str, np.ndarray],
+    batches: Iterator[dict],
+    lrs: np.ndarray,
+    mesh: Mesh,
 ) -> Iterator[tuple[float, float, bool]]:
-    """(lr, mean batch loss, loss and gradients finite) of each step, in order.
+    """(lr, mean batch loss, loss and gradients finite) of each step, in order; each step adds its
+    sums to a fresh copy of the host `zeros` (`STEP_KEYS`).
 
     The batches' host-to-device copies are issued ahead (`loop.device_batches`), and the host
     reads step i's loss after dispatching step i + 1, so the device keeps working while the host
@@ -192,17 +199,17 @@ def step_losses(
     # zip stops at the last lr: the batches cycle without end.
     for lr, batch in zip(lrs, loop.device_batches(batches, mesh), strict=False):
         state = with_learning_rate(state, jax.device_put(lr, sharding))
-        state, sums = train_step(state, batch)
+        state, sums = train_step(state, {"step": distributed.put(zeros, sharding)}, batch)
         if in_flight is not None:
             yield _host_step(*in_flight)
-        in_flight = (lr, {k: sums[k] for k in _STEP_KEYS})
+        in_flight = (lr, sums["step"])
     if in_flight is not None:
         yield _host_step(*in_flight)
 
 
 def _host_step(lr: np.float32, sums: dict) -> tuple[float, float, bool]:
     host = jax.device_get(sums)
-    return float(lr), float(host["loss_sum"]) / float(host["count"]), not host["nonfinite_steps"]
+    return float(lr), metrics.mean_loss(host), not host[metrics.NONFINITE]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,7 +254,8 @@ def sweep(
     started = time.perf_counter()
     first_done = started
     batches = cycled_train_batches(source, model.task, config, batch_size)
-    losses = step_losses(model.steps.train, model.state, batches, lrs, model.mesh)
+    zeros = steps.zero_sums(model.objective, keys=STEP_KEYS)
+    losses = step_losses(model.steps.train, model.state, zeros, batches, lrs, model.mesh)
     with tqdm(total=finder.steps, desc="lr_finder", unit="step") as bar:
         for step, (lr, loss, finite) in enumerate(losses, start=1):
             if step == 1:

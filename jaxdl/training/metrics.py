@@ -1,9 +1,9 @@
 """Evaluation metrics as masked sums on device, divided once on the host.
 
-Each eval step returns sums over its batch (`classification_sums`, `multilabel_sums`); the loop
-adds them on device (`add_sums`) and fetches them once, then `*_summary` divides. Padded rows
-of a last partial batch carry mask 0 and contribute nothing, so the result is exact, and no
-step waits for the host.
+Each step computes sums over its batch (`classification_sums`, `multilabel_sums`) and adds them
+to the running totals it was given, inside its compiled program (`add_sums`); the host fetches a
+total once per log interval or epoch, then `*_summary` divides. Padded rows of a last partial
+batch carry mask 0 and contribute nothing, so the result is exact, and no step waits for the host.
 """
 
 from collections.abc import Mapping, Sequence
@@ -82,11 +82,14 @@ def multilabel_sums(
     }
 
 
-FIRST_NONFINITE = "first_nonfinite_step"  # kept, not added: the first bad step of an interval
+NONFINITE = "nonfinite_steps"  # train steps whose loss or gradients were not finite
+FIRST_NONFINITE = "first_nonfinite_step"  # kept, not added: the first bad step of a total (0: none)
+HEALTH = (NONFINITE, FIRST_NONFINITE)  # what a train step adds to its metric sums
 
 
 def add_sums(a, b):
-    """Element-wise sum of two batches' sums (jit-able), to accumulate over an epoch on device.
+    """`b` added to the running total `a` (jit-able), key by key over the keys of `a`, so a total
+    may keep a subset of a step's sums (a log interval's loss and health).
 
     Works on one member's dict and on a sequence of members' dicts; `first_nonfinite_step`
     keeps the earlier non-zero step instead of adding.
@@ -101,6 +104,11 @@ def add_sums(a, b):
         )
         for key in a
     }
+
+
+def mean_loss(sums: Mapping[str, np.ndarray]) -> float:
+    """Mean loss of fetched sums (a log interval's, an LR-finder step's): loss_sum / count."""
+    return float(sums["loss_sum"]) / float(sums["count"])
 
 
 def _to_host(sums: Mapping[str, jax.Array]) -> dict[str, np.ndarray]:

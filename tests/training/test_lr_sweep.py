@@ -10,7 +10,7 @@ import pytest
 from jaxdl import tasks
 from jaxdl.data import pipeline
 from jaxdl.errors import DataError
-from jaxdl.training import group, loop, lr_sweep, optim
+from jaxdl.training import group, loop, lr_sweep, optim, steps
 from jaxdl.utils import distributed
 from jaxdl.utils.logging import RunLogger
 from tests.helpers import counting_compilations, tiny_esc50_config
@@ -137,12 +137,17 @@ def test_one_compiled_step_serves_the_whole_sweep(tmp_path, capsys):
     # The injected lr is what the step applies: plain SGD, Δθ = −lr·g, so Δθ / lr is the same
     # gradient for two rates; and neither recompiles.
     gradients = []
+    sweep_zeros = steps.zero_sums(
+        parts.objective, keys=lr_sweep.STEP_KEYS
+    )  # what the sweep adds to
     for lr in (np.float32(0.05), np.float32(0.5)):
+        replicated = distributed.replicated(parts.mesh)
         state = lr_sweep.with_learning_rate(
-            jax.tree.map(jnp.copy, initial), jax.device_put(lr, distributed.replicated(parts.mesh))
+            jax.tree.map(jnp.copy, initial), jax.device_put(lr, replicated)
         )
+        zeros = {"step": jax.device_put(sweep_zeros, replicated)}
         with counting_compilations() as compiled:
-            new_state = jax.block_until_ready(parts.steps.train(state, batch)[0])
+            new_state = jax.block_until_ready(parts.steps.train(state, zeros, batch)[0])
         assert not compiled and new_state.opt_state.hyperparams["learning_rate"] == lr
         gradients.append(
             [

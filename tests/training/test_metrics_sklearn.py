@@ -65,7 +65,8 @@ def _evaluate(
     mesh = distributed.make_mesh()
     compiled = steps.compile_steps(objective, mesh)
     state = distributed.put(_passthrough_state(), distributed.replicated(mesh))
-    sums = loop.evaluate(compiled.eval, state, _batches(x, y, pad_x, pad_y), mesh, "eval")
+    zeros = distributed.put(steps.zero_sums(objective, train=False), distributed.replicated(mesh))
+    sums = loop.evaluate(compiled.eval, state, zeros, _batches(x, y, pad_x, pad_y), mesh, "eval")
     return objective.summary(sums), sums
 
 

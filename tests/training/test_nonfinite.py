@@ -26,10 +26,11 @@ def _step_on(batch_x: np.ndarray, skip: bool):
         Esc50CNN(5, (4, 8, 8), 3), optim.make_optimizer(train_config), 0, (16, 24, 1)
     )
     before = jax.device_get(state.params)
-    compiled = steps.compile_steps(make_objective("multiclass", list("abcde")), mesh, skip)
+    objective = make_objective("multiclass", list("abcde"))
+    compiled = steps.compile_steps(objective, mesh, skip)
     batch = {"x": batch_x, "y": np.arange(4, dtype=np.int32) % 5, "mask": np.ones(4, np.float32)}
-    state, sums = compiled.train(state, batch)
-    return before, jax.device_get(state), jax.device_get(sums)
+    state, sums = compiled.train(state, {"step": steps.zero_sums(objective)}, batch)
+    return before, jax.device_get(state), jax.device_get(sums["step"])
 
 
 def test_skip_keeps_the_previous_parameters_and_counts_the_step():
@@ -72,3 +73,18 @@ def test_stop_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params))
     status = json.loads((tmp_path / "logs" / run_dir.name / "run_status.json").read_text())
     assert status["status"] == "failed"
+
+
+def test_a_log_interval_read_late_is_still_checked_before_the_next_save(tmp_path):
+    """The interval ending at step 2 is fetched without waiting, and read later; the save due at
+    step 3 reads it first, so the run stops at step 2's non-finite loss and saves nothing."""
+    config = tiny_esc50_config(tmp_path, lr=1e30, log_every_steps=2, checkpoint_every_steps=3)
+    config.model.channels = (8, 16, 16)
+    with pytest.raises(
+        fit.NonFiniteLoss,
+        match=r"non-finite loss or gradients at step 2 \(epoch 1\).*no checkpoint was written yet",
+    ):
+        train.train_and_evaluate(config, tmp_path)
+    (run_dir,) = (tmp_path / "checkpoints").iterdir()
+    with checkpoint.Checkpoints(run_dir, "accuracy", "max", read_only=True) as kept:
+        assert kept.all_steps() == []

@@ -249,14 +249,14 @@ def _train_group(configs: list, strategy: str) -> list:
     trainer = group.build(configs, [str(i) for i in range(10)], strategy, steps_per_epoch=3)
     rng = np.random.default_rng(0)
     shape = tasks.get(configs[0]).input_shape(configs[0])
-    states = trainer.states
+    states, sums = trainer.states, {"epoch": trainer.zero_sums()}
     for _ in range(6):
         batch = {
             "x": rng.normal(size=(8, *shape)).astype(np.float32),
             "y": rng.integers(0, 10, 8).astype(np.int32),
             "mask": np.ones(8, np.float32),
         }
-        states, _ = trainer.train(states, loop.to_device(batch, trainer.mesh))
+        states, sums = trainer.train(states, sums, loop.to_device(batch, trainer.mesh))
     return jax.device_get(trainer.member_states(states))
 
 
