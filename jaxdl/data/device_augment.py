@@ -60,7 +60,9 @@ def time_shift(x: jax.Array, key: jax.Array, p: float, max_fraction: float) -> j
     max_shift = int(max_fraction * x.shape[2])
     shifts = jax.random.randint(shift_key, (x.shape[0],), -max_shift, max_shift + 1)
     shifts = jnp.where(_applied(apply_key, x.shape[0], p), shifts, 0)
-    return jax.vmap(lambda features, k: jnp.roll(features, k, axis=1))(x, shifts)
+    frames = x.shape[2]
+    source = (jnp.arange(frames)[None, :] - shifts[:, None]) % frames  # out[t] = in[t - k]
+    return jnp.take_along_axis(x, source[:, None, :, None], axis=2)
 
 
 def mask_along_axis(
