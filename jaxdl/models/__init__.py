@@ -1,18 +1,31 @@
 """Architectures (shapes only, no dataset knowledge). Each model class names its two
 hyper-parameters (`HYPERPARAMETERS`, keys of `config.model`) and checks their values
-(`check_hyperparameters`); the task that uses a model says which class (`jaxdl.tasks`)."""
+(`check_hyperparameters`); the task that uses a model says which class (`jaxdl.tasks`). Every model
+also takes `model.init` (the initialisers) and `model.dtype` (the compute dtype), which are not
+hyper-parameters: grids never vary them."""
 
 import ml_collections
 from flax import linen as nn
 
+from jaxdl import checks
 from jaxdl.checks import check_choice
+from jaxdl.models.layers import DTYPES
 
 INIT_SCHEMES = ("flax", "torch")  # model.init: Flax's default initialisers or PyTorch's
+# model.dtype of configs and checkpoints written before the key existed.
+DEFAULT_DTYPE = "float32"
+
+
+def dtype(model: ml_collections.ConfigDict) -> str:
+    """`model.dtype`, the compute dtype (a key of layers.DTYPES)."""
+    return model.get("dtype", DEFAULT_DTYPE)
 
 
 def check(module: type[nn.Module], config: ml_collections.ConfigDict) -> None:
     """ConfigError naming the first bad `model.*` value of `config` for `module`."""
     check_choice(config, "model.init", INIT_SCHEMES)
+    value = dtype(config.model)
+    checks.check(value in DTYPES, "model.dtype", value, f"one of {list(DTYPES)}")
     module.check_hyperparameters(config.model)
 
 
@@ -22,6 +35,8 @@ def hyperparameter_value(value):
 
 
 def build(module: type[nn.Module], model: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
-    """`module` with its two hyper-parameters and init scheme from `model` (config.model)."""
+    """`module` with its two hyper-parameters, init scheme and dtype from `model` (config.model)."""
     hyperparameters = {key: hyperparameter_value(model[key]) for key in module.HYPERPARAMETERS}
-    return module(num_classes=num_classes, init_scheme=model.init, **hyperparameters)
+    return module(
+        num_classes=num_classes, init_scheme=model.init, dtype=dtype(model), **hyperparameters
+    )

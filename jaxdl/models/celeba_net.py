@@ -16,13 +16,15 @@ class CelebaCNN(nn.Module):
 
     [Conv3×3(64) → BN → ReLU → pool2] → [Conv3×3(128) → BN → ReLU → pool2]
     → [Conv3×3(channels_block3) → BN → ReLU] → GAP → Dropout(dropout) → Dense. Dropout draws from
-    the "dropout" rng stream in training and is off in evaluation. Submodules `block{i}_{conv,bn}`.
+    the "dropout" rng stream in training and is off in evaluation. Submodules `block{i}_{conv,bn}`;
+    in evaluation each BatchNorm is folded into its conv.
     """
 
     num_classes: int  # binary attributes (5 in the reference)
     channels_block3: int = 256
     dropout: float = 0.0
     init_scheme: str = "flax"  # "flax" | "torch" (PyTorch default initialisation)
+    dtype: str = "float32"  # compute dtype, a key of layers.DTYPES
 
     HYPERPARAMETERS: ClassVar[tuple[str, str]] = ("channels_block3", "dropout")
 
@@ -40,8 +42,9 @@ class CelebaCNN(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         widths = (64, 128, self.channels_block3)
+        dtype = layers.DTYPES[self.dtype]
         for block, width in enumerate(widths):
-            x = layers.conv_bn_relu(x, width, self.init_scheme, train, f"block{block}")
+            x = layers.conv_bn_relu(x, width, self.init_scheme, train, f"block{block}", dtype=dtype)
             if block < len(widths) - 1:
                 x = layers.max_pool_2x2(x)
         x = layers.global_average_pool(x)

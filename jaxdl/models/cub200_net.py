@@ -1,5 +1,6 @@
 """CUB-200 reference CNN (Projet 22): three stages of dense + grouped conv blocks."""
 
+import functools
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -21,7 +22,8 @@ class Cub200GroupedCNN(nn.Module):
     Conv3×3(groups) → BN → ReLU] at `widths`, the first block of a stage widening the channels in
     its dense conv; 2×2 max-pool after every stage but the last; GAP → Dense. All convs have a
     bias. Submodules: `stem_{conv,bn}`, `stage{s}_block{b}_{conv,bn}` (dense) and
-    `stage{s}_block{b}_grouped_{conv,bn}`, 0-indexed.
+    `stage{s}_block{b}_grouped_{conv,bn}`, 0-indexed. In evaluation each BatchNorm is folded into
+    its conv.
     """
 
     num_classes: int
@@ -29,6 +31,7 @@ class Cub200GroupedCNN(nn.Module):
     groups: int = 4
     widths: Sequence[int] = STAGE_WIDTHS
     init_scheme: str = "flax"  # "flax" | "torch" (PyTorch default initialisation)
+    dtype: str = "float32"  # compute dtype, a key of layers.DTYPES
 
     HYPERPARAMETERS: ClassVar[tuple[str, str]] = ("num_blocks", "groups")
 
@@ -61,14 +64,18 @@ class Cub200GroupedCNN(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = layers.conv_bn_relu(x, self.widths[0], self.init_scheme, train, "stem")
+        block = functools.partial(
+            layers.conv_bn_relu,
+            init_scheme=self.init_scheme,
+            train=train,
+            dtype=layers.DTYPES[self.dtype],
+        )
+        x = block(x, self.widths[0], name="stem")
         for stage, width in enumerate(self.widths):
-            for block in range(self.num_blocks):
-                prefix = f"stage{stage}_block{block}"
-                x = layers.conv_bn_relu(x, width, self.init_scheme, train, prefix)
-                x = layers.conv_bn_relu(
-                    x, width, self.init_scheme, train, f"{prefix}_grouped", groups=self.groups
-                )
+            for index in range(self.num_blocks):
+                prefix = f"stage{stage}_block{index}"
+                x = block(x, width, name=prefix)
+                x = block(x, width, name=f"{prefix}_grouped", groups=self.groups)
             if stage < len(self.widths) - 1:
                 x = layers.max_pool_2x2(x)
         x = layers.global_average_pool(x)

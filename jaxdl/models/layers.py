@@ -1,13 +1,20 @@
 """Layers shared by the architectures, written for speed on XLA:CPU and parity with torch."""
 
+import functools
 import math
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
+from jax import lax
 
-from jaxdl.models.conv import conv_general_dilated
+from jaxdl.models.conv import NHWC, conv_general_dilated
+
+# model.dtype: the compute dtype of convolutions and activations. Parameters, BatchNorm statistics,
+# the classification head and the loss stay float32 (docs/numerics.md).
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def _pool_windows(x: jax.Array) -> jax.Array:
@@ -59,8 +66,15 @@ max_pool_2x2.defvjp(_max_pool_forward, _max_pool_backward)
 
 
 def global_average_pool(x: jax.Array) -> jax.Array:
-    """(B, H, W, C) -> (B, C)."""
-    return x.mean(axis=(1, 2))
+    """(B, H, W, C) -> (B, C) float32: the head and the loss stay float32 under bfloat16."""
+    return x.astype(jnp.float32).mean(axis=(1, 2))
+
+
+class Affine(NamedTuple):
+    """A per-channel affine map y·scale + shift: an evaluation-mode BatchNorm."""
+
+    scale: jax.Array
+    shift: jax.Array
 
 
 class BatchNorm(nn.BatchNorm):
@@ -68,13 +82,22 @@ class BatchNorm(nn.BatchNorm):
     (n/(n-1) times the biased one that normalises the batch) into the running average.
 
     Same variables as nn.BatchNorm, so checkpoints and imported PyTorch statistics are unchanged.
+    Its statistics and normalisation are float32 whatever `dtype` (the output's) is.
+
+    Called with `conv`, it normalises `conv(x)`; in evaluation it then folds itself into the
+    convolution instead (`Conv.__call__`'s `fold`): one conv with kernel W·s and bias
+    (b − mean)·s + β, s = γ/√(var + ε), and no pass of its own over the activations.
     """
 
     @nn.compact
-    def __call__(self, x, use_running_average: bool | None = None, *, mask=None):
+    def __call__(self, x, use_running_average: bool | None = None, *, mask=None, conv=None):
         training = not nn.merge_param(
             "use_running_average", self.use_running_average, use_running_average
         )
+        if conv is not None and not training and not self.is_initializing():
+            return conv(x, fold=self.affine())
+        if conv is not None:
+            x = conv(x)
         before = self.get_variable("batch_stats", "var")
         y = super().__call__(x, use_running_average, mask=mask)
         if training and not self.is_initializing():
@@ -86,11 +109,21 @@ class BatchNorm(nn.BatchNorm):
             )
         return y
 
+    def affine(self) -> Affine:
+        """The evaluation-mode normalisation as y·scale + shift, from the running statistics
+        (Flax's own arithmetic: (y − mean)·(γ·rsqrt(var + ε)) + β)."""
+        mean = self.get_variable("batch_stats", "mean")
+        scale = lax.rsqrt(self.get_variable("batch_stats", "var") + self.epsilon)
+        scale = scale * self.get_variable("params", "scale")
+        return Affine(scale, self.get_variable("params", "bias") - mean * scale)
 
-def batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
+
+def batch_norm(train: bool, name: str | None = None, dtype: Any = jnp.float32) -> BatchNorm:
     """BatchNorm matching torch's: torch momentum 0.1 is Flax momentum 0.9, eps 1e-5, and the
-    running variance from the unbiased batch variance."""
-    return BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
+    running variance from the unbiased batch variance; its output in `dtype`."""
+    return BatchNorm(
+        use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype, name=name
+    )
 
 
 def torch_kernel_init(key, shape, dtype=jnp.float32):
@@ -120,60 +153,129 @@ def initializers(init: str, fan_in: int) -> dict:
     raise ValueError(f"model.init must be 'flax' or 'torch', got {init!r}")
 
 
+def _shifts_3x3(padded: jax.Array) -> list[jax.Array]:
+    """The nine (B, H, W, C) slices of a (B, H+2, W+2, C) array, one per 3×3 window offset."""
+    h, w = padded.shape[1] - 2, padded.shape[2] - 2
+    return [padded[:, i : i + h, j : j + w] for i in range(3) for j in range(3)]
+
+
+def _pad_3x3(x: jax.Array, value: float) -> jax.Array:
+    return jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=value)
+
+
+@jax.custom_vjp
 def max_pool_3x3_same(x: jax.Array) -> jax.Array:
     """3×3 max-pool, stride 1, padding 1 (torch `MaxPool2d(3, 1, 1)`): (B, H, W, C) -> same shape.
 
-    Pads with -inf like torch, so border windows take the max of their in-image values only. Written
-    as a separable max of shifted slices: forward equal to `nn.max_pool`, and its gradient is
-    elementwise instead of XLA's select-and-scatter, 6× faster on CPU (fwd+bwd, 32×32×32×192). On an
-    exact tie the gradient is split between the tied inputs instead of routed to one.
+    Pads with -inf like torch, so border windows take the max of their in-image values only; the
+    output equals `nn.max_pool`'s. Forward and gradient are elementwise over the nine shifted
+    slices, one pass for the forward and two for the gradient (the share dy / #maxima of each
+    window, then each input's sum over the windows it is a maximum of): XLA's select-and-scatter
+    was 6× slower on CPU, autodiff of the shifted maxima made eight passes. The gradient is
+    autodiff's rule for a max (the cotangent split equally between tied maxima).
     """
-    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-jnp.inf)
-    rows = jnp.maximum(jnp.maximum(padded[:, :-2], padded[:, 1:-1]), padded[:, 2:])
-    return jnp.maximum(jnp.maximum(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])
+    return functools.reduce(jnp.maximum, _shifts_3x3(_pad_3x3(x, -jnp.inf)))
 
 
-class GroupedConv(nn.Module):
-    """k×k grouped convolution, stride 1, same padding: (B, H, W, C_in) -> (B, H, W, features).
+def _max_pool_3x3_forward(x):
+    y = max_pool_3x3_same(x)
+    return y, (x, y)
 
-    Parameters are exactly those of `nn.Conv(features, kernel_size, feature_group_count=groups)`:
-    kernel (kh, kw, C_in/G, features) and bias (features,), so checkpoints and torch imports carry
-    over. It runs as G dense convs on channel slices, concatenated (output group g comes from input
-    slice g and kernel[..., g·F/G:(g+1)·F/G]), because XLA:CPU's native grouped conv has a 10–40×
-    slower gradient (docs/xla-cpu-traps.md) while the dense form runs at dense-conv speed.
+
+def _max_pool_3x3_backward(residuals, dy):
+    x, y = residuals
+    maxima = sum((s == y).astype(dy.dtype) for s in _shifts_3x3(_pad_3x3(x, -jnp.inf)))
+    # x[p] lies in the windows centred at p + e, e ∈ {-1, 0, 1}²: the same nine slices of the
+    # padded y and share (windows outside the image pass on nothing).
+    shares = _shifts_3x3(_pad_3x3(dy / maxima, 0.0))
+    maxes = _shifts_3x3(_pad_3x3(y, -jnp.inf))
+    zero = jnp.zeros((), dy.dtype)
+    return (sum(jnp.where(x == m, s, zero) for m, s in zip(maxes, shares, strict=True)),)
+
+
+max_pool_3x3_same.defvjp(_max_pool_3x3_forward, _max_pool_3x3_backward)
+
+
+def _dense_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Same-padded stride-1 conv through the CPU fast path (`models/conv.py`)."""
+    return conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=NHWC)
+
+
+def grouped_conv_sliced(x: jax.Array, kernel: jax.Array, groups: int) -> jax.Array:
+    """A grouped conv as `groups` dense convs on channel slices, concatenated: output group g
+    from input slice g and kernel[..., g·F/G:(g+1)·F/G]. XLA:CPU's native grouped conv has a
+    10–40× slower gradient (docs/xla-cpu-traps.md); this runs at dense-conv speed."""
+    x_groups = jnp.split(x, groups, axis=-1)
+    kernel_groups = jnp.split(kernel, groups, axis=-1)
+    return jnp.concatenate(
+        [_dense_conv(xg, kg) for xg, kg in zip(x_groups, kernel_groups, strict=True)], axis=-1
+    )
+
+
+def grouped_conv_native(x: jax.Array, kernel: jax.Array, groups: int) -> jax.Array:
+    """A grouped conv as one `feature_group_count` conv: what cuDNN and the TPU run natively."""
+    return lax.conv_general_dilated(
+        x, kernel, (1, 1), "SAME", dimension_numbers=NHWC, feature_group_count=groups
+    )
+
+
+def grouped_conv(x: jax.Array, kernel: jax.Array, groups: int) -> jax.Array:
+    """Same-padded stride-1 conv of x (B, H, W, C_in) with kernel (kh, kw, C_in/groups, F).
+
+    Grouped convs are sliced on CPU and native elsewhere, chosen per platform when the step is
+    lowered (`lax.platform_dependent`: only the chosen form is compiled), so a step lowered for
+    a GPU or TPU gets the native form even from a process whose default backend is the CPU.
+    """
+    if groups == 1:
+        return _dense_conv(x, kernel)
+    return lax.platform_dependent(
+        x,
+        kernel,
+        cpu=functools.partial(grouped_conv_sliced, groups=groups),
+        default=functools.partial(grouped_conv_native, groups=groups),
+    )
+
+
+class Conv(nn.Module):
+    """k×k conv, stride 1, same padding (torch `Conv2d(padding=k//2)` for odd k), optional bias
+    and groups: (B, H, W, C_in) -> (B, H, W, features) in `dtype`.
+
+    Its parameters are exactly those of `nn.Conv(features, (k, k), feature_group_count=groups)`
+    (kernel (k, k, C_in/groups, features), bias (features,), float32), so checkpoints and torch
+    imports carry over. It exists to take `fold`, the evaluation-mode BatchNorm that follows it
+    (`BatchNorm.__call__`), into its kernel and bias, and to run grouped convs fast on each
+    backend (`grouped_conv`).
     """
 
     features: int
-    kernel_size: tuple[int, int]
-    groups: int
+    kernel_size: int
+    groups: int = 1
     use_bias: bool = True
+    dtype: Any = jnp.float32  # compute dtype; parameters stay float32
     kernel_init: Callable = nn.initializers.lecun_normal()  # nn.Conv's defaults
     bias_init: Callable = nn.initializers.zeros_init()
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, fold: Affine | None = None) -> jax.Array:
         in_features = x.shape[-1]
         if in_features % self.groups or self.features % self.groups:
             raise ValueError(
-                f"GroupedConv: groups={self.groups} must divide the input ({in_features}) "
+                f"Conv: groups={self.groups} must divide the input ({in_features}) "
                 f"and output ({self.features}) channels"
             )
-        kernel_shape = (*self.kernel_size, in_features // self.groups, self.features)
-        kernel = self.param("kernel", self.kernel_init, kernel_shape)
-        x_groups = jnp.split(x, self.groups, axis=-1)
-        kernel_groups = jnp.split(kernel, self.groups, axis=-1)
-        y = jnp.concatenate(
-            [
-                conv_general_dilated(
-                    xg, kg, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-                )
-                for xg, kg in zip(x_groups, kernel_groups, strict=True)
-            ],
-            axis=-1,
+        size = self.kernel_size
+        kernel_shape = (size, size, in_features // self.groups, self.features)
+        kernel = self.param("kernel", self.kernel_init, kernel_shape, jnp.float32)
+        bias = (
+            self.param("bias", self.bias_init, (self.features,), jnp.float32)
+            if self.use_bias
+            else None
         )
-        if self.use_bias:
-            y = y + self.param("bias", self.bias_init, (self.features,))
-        return y
+        if fold is not None:  # conv(x, W)·s + b·s + t = conv(x, W·s) + (b·s + t), in float32
+            kernel = kernel * fold.scale
+            bias = fold.shift if bias is None else bias * fold.scale + fold.shift
+        y = grouped_conv(x.astype(self.dtype), kernel.astype(self.dtype), self.groups)
+        return y if bias is None else y + bias.astype(self.dtype)
 
 
 def conv(
@@ -184,34 +286,33 @@ def conv(
     name: str,
     use_bias: bool = True,
     groups: int = 1,
-) -> nn.Module:
-    """Same-padded k×k conv, stride 1 (torch `Conv2d(padding=k//2)` for odd k), initialised by
-    `init_scheme`; `groups > 1` gives a `GroupedConv`. Call inside a compact method."""
+    dtype: Any = jnp.float32,
+) -> Conv:
+    """A `Conv` initialised by `init_scheme` (fan-in C_in/groups·k²), computing in `dtype`. Call
+    inside a compact method."""
     init = initializers(init_scheme, in_features // groups * kernel_size**2)
-    if groups > 1:
-        return GroupedConv(
-            features, (kernel_size, kernel_size), groups, use_bias=use_bias, name=name, **init
-        )
-    return nn.Conv(
-        features,
-        (kernel_size, kernel_size),
-        padding="SAME",
-        use_bias=use_bias,
-        name=name,
-        conv_general_dilated=conv_general_dilated,
-        **init,
-    )
+    return Conv(features, kernel_size, groups, use_bias, dtype, name=name, **init)
 
 
 def dense(features: int, in_features: int, init_scheme: str, name: str) -> nn.Dense:
-    """Linear layer with bias, initialised by `init_scheme` (the classification heads)."""
+    """Linear layer with bias, initialised by `init_scheme` (the classification heads); float32,
+    as its float32 input (`global_average_pool`) makes it."""
     return nn.Dense(features, name=name, **initializers(init_scheme, in_features))
 
 
 def conv_bn_relu(
-    x: jax.Array, features: int, init_scheme: str, train: bool, name: str, groups: int = 1
+    x: jax.Array,
+    features: int,
+    init_scheme: str,
+    train: bool,
+    name: str,
+    groups: int = 1,
+    dtype: Any = jnp.float32,
 ) -> jax.Array:
     """Conv3×3(same, bias) → BatchNorm → ReLU, the block of the CUB-200 and CelebA CNNs:
-    (B, H, W, C) -> (B, H, W, features), with submodules `{name}_conv` and `{name}_bn`."""
-    y = conv(features, 3, x.shape[-1], init_scheme, f"{name}_conv", groups=groups)(x)
-    return nn.relu(batch_norm(train, name=f"{name}_bn")(y))
+    (B, H, W, C) -> (B, H, W, features), with submodules `{name}_conv` and `{name}_bn`; the
+    BatchNorm is folded into the conv in evaluation."""
+    block_conv = conv(
+        features, 3, x.shape[-1], init_scheme, f"{name}_conv", groups=groups, dtype=dtype
+    )
+    return nn.relu(batch_norm(train, f"{name}_bn", dtype)(x, conv=block_conv))

@@ -30,6 +30,7 @@ class TinyImageNetInception(nn.Module):
     num_modules: int = 6
     branch_channels: Sequence[int] = (64, 64, 64)  # 1×1, 3×3, pool→1×1 branch widths
     init_scheme: str = "flax"  # "flax" | "torch" (PyTorch default initialisation)
+    dtype: str = "float32"  # compute dtype, a key of layers.DTYPES
 
     HYPERPARAMETERS: ClassVar[tuple[str, str]] = ("num_modules", "branch_channels")
 
@@ -63,7 +64,11 @@ class TinyImageNetInception(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = nn.relu(layers.conv(64, 3, x.shape[-1], self.init_scheme, "stem", use_bias=False)(x))
+        dtype = layers.DTYPES[self.dtype]
+        stem = layers.conv(
+            64, 3, x.shape[-1], self.init_scheme, "stem", use_bias=False, dtype=dtype
+        )
+        x = nn.relu(stem(x))
         width_1x1, width_3x3, width_pool = self.branch_channels
         for module in range(self.num_modules):
             prefix = f"module{module}"
@@ -71,6 +76,7 @@ class TinyImageNetInception(nn.Module):
                 "in_features": x.shape[-1],
                 "init_scheme": self.init_scheme,
                 "use_bias": False,
+                "dtype": dtype,
             }
             branches = (
                 layers.conv(width_1x1, 1, name=f"{prefix}_branch1x1", **bias_free)(x),
@@ -80,7 +86,7 @@ class TinyImageNetInception(nn.Module):
                 ),
             )
             x = jnp.concatenate([nn.relu(branch) for branch in branches], axis=-1)
-            x = layers.batch_norm(train, name=f"{prefix}_bn")(x)
+            x = layers.batch_norm(train, f"{prefix}_bn", dtype)(x)
             if module + 1 in POOL_AFTER_MODULES and module + 1 < self.num_modules:
                 x = layers.max_pool_2x2(x)
         x = layers.global_average_pool(x)

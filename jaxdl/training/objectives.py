@@ -1,11 +1,13 @@
 """What a task optimises and how it is scored: per-example loss, masked metric sums, summary.
 
 Multi-class tasks use softmax cross-entropy; multi-label tasks (CelebA) sigmoid BCE. The sums are
-accumulated on device and turned into metrics once on the host (exact with padded batches).
+accumulated on device and turned into metrics once on the host (exact with padded batches). Loss,
+sums and probabilities are computed from float32 logits whatever the model's compute dtype.
 """
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -40,24 +42,34 @@ def sigmoid_binary_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.A
     return optax.sigmoid_binary_cross_entropy(logits, targets.astype(logits.dtype)).mean(axis=-1)
 
 
+def on_float32(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` with its first argument, the logits, cast to float32 (model.dtype=bfloat16
+    computes them in bfloat16; the loss and metrics stay float32)."""
+
+    def cast(logits: jax.Array, *args: Any) -> Any:
+        return function(logits.astype(jnp.float32), *args)
+
+    return cast
+
+
 def make_objective(kind: str, names: Sequence[str]) -> Objective:
     names = tuple(names)
     if kind == "multiclass":
         return Objective(
             kind,
             names,
-            softmax_cross_entropy,
-            metrics.classification_sums,
+            on_float32(softmax_cross_entropy),
+            on_float32(metrics.classification_sums),
             metrics.classification_summary,
-            lambda z: jax.nn.softmax(z, axis=-1),
+            on_float32(lambda z: jax.nn.softmax(z, axis=-1)),
         )
     if kind == "multilabel":
         return Objective(
             kind,
             names,
-            sigmoid_binary_cross_entropy,
-            metrics.multilabel_sums,
+            on_float32(sigmoid_binary_cross_entropy),
+            on_float32(metrics.multilabel_sums),
             lambda sums: metrics.multilabel_summary(sums, names),
-            jax.nn.sigmoid,
+            on_float32(jax.nn.sigmoid),
         )
     raise ValueError(f"objective kind must be 'multiclass' or 'multilabel', got {kind!r}")

@@ -1,4 +1,4 @@
-"""CUB-200 grouped CNN: reference parameter counts, initial loss, GroupedConv vs native groups."""
+"""CUB-200 grouped CNN: reference parameter counts, initial loss, grouped Conv vs nn.Conv."""
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +10,7 @@ from flax import linen as nn
 from jaxdl import models
 from jaxdl.errors import ConfigError
 from jaxdl.models.cub200_net import Cub200GroupedCNN
-from jaxdl.models.layers import GroupedConv
+from jaxdl.models.layers import Conv
 from jaxdl.training.state import count_params
 from tests.helpers import initial_softmax_loss
 
@@ -43,7 +43,7 @@ def test_initial_loss_is_close_to_ln_200_with_torch_init():
 @pytest.mark.parametrize("groups", [2, 4])
 def test_grouped_conv_equals_feature_group_count_forward_and_gradient(groups):
     native = nn.Conv(16, (3, 3), padding="SAME", feature_group_count=groups)
-    sliced = GroupedConv(16, (3, 3), groups)
+    sliced = Conv(16, 3, groups)
     rng = np.random.default_rng(0)
     # 8 -> 16 channels, so input and output group widths differ and a slicing mix-up shows.
     x = rng.standard_normal((2, 6, 6, 8), np.float32)

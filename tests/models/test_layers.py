@@ -1,4 +1,5 @@
-"""Shared layers: the 2×2 max-pool's hand-written gradient is autodiff's, ties included."""
+"""Shared layers: the 2×2 max-pool's hand-written gradient is autodiff's, ties included; grouped
+convs are dense convs on slices on CPU and one native grouped conv on accelerators, equal."""
 
 import jax
 import jax.numpy as jnp
@@ -42,3 +43,47 @@ def test_max_pool_gradient_equals_torch_without_ties():
     expected = torch.tensor(x).permute(0, 3, 1, 2).requires_grad_()
     torch.nn.functional.max_pool2d(expected, 2).backward(torch.tensor(dy).permute(0, 3, 1, 2))
     np.testing.assert_array_equal(got, expected.grad.permute(0, 2, 3, 1).numpy())
+
+
+@pytest.mark.parametrize("groups", [2, 4])
+def test_grouped_conv_sliced_and_native_agree_in_output_and_gradients(groups):
+    """The CPU form (dense convs on slices) and the accelerator form (one feature_group_count
+    conv), both run here on CPU: same outputs, input and kernel gradients."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 7, 5, 8), np.float32)  # 8 -> 16: group widths differ
+    kernel = rng.standard_normal((3, 3, 8 // groups, 16), np.float32)
+    cotangent = rng.standard_normal((2, 7, 5, 16), np.float32)
+    results = []
+    for form in (layers.grouped_conv_sliced, layers.grouped_conv_native):
+
+        def loss(x, kernel, form=form):
+            return (form(x, kernel, groups) * cotangent).sum()
+
+        results.append((form(x, kernel, groups), *jax.grad(loss, argnums=(0, 1))(x, kernel)))
+    for sliced, native in zip(*results, strict=True):
+        np.testing.assert_allclose(sliced, native, rtol=1e-5, atol=1e-4)
+
+
+def _lowered(function, platform: str) -> str:
+    x = jax.ShapeDtypeStruct((2, 6, 6, 8), jnp.float32)
+    kernel = jax.ShapeDtypeStruct((3, 3, 2, 16), jnp.float32)
+    return jax.export.export(jax.jit(function), platforms=[platform])(x, kernel).mlir_module()
+
+
+@pytest.mark.parametrize("platform", ["cuda", "rocm", "tpu"])
+def test_grouped_conv_is_one_native_conv_when_lowered_for_an_accelerator(platform):
+    def train_like(x, kernel):  # forward and both gradients, as a training step has them
+        return jax.grad(lambda x, k: layers.grouped_conv(x, k, 4).sum(), argnums=(0, 1))(x, kernel)
+
+    forward = _lowered(lambda x, k: layers.grouped_conv(x, k, 4), platform)
+    assert forward.count("stablehlo.convolution") == 1
+    assert "feature_group_count = 4" in forward
+    backward = _lowered(train_like, platform)
+    assert backward.count("stablehlo.convolution") == 2  # input and kernel gradients
+    assert "stablehlo.concatenate" not in backward
+
+
+def test_grouped_conv_is_sliced_into_dense_convs_on_cpu():
+    lowered = _lowered(lambda x, k: layers.grouped_conv(x, k, 4), "cpu")
+    assert lowered.count("stablehlo.convolution") == 4
+    assert "feature_group_count = 4" not in lowered
