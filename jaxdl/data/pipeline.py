@@ -6,10 +6,10 @@ no augmentation, the last partial batch padded with `mask = 0` rows so shapes ne
 recompilation) and every example counts exactly once.
 
 Several processes (multi-host): every process builds the same global sequence of batches (same
-seeded permutation, same augmentation draws, same padding) and reads only its row block of each
-(`process_index` of `process_count` equal contiguous blocks, the rows its devices hold, see
-`utils/distributed.py`). A global batch is thus the one a single process would load, whatever the
-number of hosts, and `skip=k` resumes at the same global batch on every process.
+seeded permutation, same augmentation draws, same padding) and reads only its row block of each:
+the rows its devices hold on the mesh's `data` axis (`distributed.data_block`). A global batch is
+thus the one a single process would load, whatever the number of hosts, and `skip=k` resumes at
+the same global batch on every process.
 
 Loading (`data.workers`, `data.prefetch`, see `loading`): in the main process on CPU, where the
 compiled step already uses every core; in worker processes sized from the host's CPUs on
@@ -197,6 +197,7 @@ def _train_epoch(
     skip: int,
     process: tuple[int, int] | None,
 ) -> grain.MapDataset:
+    task, config = task.host_view(config)  # what the jitted step does is left out here
     ds = grain.MapDataset.source(source).shuffle(seed=epoch_seed(config.seed, epoch))
     if augment:
         ds = ds.random_map(_Augment(task, config.augment), seed=epoch_seed(config.seed + 1, epoch))
@@ -231,6 +232,7 @@ def _eval_split(
     batch_size: int,
     process: tuple[int, int] | None,
 ) -> grain.MapDataset:
+    task, config = task.host_view(config)
     ds = grain.MapDataset.source(source).map(_ModelInput(task, config))
     missing = -len(ds) % batch_size
     if missing:

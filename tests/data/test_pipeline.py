@@ -37,9 +37,13 @@ def _augment(record, rng, cfg):
     return {**record, "features": record["features"] + rng.normal(size=(2, 3)).astype(np.float32)}
 
 
-# The two fields of a Task the pipeline uses. Shared with tests/scale/two_processes.py, which
-# feeds the same records across real processes.
-TASK = types.SimpleNamespace(model_input=_input, augment=_augment)
+# What the pipeline uses of a Task (its host view: the host path, the pipeline does everything).
+# Shared with tests/scale/two_processes.py, which feeds the same records across real processes.
+def _host_view(config):
+    return TASK, config
+
+
+TASK = types.SimpleNamespace(model_input=_input, augment=_augment, host_view=_host_view)
 
 
 def numbers_config(workers=0):
