@@ -39,7 +39,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     )
 
     config.model = ml_collections.ConfigDict(
-        dict(name="celeba_cnn", channels_block3=256, dropout=0.0, init="flax")
+        dict(name="celeba_cnn", channels_block3=256, dropout=0.0, init="flax", dtype="float32")
     )
 
     train = config.train

@@ -45,7 +45,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     )
 
     config.model = ml_collections.ConfigDict(
-        dict(name="cub200_grouped", num_blocks=3, groups=4, init="flax")
+        dict(name="cub200_grouped", num_blocks=3, groups=4, init="flax", dtype="float32")
     )
 
     train = config.train

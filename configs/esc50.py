@@ -65,7 +65,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     )
 
     config.model = ml_collections.ConfigDict(
-        dict(name="esc50_cnn", channels=(32, 64, 128), kernel_size=5, init="flax")
+        dict(name="esc50_cnn", channels=(32, 64, 128), kernel_size=5, init="flax", dtype="float32")
     )
 
     train = config.train

@@ -46,7 +46,11 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
 
     config.model = ml_collections.ConfigDict(
         dict(
-            name="tiny_imagenet_inception", num_modules=6, branch_channels=(64, 64, 64), init="flax"
+            name="tiny_imagenet_inception",
+            num_modules=6,
+            branch_channels=(64, 64, 64),
+            init="flax",
+            dtype="float32",
         )
     )
 

@@ -6,7 +6,7 @@ Accepted shapes (docs/reference-projects.md#checkpoint-layouts): a dict holding 
 `optimizer_state_dict`, `val_accuracy`, `val_loss`) or a bare state_dict (CelebA). Keys may carry a
 `module.` (DataParallel) or `model.` prefix. Files are read with `torch.load(weights_only=True)`,
 so no pickled code runs. Mapping: Conv2d OIHW → HWIO (a grouped conv's (O, I/G, kh, kw) weight is
-exactly jaxdl's `GroupedConv` kernel transposed), Linear (out, in) → (in, out), BatchNorm
+the kernel of the grouped `layers.Conv` transposed), Linear (out, in) → (in, out), BatchNorm
 weight/bias/running_mean/running_var → scale/bias and batch_stats mean/var; `num_batches_tracked`
 is dropped. Every tensor must be used and every shape must match, or the import stops.
 

@@ -15,7 +15,7 @@ import ml_collections
 from jaxdl import config as config_lib
 from jaxdl.utils import distributed, files, locks
 
-_SKIPPED_MODEL_KEYS = ("name", "init")
+_SKIPPED_MODEL_KEYS = ("name", "init", "dtype")
 
 
 def _format(value) -> str:
@@ -67,6 +67,7 @@ LOCK_FILE = "run.lock"  # held (fcntl.flock) by the process training the run; ho
 _NOT_TRAINING_KEYS = (
     "run_name",
     "data.cache_dir",
+    "data.workers",  # worker processes load the same batches as the main process
     "data.prefetch",
     "runtime.compile_cache",
     "train.log_every_steps",
@@ -77,6 +78,12 @@ _NOT_TRAINING_KEYS = (
 # The config sections of single modes: only the mode they name (and a few others, see
 # `report/commands.py`) reads them.
 MODE_SECTIONS = ("lr_finder", "grid", "compare", "analyze", "bench")
+# Keys added after checkpoints were written: a checkpoint without one ran with this value.
+_ADDED_KEYS = {
+    "model.dtype": "float32",
+    "runtime.matmul_precision": "default",
+    "data.augment_on": "auto",
+}
 
 
 def fingerprint(config: ml_collections.ConfigDict) -> str:
@@ -94,7 +101,8 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     for key in sorted(set(saved) | set(current)):
         if key in _NOT_TRAINING_KEYS or key.split(".")[0] in MODE_SECTIONS:
             continue
-        old, new = saved.get(key, "(absent)"), current.get(key, "(absent)")
+        old = saved.get(key, _ADDED_KEYS.get(key, "(absent)"))
+        new = current.get(key, "(absent)")
         if json.dumps(old) != json.dumps(new):  # tuples and their JSON lists compare equal
             differing.append(f"{key}: checkpoint {_format(old)}, this run {_format(new)}")
     return differing

@@ -59,3 +59,24 @@ def test_a_run_name_set_by_the_user_is_kept():
     config = _esc50()
     config.run_name = "my run"
     assert runs.run_name(config, "analyze") == "my run"
+
+
+def test_a_checkpoint_written_before_a_key_existed_ran_with_its_old_value():
+    """A checkpoint from before model.dtype / runtime.matmul_precision / data.augment_on resumes
+    under the values it ran with, and only those; workers never block a resume."""
+    current = _esc50().to_dict()
+    saved = _esc50().to_dict()
+    for section, key in (
+        ("model", "dtype"),
+        ("runtime", "matmul_precision"),
+        ("data", "augment_on"),
+    ):
+        del saved[section][key]
+    saved["data"]["workers"] = 0
+    assert runs.config_differences(saved, current) == []
+    current["model"]["dtype"] = "bfloat16"
+    current["runtime"]["matmul_precision"] = "highest"
+    assert runs.config_differences(saved, current) == [
+        "model.dtype: checkpoint float32, this run bfloat16",
+        "runtime.matmul_precision: checkpoint default, this run highest",
+    ]
