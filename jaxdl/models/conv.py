@@ -19,6 +19,8 @@ stack's slice at i·Wp with dy, (kw·C_in, S') @ (S', C_out), per chunk of image
 The fast path is taken for what the course models use (stride 1, no dilation, one group, any
 explicit or SAME padding, at least MIN_STACKED_ROWS stacked rows) on CPU; otherwise, and on
 accelerators (where cuDNN's kernel gradient is fast), it is `lax.conv_general_dilated` unchanged.
+A float32 input with one channel (the ESC-50 log-mel) takes `one_channel_conv` instead: shifted
+multiply-adds forward, XLA's own gradients.
 """
 
 import functools
@@ -73,7 +75,6 @@ def conv_general_dilated(
         and preferred_element_type is None
         and lhs.ndim == 4
         and _is_nhwc(dimension_numbers, lhs.shape, rhs.shape)
-        and rhs.shape[1] * rhs.shape[2] >= MIN_STACKED_ROWS
     )
     if not (simple and fast_kernel_gradient_applies()):
         return plain(lhs, rhs)
@@ -82,7 +83,12 @@ def conv_general_dilated(
         if isinstance(padding, str)
         else padding
     )
-    return conv_nhwc(lhs, rhs, tuple(tuple(int(v) for v in pair) for pair in pads))
+    pads = tuple(tuple(int(v) for v in pair) for pair in pads)
+    if rhs.shape[2] == 1 and lhs.dtype == rhs.dtype == jnp.float32:
+        return one_channel_conv(lhs, rhs, pads)
+    if rhs.shape[1] * rhs.shape[2] < MIN_STACKED_ROWS:
+        return plain(lhs, rhs)
+    return conv_nhwc(lhs, rhs, pads)
 
 
 def fast_kernel_gradient_applies() -> bool:
@@ -118,6 +124,46 @@ def _conv_backward(pads, residuals, dy):
 
 
 conv_nhwc.defvjp(_conv_forward, _conv_backward)
+
+
+def _shifted_conv(x: jax.Array, kernel: jax.Array, pads) -> jax.Array:
+    """Stride-1 conv of a one-channel x (N, H, W, 1) as kh·kw shifted multiply-adds."""
+    kh, kw = kernel.shape[:2]
+    x_pad = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+    out_h, out_w = x_pad.shape[1] - kh + 1, x_pad.shape[2] - kw + 1
+    terms = (
+        x_pad[:, i : i + out_h, j : j + out_w, :] * kernel[i, j, 0]
+        for i in range(kh)
+        for j in range(kw)
+    )
+    return functools.reduce(jnp.add, terms)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def one_channel_conv(
+    x: jax.Array, kernel: jax.Array, pads: tuple[tuple[int, int], ...]
+) -> jax.Array:
+    """Stride-1 conv of a one-channel input (the ESC-50 log-mel), x (N, H, W, 1).
+
+    Its forward pass is kh·kw shifted multiply-adds, one elementwise pass that XLA fuses with the
+    bias add and the BatchNorm statistics after it: XLA:CPU's convolution of one input channel
+    is a GEMM with one row per kernel offset, and it ran 2× slower (ESC-50 conv0, batch 16:
+    72–90 ms against 154–184 ms with bias and ReLU). The gradients are XLA's own.
+    """
+    return _shifted_conv(x, kernel, pads)
+
+
+def _one_channel_forward(x, kernel, pads):
+    return _shifted_conv(x, kernel, pads), (x, kernel)
+
+
+def _one_channel_backward(pads, residuals, dy):
+    x, kernel = residuals
+    _, vjp = jax.vjp(lambda inputs, k: _xla_conv(inputs, k, pads), x, kernel)
+    return vjp(dy)
+
+
+one_channel_conv.defvjp(_one_channel_forward, _one_channel_backward)
 
 
 def kernel_gradient(

@@ -79,6 +79,27 @@ def test_drop_in_gives_xla_values_and_gradients_and_takes_the_fast_path():
 
 
 @pytest.mark.parametrize(
+    "kernel,padding",
+    [((5, 5), "SAME"), ((3, 2), ((1, 0), (2, 1))), ((3, 3), "VALID")],  # ESC-50's conv0 first
+)
+def test_one_channel_conv_gives_xla_values_and_gradients(kernel, padding):
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.standard_normal((3, 7, 9, 1)), jnp.float32)
+    k = jnp.asarray(rng.standard_normal((*kernel, 1, 4)), jnp.float32)
+
+    def loss(conv_fn, x, k):
+        return jnp.sum(jnp.sin(conv_fn(x, k, (1, 1), padding, dimension_numbers=NHWC)))
+
+    expected = jax.value_and_grad(lambda x, k: loss(lax.conv_general_dilated, x, k), (0, 1))(x, k)
+    got = jax.value_and_grad(lambda x, k: loss(conv.conv_general_dilated, x, k), (0, 1))(x, k)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5)
+    for g, e in zip(got[1], expected[1], strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+    jaxpr = str(jax.make_jaxpr(lambda k: loss(conv.conv_general_dilated, x, k))(k))
+    assert "custom_vjp" in jaxpr and "conv_general_dilated" not in jaxpr  # shifted adds
+
+
+@pytest.mark.parametrize(
     "in_channels,kernel_shape,strides,groups",
     [
         (8, (3, 3, 4, 8), (1, 1), 2),  # grouped
