@@ -89,15 +89,15 @@ def main() -> None:
     names = tuple(f"class{i}" for i in range(task.num_classes))
     parts = group.build([config], names)
     batch = jax.device_put(random_batch(task, config, len(names)))
-    state = parts.state
-    hlo = parts.steps.train.lower(state, batch).compile().as_text()
+    state, sums = parts.state, {"epoch": parts.zero_sums()[0]}
+    hlo = parts.steps.train.lower(state, sums, batch).compile().as_text()
     for _ in range(2):  # compile and warm up
-        state, sums = parts.steps.train(state, batch)
+        state, sums = parts.steps.train(state, sums, batch)
         jax.block_until_ready(sums)
     with tempfile.TemporaryDirectory() as trace_dir:
         with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
             for _ in range(args.steps):
-                state, sums = parts.steps.train(state, batch)
+                state, sums = parts.steps.train(state, sums, batch)
                 jax.block_until_ready(sums)
         (trace,) = Path(trace_dir).rglob("*perfetto_trace.json.gz")
         events = json.load(gzip.open(trace))

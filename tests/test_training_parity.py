@@ -123,8 +123,9 @@ def _jaxdl_run(
     state = parts.state.replace(**jax.device_put(imported, distributed.replicated(mesh)))
     losses, stats = [], []
     for step, batch in enumerate(batches, start=1):
-        state, sums = parts.steps.train(state, loop.to_device(batch, mesh))
-        losses.append(float(sums["loss_sum"]) / float(sums["count"]))
+        zeros = {"step": parts.zero_sums()[0]}  # the step's own sums
+        state, sums = parts.steps.train(state, zeros, loop.to_device(batch, mesh))
+        losses.append(float(sums["step"]["loss_sum"]) / float(sums["step"]["count"]))
         if step in (1, len(batches)):
             stats.append(jax.device_get(state.batch_stats))
     return np.array(losses), imported, stats, parts.model

@@ -97,6 +97,7 @@ def train_and_evaluate(config, root: pathlib.Path) -> dict:
     sums, probabilities = loop.predict(
         parts.steps.predict,
         state,
+        parts.zero_sums(train=False)[0],
         pipeline.eval_batches(test, parts.task, config, config.train.eval_batch_size),
         mesh,
     )

@@ -69,9 +69,18 @@ def _preempted_at() -> int:
 
 
 @jax.jit
-def _masked_sums(state, batch):
+def _masked_sums(state, sums, batch):
     del state
-    return {"count": batch["mask"].sum(), "total": (batch["x"][:, 0, 0, 0] * batch["mask"]).sum()}
+    return {
+        "count": sums["count"] + batch["mask"].sum(),
+        "total": sums["total"] + (batch["x"][:, 0, 0, 0] * batch["mask"]).sum(),
+    }
+
+
+def _zeros(mesh) -> dict:
+    return distributed.put(
+        {"count": np.float32(0), "total": np.float32(0)}, distributed.replicated(mesh)
+    )
 
 
 def main(shared: pathlib.Path) -> dict:
@@ -80,14 +89,20 @@ def main(shared: pathlib.Path) -> dict:
     data_mesh, grid_mesh = distributed.make_mesh(), distributed.make_grid_mesh(2)
     source, config = Numbers(26), numbers_config()
     eval_batches = pipeline.eval_batches(source, TASK, config, BATCH)
-    eval_sums = loop.evaluate(_masked_sums, None, eval_batches, data_mesh, "eval")
+    eval_sums = loop.evaluate(
+        _masked_sums, None, _zeros(data_mesh), eval_batches, data_mesh, "eval"
+    )
 
-    def values(state, batch):
-        return _masked_sums(state, batch), batch["x"][:, 0, 0, 0]
+    def values(state, sums, batch):
+        return _masked_sums(state, sums, batch), batch["x"][:, 0, 0, 0]
 
     predict = jax.jit(values, out_shardings=distributed.replicated(data_mesh))
     _, predicted = loop.predict(
-        predict, None, pipeline.eval_batches(source, TASK, config, BATCH), data_mesh
+        predict,
+        None,
+        _zeros(data_mesh),
+        pipeline.eval_batches(source, TASK, config, BATCH),
+        data_mesh,
     )
     members = distributed.put(jnp.arange(6.0).reshape(2, 3), distributed.config_sharded(grid_mesh))
     key = distributed.put(jax.random.key(7), distributed.replicated(data_mesh))
