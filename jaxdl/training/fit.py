@@ -474,12 +474,27 @@ def fit(members: list[Member], data: Data, group: Group) -> list[Result]:
         ]
         watcher = stack.enter_context(preemption.watch_sigterm())
         totals = run.interval_totals()  # runs on across epochs, as the step count does
-        for epoch in range(start_epoch, config.train.epochs + 1):
+        epochs = range(start_epoch, config.train.epochs + 1)
+        # One feed (one worker pool) for every epoch left; each process loads the rows its
+        # devices hold on the mesh (members may be laid across hosts).
+        feed = stack.enter_context(
+            pipeline.EpochFeed(
+                data.train,
+                data.val,
+                data.task,
+                data.config,
+                epochs,
+                data.batch_size,
+                data.eval_batch_size,
+                data.augment,
+                skip=skip,
+                process=distributed.data_block(group.mesh),
+            )
+        )
+        for epoch in epochs:
             started = time.perf_counter()
             epoch_start = (epoch - 1) * num_batches
-            batches = pipeline.train_batches(
-                data.train, data.task, data.config, epoch, data.batch_size, data.augment, skip=skip
-            )
+            batches = feed.train(epoch)
             totals["epoch"] = group.zero_sums() if epoch_sums is None else epoch_sums
             states, totals = loop.train_epoch(
                 group.train,
@@ -498,7 +513,7 @@ def fit(members: list[Member], data: Data, group: Group) -> list[Result]:
                 group.eval,
                 states,
                 group.zero_sums(train=False),
-                pipeline.eval_batches(data.val, data.task, data.config, data.eval_batch_size),
+                feed.val(epoch),
                 group.mesh,
                 "val",
             )
