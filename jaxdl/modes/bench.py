@@ -6,6 +6,11 @@ JSON line has the same keys as the PyTorch twin's in `benchmarks/`, so the two c
 It also times the input pipeline alone on the train split (`pipeline_*` keys; `bench.warmup`
 batches, then `bench.steps` timed), on `data.dir` when set and on generated data otherwise (bench
 never downloads), so the host's rate shows beside the step's appetite.
+
+The `grid_*` keys time the train step of a grid group of this architecture (grid.lr x
+grid.weight_decay x grid.seeds members, stepped by `grid.strategy`, cut to the chunk that fits in
+memory as a grid would) on the same batch: member-samples/s, and the speed-up over training the
+members one by one with the single-member step.
 """
 
 import statistics
@@ -17,7 +22,7 @@ import numpy as np
 
 from jaxdl import tasks
 from jaxdl.data import pipeline
-from jaxdl.training import group
+from jaxdl.training import grid, group
 from jaxdl.training.state import count_params
 from jaxdl.utils import distributed
 
@@ -46,27 +51,29 @@ def benchmark(config: ml_collections.ConfigDict) -> dict:
         if task.objective_kind == "multiclass"
         else rng.integers(0, 2, (batch_size, len(names)))
     )
-    batch = jax.device_put(
-        {
-            "x": rng.standard_normal(shape, np.float32),
-            "y": labels.astype(np.int32),
-            "mask": np.ones(batch_size, np.float32),
-        },
-        distributed.data_sharded(parts.mesh),
-    )
+    host = {
+        "x": rng.standard_normal(shape, np.float32),
+        "y": labels.astype(np.int32),
+        "mask": np.ones(batch_size, np.float32),
+    }
+    batch = jax.device_put(host, distributed.data_sharded(parts.mesh))
 
     params = count_params(parts.state.params)  # before the first step donates the state
-    state = parts.state
+    state, sums = parts.state, {"epoch": parts.zero_sums()[0]}
+    eval_sums = parts.zero_sums(train=False)[0]
 
     def train_once():
-        nonlocal state
-        state, sums = parts.steps.train(state, batch)
+        nonlocal state, sums
+        state, sums = parts.steps.train(state, sums, batch)
         return sums
 
+    def eval_once():
+        nonlocal eval_sums
+        eval_sums = parts.steps.eval(state, eval_sums, batch)
+        return eval_sums
+
     train_ms = _median_ms(train_once, config.bench.warmup, config.bench.steps)
-    eval_ms = _median_ms(
-        lambda: parts.steps.eval(state, batch), config.bench.warmup, config.bench.steps
-    )
+    eval_ms = _median_ms(eval_once, config.bench.warmup, config.bench.steps)
     return {
         "framework": "jax",
         "model": config.task,
@@ -76,8 +83,47 @@ def benchmark(config: ml_collections.ConfigDict) -> dict:
         "eval_samples_per_s": batch_size / eval_ms * 1000,
         "train_step_ms_median": train_ms,
         "eval_step_ms_median": eval_ms,
+        **_grid_group(config, names, host, batch_size / train_ms * 1000),
         "devices": jax.device_count(),
         "backend": jax.default_backend(),
+    }
+
+
+def _grid_group(
+    config: ml_collections.ConfigDict, names: tuple[str, ...], host: dict, single_rate: float
+) -> dict:
+    """The grid keys: a group's train step on `host` (the single-member step's batch), timed as
+    that step is; `single_rate` is the single-member step's samples/s."""
+    configs = grid.group_members(config, 1)
+
+    def on_device(trainer: group.Group) -> tuple[dict, dict]:
+        batch = jax.device_put(host, distributed.data_sharded(trainer.mesh))
+        return {"epoch": trainer.zero_sums()}, batch
+
+    trainer, _ = grid.fitting_group(
+        configs,
+        names,
+        config.grid.strategy,
+        config.grid.memory_limit_gb,
+        "bench's grid group",
+        lambda trainer: trainer.train_step_bytes(*on_device(trainer)),
+    )
+    states, (totals, batch) = trainer.states, on_device(trainer)
+
+    def train_once():
+        nonlocal states, totals
+        states, totals = trainer.train(states, totals, batch)
+        return totals
+
+    group_ms = _median_ms(train_once, config.bench.warmup, config.bench.steps)
+    rate = trainer.size * len(host["mask"]) / group_ms * 1000
+    return {
+        "grid_members": len(configs),
+        "grid_strategy": trainer.strategy,
+        "grid_members_per_step": trainer.size,  # fewer than grid_members: a chunk that fits
+        "grid_step_ms_median": group_ms,
+        "grid_member_samples_per_s": rate,
+        "grid_speedup": rate / single_rate,
     }
 
 
