@@ -364,6 +364,9 @@ def _validate_grid(config: ml_collections.ConfigDict, task) -> None:
     check_range(config, "grid.epochs", 1)
     check_range(config, "compare.epochs", 0)
     check_choice(config, "grid.strategy", ("auto", *STRATEGIES))
+    from jaxdl.training import grid as grid_lib  # grid.memory_limit_gb
+
+    grid_lib.check_config(config)
     allowed = task.hyperparameters
     for section in ("grid", "compare"):
         for key in config[section].model:

@@ -3,9 +3,12 @@ hyper-parameters x seeds, `grid.epochs` each, all fed by one data pipeline.
 
 Members that share an architecture form one group, trained together (`training/group.py`:
 stepped one after another through one compiled step on CPU, vmapped on accelerators); each
-architecture is its own group. Every member gets its own TensorBoard run under
-`logs/<grid>/<member>/` (so curves overlay when TensorBoard points at `logs/<grid>/`), hparams the
-HParams tab displays with their metric values, and its own best checkpoint under
+architecture is its own group. A vmapped group whose compiled step needs more device memory than
+`grid.memory_limit_gb` (0: the device's own) is trained in chunks of the largest member count that
+fits, with the same results, and says so with the figures (`training/grid.py`).
+Every member gets its own TensorBoard run under `logs/<grid>/<member>/` (so curves overlay when
+TensorBoard points at `logs/<grid>/`), hparams the HParams tab displays with their metric values,
+and its own best checkpoint under
 `checkpoints/<grid>/<member>/`. The grid writes `summary.csv` and `summary.md` ranked by the best
 validation metric, `best_config.py`, a config file `train` accepts as is, and `config.json`,
 the grid's own resolved config (`--mode=report` rebuilds the grid's command from it). Data order

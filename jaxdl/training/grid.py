@@ -4,21 +4,38 @@ are `training/hparams.py`'s).
 
 A grid is lr x weight decay x the task's two model hyper-parameters x seeds. Members that share
 an architecture form one group (`training/group.py`), trained on one shared data pipeline.
+
+A vmapped group must fit in device memory: before it trains, its train step is compiled (the
+program the run then uses) and XLA's memory analysis of it compared with the budget
+(`grid.memory_limit_gb`, else the device's memory, `group.memory_budget`). A group that does not
+fit is trained in consecutive chunks of the largest member count that does, which gives every
+member the numbers it has in the whole group (members never interact); one member that does not
+fit alone is refused before anything is trained.
 """
 
+import copy
 import itertools
 import json
+import math
 import pathlib
 import pprint
 import time
+from collections.abc import Callable, Iterator
 
 import ml_collections
 
 from jaxdl import config as config_lib
 from jaxdl import tasks
+from jaxdl.checks import check_range
+from jaxdl.data import pipeline
 from jaxdl.errors import ConfigError
-from jaxdl.training import fit, group, hparams
-from jaxdl.utils import files, runs
+from jaxdl.training import fit, group, hparams, loop
+from jaxdl.utils import distributed, files, runs
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """grid.memory_limit_gb: GiB a vmapped group's step may use per device (0: the device's)."""
+    check_range(config, "grid.memory_limit_gb", 0.0)
 
 
 def member_config(
@@ -56,26 +73,30 @@ def model_axes(config: ml_collections.ConfigDict) -> dict[str, tuple]:
     }
 
 
+def group_members(
+    config: ml_collections.ConfigDict, epochs: int, **architecture
+) -> list[ml_collections.ConfigDict]:
+    """The members of one group: `config` with the model values `architecture`, for each
+    grid.lr x grid.weight_decay x grid.seeds, trained `epochs` epochs."""
+    return [
+        member_config(config, epochs, lr=lr, weight_decay=wd, seed=seed, **architecture)
+        for lr, wd, seed in itertools.product(
+            config.grid.lr, config.grid.weight_decay, config.grid.seeds
+        )
+    ]
+
+
 def expand(config: ml_collections.ConfigDict) -> list[ml_collections.ConfigDict]:
     """Every member of the grid, architecture-major (members of one group are adjacent)."""
     axes = model_axes(config)
     keys, values = tuple(axes), tuple(axes.values())
-    members = []
-    for architecture in itertools.product(*values):
-        for lr, wd, seed in itertools.product(
-            config.grid.lr, config.grid.weight_decay, config.grid.seeds
-        ):
-            members.append(
-                member_config(
-                    config,
-                    config.grid.epochs,
-                    lr=lr,
-                    weight_decay=wd,
-                    seed=seed,
-                    **dict(zip(keys, architecture, strict=True)),
-                )
-            )
-    return members
+    return [
+        member
+        for architecture in itertools.product(*values)
+        for member in group_members(
+            config, config.grid.epochs, **dict(zip(keys, architecture, strict=True))
+        )
+    ]
 
 
 def architecture(config: ml_collections.ConfigDict) -> tuple:
@@ -155,6 +176,160 @@ def plan(
     return lines
 
 
+def _gib(size: int) -> str:
+    return f"{size / group.GIB:.3g} GiB"
+
+
+def _first_batch(data: fit.Data) -> dict:
+    """The first host batch of training, read in this process (no worker pool for one batch):
+    its shapes and dtypes are those every train step sees."""
+    config = copy.deepcopy(data.config)
+    config.data.workers, config.data.prefetch = 0, 1
+    batches = pipeline.train_batches(
+        data.train, data.task, config, 1, data.batch_size, data.augment
+    )
+    return next(iter(batches))
+
+
+def _loop_totals(trainer: group.Group, config: ml_collections.ConfigDict) -> dict:
+    """The running totals `fit` passes the train step: the epoch's, and the log interval's when
+    logging (so the program measured is the one the run calls)."""
+    totals = {"epoch": trainer.zero_sums()}
+    if config.train.log_every_steps:
+        totals["interval"] = trainer.zero_sums(keys=fit.INTERVAL_KEYS)
+    return totals
+
+
+def step_arguments(trainer: group.Group, data: fit.Data) -> tuple[dict, dict]:
+    """(totals, batch): what `fit` passes `trainer`'s train step besides the states."""
+    batch = loop.to_device(_first_batch(data), trainer.mesh)
+    return _loop_totals(trainer, data.config), batch
+
+
+def step_bytes(trainer: group.Group, data: fit.Data) -> int | None:
+    """Device memory (bytes per device) of `trainer`'s vmapped train step on `data`'s batches."""
+    return trainer.train_step_bytes(*step_arguments(trainer, data))
+
+
+def _chunk_size(members: int, size: int, needed: int, budget: int) -> int:
+    """The next member count to try after `size` needed `needed` bytes: the largest count of the
+    fewest equal chunks that memory proportional to the member count would fit, below `size`."""
+    fits = min(size - 1, int(size * budget / needed))
+    return math.ceil(members / math.ceil(members / max(fits, 1)))
+
+
+def _agreed(value):
+    """Process 0's `value` on every process (the rest computed theirs at the same point): the
+    processes of a multi-host grid choose the same chunks even if their devices differ."""
+    return distributed.from_primary(lambda: value)
+
+
+def fitting_group(
+    configs: list[ml_collections.ConfigDict],
+    names: tuple[str, ...],
+    strategy: str,
+    limit_gb: float,
+    label: str,
+    measure: Callable[[group.Group], int | None],
+    steps_per_epoch: int = 1,
+) -> tuple[group.Group, str | None]:
+    """The group of the first members of `configs` to train at once, and the line to print when
+    they are fewer than all: all of them, unless a vmapped step of all needs more than the memory
+    budget (`measure`: a group's bytes per device); then the largest count of equal chunks whose
+    step fits, found by compiling it (the program the run then uses).
+
+    Raises ConfigError when one member alone does not fit.
+    """
+    trainer = group.build(configs, names, strategy, steps_per_epoch=steps_per_epoch)
+    if trainer.strategy != "vmap":
+        return trainer, None
+    budget = distributed.from_primary(lambda: group.memory_budget(limit_gb))
+    needed = None if budget is None else _agreed(measure(trainer))
+    if needed is None or needed <= budget[0]:
+        return trainer, None
+    limit, source = budget
+    first_needed = needed
+    while needed > limit:
+        if trainer.size == 1:
+            raise ConfigError(
+                f"{label}: one member alone needs {_gib(needed)} per device for a vmapped train "
+                f"step, more than the {_gib(limit)} budget ({source}): lower train.batch_size or "
+                "use more devices (the batch is split over them); if the budget is wrong, set "
+                "grid.memory_limit_gb"
+            )
+        size = _chunk_size(len(configs), trainer.size, needed, limit)
+        trainer = group.build(configs[:size], names, strategy, steps_per_epoch=steps_per_epoch)
+        needed = _agreed(measure(trainer))
+    return trainer, (
+        f"  {label}: {len(configs)} members need {_gib(first_needed)} per device in one vmapped "
+        f"train step, more than the {_gib(limit)} budget ({source}): trained in "
+        f"{math.ceil(len(configs) / trainer.size)} chunks of at most {trainer.size} "
+        f"({_gib(needed)} each)"
+    )
+
+
+def _groups_within_memory(
+    configs: list[ml_collections.ConfigDict],
+    data: fit.Data,
+    strategy: str,
+    limit_gb: float,
+    label: str,
+) -> Iterator[tuple[list[ml_collections.ConfigDict], group.Group]]:
+    """(members, group) to train one after another: `configs` as one group, or consecutive chunks
+    of the `fitting_group` size; chunks of that size share its compiled program, a smaller last
+    one is checked on its own."""
+    steps_per_epoch = fit.batches_per_epoch(data)
+
+    def fitting(rest):
+        trainer, note = fitting_group(
+            rest,
+            data.names,
+            strategy,
+            limit_gb,
+            label,
+            lambda g: step_bytes(g, data),
+            steps_per_epoch,
+        )
+        if note:
+            print(note, flush=True)
+        return trainer
+
+    trainer, done = fitting(configs), 0
+    while done < len(configs):
+        chunk = configs[done : done + trainer.size]
+        yield chunk, trainer
+        done += len(chunk)
+        rest = configs[done:]
+        if len(rest) >= trainer.size:
+            trainer = trainer.with_members(rest[: trainer.size], steps_per_epoch)
+        elif rest:
+            trainer = fitting(rest)
+
+
+def _train_group(
+    configs: list[ml_collections.ConfigDict],
+    trainer: group.Group,
+    data: fit.Data,
+    log_dir: pathlib.Path,
+    checkpoint_dir: pathlib.Path,
+    label: str,
+) -> list[fit.Result]:
+    """Trains one group (or chunk) of members; if every one of them diverged, records that."""
+    named = [
+        fit.Member(member_name(c), c, log_dir / member_name(c), checkpoint_dir / member_name(c))
+        for c in configs
+    ]
+    started = time.perf_counter()
+    try:
+        results = fit.fit(named, data, trainer)
+    except fit.NonFiniteLoss as err:  # every member of the group diverged: record, go on
+        print(f"  {label}: every member diverged")
+        results = [fit.Result(m, [], None, str(err)) for m in named]
+    for result in results:
+        result.seconds = (time.perf_counter() - started) / len(configs)
+    return results
+
+
 def train_members(
     base: ml_collections.ConfigDict,
     members: list[ml_collections.ConfigDict],
@@ -164,34 +339,25 @@ def train_members(
     data: fit.Data,
 ) -> list[fit.Result]:
     """Trains `members` group by group (one per architecture) on `data` (`base`'s data and data
-    order); a group whose every member diverged is recorded and the next one trained."""
+    order), a vmapped group in chunks when it does not fit in memory at once; a group or chunk
+    whose every member diverged is recorded and the next one trained."""
     results = []
     groups: dict[tuple, list] = {}
     for member in members:
         groups.setdefault(architecture(member), []).append(member)
     grid_started = time.perf_counter()
     for number, configs in enumerate(groups.values(), start=1):
-        trainer = group.build(
-            configs, data.names, strategy, steps_per_epoch=fit.batches_per_epoch(data)
-        )
+        label = f"group {number}/{len(groups)}"
         shared = dict(zip(tasks.hyperparameter_names(base), architecture(configs[0]), strict=True))
         print(
-            f"group {number}/{len(groups)}: {len(configs)} member(s), {shared}, {trainer.strategy}"
+            f"{label}: {len(configs)} member(s), {shared}, {group.resolve_strategy(strategy)}",
+            flush=True,
         )
-        named = [
-            fit.Member(member_name(c), c, log_dir / member_name(c), checkpoint_dir / member_name(c))
-            for c in configs
-        ]
         started = time.perf_counter()
-        try:
-            group_results = fit.fit(named, data, trainer)
-        except fit.NonFiniteLoss as err:  # every member of the group diverged: record, go on
-            print(f"  group {number}: every member diverged")
-            group_results = [fit.Result(m, [], None, str(err)) for m in named]
+        chunks = _groups_within_memory(configs, data, strategy, base.grid.memory_limit_gb, label)
+        for chunk, trainer in chunks:
+            results += _train_group(chunk, trainer, data, log_dir, checkpoint_dir, label)
         seconds = time.perf_counter() - started
-        for result in group_results:
-            result.seconds = seconds / len(configs)
-        results.extend(group_results)
         left = len(groups) - number
         if left:
             pace = (time.perf_counter() - grid_started) / number

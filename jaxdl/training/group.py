@@ -19,6 +19,7 @@ different lr / weight decay / seed share the compiled program.
 """
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 from flax import linen as nn
 from jax.sharding import Mesh
 
@@ -38,6 +40,7 @@ from jaxdl.training.state import TrainState, create_train_state
 from jaxdl.utils import distributed
 
 STRATEGIES = ("sequential", "vmap")
+GIB = 2**30
 
 
 def resolve_strategy(strategy: str) -> str:
@@ -146,21 +149,75 @@ class Group:
         stacked = {k: jnp.stack([jnp.asarray(s[k]) for s in sums]) for k in sums[0]}
         return distributed.put(stacked, distributed.config_sharded(self.mesh))
 
+    def train_step_bytes(self, sums: dict, batch: dict) -> int | None:
+        """Bytes one device needs to run the vmapped train step on this group's states, `sums`
+        and `batch` (as the loop passes them), by XLA's analysis of the compiled program:
+        arguments and outputs, less the outputs written in place of donated arguments, plus
+        temporaries. None where the backend gives no analysis.
+
+        The program compiled here is the one the run then calls: jax keeps it (same function,
+        same argument shapes and shardings), so the check costs no second compilation.
+        """
+        if self.strategy != "vmap":
+            raise ValueError("only a vmapped group's step is measured")
+        stats = self.steps.train.lower(self.states, sums, batch).compile().memory_analysis()
+        if stats is None:
+            return None
+        return (
+            stats.argument_size_in_bytes
+            + stats.output_size_in_bytes
+            - stats.alias_size_in_bytes
+            + stats.temp_size_in_bytes
+        )
+
+    def with_members(
+        self, configs: Sequence[ml_collections.ConfigDict], steps_per_epoch: int = 1
+    ) -> "Group":
+        """Fresh states of `configs`, as many members of this group's architecture as it has, on
+        its mesh and compiled steps (the next chunk of a grid group trained in chunks): nothing is
+        compiled again, since the states hold this group's model and optimizer objects."""
+        configs = list(configs)
+        if len(configs) != self.size:
+            raise ValueError(f"{len(configs)} members for a group of {self.size}")
+        _check_shared_architecture(configs)
+        tx = (self.states[0] if self.strategy == "sequential" else self.states).tx
+        input_shape = self.task.input_shape(configs[0])
+        states = _member_states(self.model, input_shape, configs, steps_per_epoch, tx)
+        return dataclasses.replace(self, states=self.join_states(states))
+
+
+def memory_budget(limit_gb: float) -> tuple[int, str] | None:
+    """(bytes, where the figure comes from) that a vmapped group's step may use on each device:
+    `grid.memory_limit_gb` if set; else the allocator's limit of the local devices (GPU, TPU);
+    else, on CPU, the host's physical memory shared by its devices. None: nothing to go by."""
+    if limit_gb:
+        return round(limit_gb * GIB), "grid.memory_limit_gb"
+    devices = jax.local_devices()
+    limits = [(d.memory_stats() or {}).get("bytes_limit") for d in devices]
+    if all(limits):
+        return min(limits), f"what jax may allocate on each {devices[0].device_kind}"
+    if jax.default_backend() == "cpu":
+        host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return host // len(devices), f"the host's memory, shared by {len(devices)} CPU device(s)"
+    return None
+
 
 def _member_states(
     model: nn.Module,
     input_shape: tuple[int, ...],
     configs: Sequence[ml_collections.ConfigDict],
     steps_per_epoch: int,
+    tx: optax.GradientTransformation | None = None,
 ) -> list[TrainState]:
     """A fresh state per member from its seed, its optimizer state initialised by its own config's
-    optimizer (its lr and weight decay). Every state then holds the first member's optimizer object:
-    it is static in TrainState, so jit caches on it, and the update reads the injected lr and weight
-    decay from the state, not from the object."""
+    optimizer (its lr and weight decay). Every state then holds one optimizer object, `tx` or the
+    first member's: it is static in TrainState, so jit caches on it, and the update reads the
+    injected lr and weight decay from the state, not from the object."""
     optimizers = [optim.make_optimizer(c.train, steps_per_epoch) for c in configs]
+    shared = optimizers[0] if tx is None else tx
     return [
-        create_train_state(model, tx, c.seed, input_shape).replace(tx=optimizers[0])
-        for c, tx in zip(configs, optimizers, strict=True)
+        create_train_state(model, own, c.seed, input_shape).replace(tx=shared)
+        for c, own in zip(configs, optimizers, strict=True)
     ]
 
 
