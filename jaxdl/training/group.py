@@ -126,7 +126,12 @@ class Group:
     def member_states(self, states) -> list[TrainState]:
         if self.strategy == "sequential":
             return list(states)
-        return [jax.tree.map(lambda x, i=i: x[i], states) for i in range(self.size)]
+        members = [jax.tree.map(lambda x, i=i: x[i], states) for i in range(self.size)]
+        if jax.process_count() == 1:
+            return members
+        # With members laid across hosts a member's slice sits on its own hosts only, and Orbax's
+        # multi-process save needs every process to hold the state it saves.
+        return [distributed.put(m, distributed.replicated(self.mesh)) for m in members]
 
     def member_sums(self, sums) -> list[dict]:
         """Host copies of each member's sums."""
@@ -216,7 +221,9 @@ def _member_states(
     optimizers = [optim.make_optimizer(c.train, steps_per_epoch) for c in configs]
     shared = optimizers[0] if tx is None else tx
     return [
-        create_train_state(model, own, c.seed, input_shape).replace(tx=shared)
+        create_train_state(model, own, c.seed, input_shape, tasks.get(c).step_inputs(c)).replace(
+            tx=shared
+        )
         for c, own in zip(configs, optimizers, strict=True)
     ]
 
