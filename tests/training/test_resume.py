@@ -242,3 +242,20 @@ def test_a_second_command_is_refused_while_the_run_trains_then_ctrl_c_saves(tmp_
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming from step {step} " in resumed.stdout
     _assert_same_as(workdir, reference)
+
+
+def test_the_device_path_resumes_bitwise_with_its_own_draws(tmp_path, reference):
+    """With the augmentation drawn in the step (data.augment_on=device), the draws follow the
+    step, not the calls: a run stopped mid-epoch and rerun ends with the uninterrupted run's
+    numbers, and those differ from the host path's (the step really draws)."""
+    device = ("--config.data.augment_on=device",)
+    uninterrupted = tmp_path / "device"
+    assert run_command(uninterrupted, SESSION_CACHE, *device).returncode == 0
+    workdir = tmp_path / "device-interrupted"
+    stopped = start_and_signal(workdir, SESSION_CACHE, signal.SIGTERM, 9, *device)
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    resumed = run_command(workdir, SESSION_CACHE, *device)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from step" in resumed.stdout
+    _assert_same_as(workdir, uninterrupted)
+    assert _records(uninterrupted) != _records(reference)
