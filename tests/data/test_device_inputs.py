@@ -15,6 +15,7 @@ from jaxdl import tasks
 from jaxdl.data import augment, device_augment, image, image_augment
 from jaxdl.data.device_inputs import DeviceInputs, InputApply, Normalize, on_device
 from jaxdl.errors import ConfigError
+from tests.data.test_augment import _cfg as spec_config
 from tests.helpers import load_config
 
 N = 4000  # examples per distribution check: a one-off bug moves a histogram far past chance
@@ -111,16 +112,8 @@ def test_crop_offsets_are_uniform_like_the_host_ones():
 
 
 def _spec_cfg(**overrides) -> ml_collections.ConfigDict:
-    cfg = dict(
-        enabled=True,
-        time_shift_p=0.0,
-        time_shift_max_fraction=0.05,
-        freq_mask_p=0.0,
-        freq_mask_param=8,
-        time_mask_p=0.0,
-        time_mask_param=20,
-    )
-    return ml_collections.ConfigDict({**cfg, **overrides})
+    """The reference SpecAugment settings with every draw off unless asked for."""
+    return spec_config(**{**dict(time_shift_p=0.0, freq_mask_p=0.0, time_mask_p=0.0), **overrides})
 
 
 def _spec_op(cfg: ml_collections.ConfigDict) -> device_augment.SpecAugment:
