@@ -52,10 +52,16 @@ def run_json(cmd: list[str], timeout: float) -> dict:
 
 
 def bench_jax(model: str, steps: int, timeout: float) -> dict:
-    """jaxdl's bench mode; retried without `--config.bench.steps` if the config has no such key
-    (then jaxdl's own default step count is used)."""
+    """jaxdl's bench mode, the model's steps only (no grid group, no input pipeline: the torch
+    twin has neither); an older jaxdl without these keys is run without them, and one without
+    `--config.bench.steps` with its own default step count."""
     cmd = [sys.executable, "-m", "jaxdl.main", "--config", f"configs/{model}.py", "--mode=bench"]
-    result = run_json(cmd + [f"--config.bench.steps={steps}"], timeout)
+    steps_flag = f"--config.bench.steps={steps}"
+    result = run_json(
+        cmd + [steps_flag, "--config.bench.grid=False", "--config.bench.pipeline=False"], timeout
+    )
+    if "bench.grid" in result.get("error", ""):
+        result = run_json(cmd + [steps_flag], timeout)
     error = result.get("error", "")
     if "KeyError" in error and ("'bench'" in error or "'steps'" in error):
         result = run_json(cmd, timeout)

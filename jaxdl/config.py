@@ -129,7 +129,9 @@ def base_config(task: str) -> ml_collections.ConfigDict:
     )
 
     # --mode=bench: median step times on random input of the model's shape.
-    config.bench = ml_collections.ConfigDict(dict(warmup=2, steps=10))
+    # grid: also time the train step of a grid group of this architecture; pipeline: also time the
+    # train split's input pipeline (host only).
+    config.bench = ml_collections.ConfigDict(dict(warmup=2, steps=10, grid=True, pipeline=True))
     return config
 
 

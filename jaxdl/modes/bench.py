@@ -85,7 +85,11 @@ def benchmark(config: ml_collections.ConfigDict) -> dict:
         "eval_samples_per_s": batch_size / eval_ms * 1000,
         "train_step_ms_median": train_ms,
         "eval_step_ms_median": eval_ms,
-        **_grid_group(config, names, host, batch_size / train_ms * 1000),
+        **(
+            _grid_group(config, names, host, batch_size / train_ms * 1000)
+            if config.bench.grid
+            else {}
+        ),
         "devices": jax.device_count(),
         "backend": jax.default_backend(),
     }
@@ -159,11 +163,13 @@ def input_pipeline(config: ml_collections.ConfigDict) -> dict:
 
 def run(config: ml_collections.ConfigDict, workdir, args) -> dict:
     del workdir, args  # bench writes nothing
-    result = benchmark(config) | input_pipeline(config)
-    print(
-        f"train step {result['train_samples_per_s']:.0f} samples/s; input pipeline "
-        f"{result['pipeline_samples_per_s']:.0f} samples/s ({result['pipeline_workers']} "
-        f"workers, {result['pipeline_data']} data)",
-        flush=True,
-    )
+    result = benchmark(config)
+    line = f"train step {result['train_samples_per_s']:.0f} samples/s"
+    if config.bench.pipeline:
+        result |= input_pipeline(config)
+        line += (
+            f"; input pipeline {result['pipeline_samples_per_s']:.0f} samples/s "
+            f"({result['pipeline_workers']} workers, {result['pipeline_data']} data)"
+        )
+    print(line, flush=True)
     return result

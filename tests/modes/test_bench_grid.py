@@ -51,3 +51,12 @@ def test_a_vmapped_group_is_timed_as_the_chunk_that_fits(tmp_path):
     config.grid.memory_limit_gb = 1e-9
     with pytest.raises(ConfigError, match="^bench's grid group: one member alone needs "):
         bench.benchmark(config)
+
+
+def test_the_model_steps_alone_when_the_grid_and_pipeline_are_turned_off(tmp_path):
+    """What benchmarks/run.py asks for: the torch twin has no grid group and no pipeline."""
+    config = _config(tmp_path)
+    config.bench.update(grid=False, pipeline=False)
+    result = bench.run(config, tmp_path, None)
+    assert result["train_samples_per_s"] > 0
+    assert not [key for key in result if key.startswith(("grid_", "pipeline_"))]
