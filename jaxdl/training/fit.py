@@ -318,10 +318,7 @@ class _Run:
         return hook
 
     def interval_totals(self) -> dict:
-        """`{"interval": zeros}`, the running total of a log interval (none without logging)."""
-        if not self.config.train.log_every_steps:
-            return {}
-        return {"interval": self.group.zero_sums(keys=INTERVAL_KEYS)}
+        return interval_totals(self.group, self.config)
 
     def end_interval(self, step: int, epoch: int, sums: dict) -> dict:
         """Ends the log interval at `step`: the one before is logged (its copy to the host had a
@@ -521,6 +518,14 @@ def fit(members: list[Member], data: Data, group: Group) -> list[Result]:
             if watcher.requested:  # the signal came during validation: the epoch's save holds it
                 run.stop(step, epoch, watcher)
         return run.results()
+
+
+def interval_totals(group: Group, config: ml_collections.ConfigDict) -> dict:
+    """`{"interval": zeros}`, the running total of a log interval (none without logging); the
+    train step also carries the epoch's total."""
+    if not config.train.log_every_steps:
+        return {}
+    return {"interval": group.zero_sums(keys=INTERVAL_KEYS)}
 
 
 def history_records(result: Result) -> dict:

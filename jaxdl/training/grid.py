@@ -194,10 +194,7 @@ def _first_batch(data: fit.Data) -> dict:
 def _loop_totals(trainer: group.Group, config: ml_collections.ConfigDict) -> dict:
     """The running totals `fit` passes the train step: the epoch's, and the log interval's when
     logging (so the program measured is the one the run calls)."""
-    totals = {"epoch": trainer.zero_sums()}
-    if config.train.log_every_steps:
-        totals["interval"] = trainer.zero_sums(keys=fit.INTERVAL_KEYS)
-    return totals
+    return {"epoch": trainer.zero_sums(), **fit.interval_totals(trainer, config)}
 
 
 def step_arguments(trainer: group.Group, data: fit.Data) -> tuple[dict, dict]:
