@@ -99,40 +99,38 @@ def test_a_cold_run_writes_every_program_into_its_keyed_folder(cold):
     assert _about_compiling(run["stderr"]) == []  # a normal run says nothing about its cache
 
 
-def test_a_warm_run_loads_every_program_and_repeats_the_numbers_bit_for_bit(cold, tmp_path):
-    """…next to folders of another jax version and another machine holding garbage under the same
-    entry names: they are never read."""
+def test_a_warm_run_loads_every_sound_program_compiles_damaged_ones_and_repeats_the_numbers(
+    cold, tmp_path
+):
+    """One warm run checks both sides of reading the cache: every intact entry is loaded, and
+    garbage, truncated and empty entries make JAX warn and compile them again; the numbers are
+    the cold run's bit for bit. Folders of another jax version and another
+    machine hold garbage under the same entry names beside it: they are never read."""
     base, _, first = cold
     keyed = _restored(cold)
+    written = _entries(keyed)
     strangers = [
         base / "jax-0.9.0_jaxlib-0.9.0" / keyed.name,  # another version
         keyed.parent / f"{keyed.name.split('-')[0]}-0123456789ab",  # another CPU
     ]
     for folder in strangers:
         folder.mkdir(parents=True)
-        for name in _entries(keyed):
+        for name in written:
             (folder / name).write_bytes(b"not an executable")
+    damaged = sorted(written)[:3]
+    garbage = (b"\x00garbage" * 100, written[damaged[1]][:100], b"")
+    for name, content in zip(damaged, garbage, strict=True):
+        (keyed / name).write_bytes(content)
     run = _train(base, SESSION_CACHE, tmp_path / "run")
     assert run["numbers"] == first["numbers"]
-    written = len(_entries(keyed))
-    assert run["counts"]["cache_hits"] == run["counts"]["compile_requests_use_cache"] == written
-    assert run["counts"].get("cache_misses", 0) == 0 and len(_entries(keyed)) == written
-    assert _about_compiling(run["stderr"]) == []
+    assert run["counts"]["compile_requests_use_cache"] == len(written)
+    assert run["counts"]["cache_hits"] == len(written) - len(damaged)
+    # JAX's warnings (Python shows each distinct one once), and nothing else on compiling.
+    said = [line for line in _about_compiling(run["stderr"]) if line.strip() != "warnings.warn("]
+    assert said and all("Error reading persistent compilation cache entry" in x for x in said)
+    assert sorted(_entries(keyed)) == sorted(written)
     for folder in strangers:
         assert set(_entries(folder).values()) == {b"not an executable"}
-
-
-def test_corrupt_entries_are_compiled_again_with_the_same_numbers(cold, tmp_path):
-    """Garbage, truncated and empty entries: JAX warns, compiles and the run goes on."""
-    base, _, first = cold
-    keyed = _restored(cold)
-    for i, (name, content) in enumerate(sorted(_entries(keyed).items())):
-        damaged = (b"\x00garbage" * 100, content[: len(content) // 2], b"")[i % 3]
-        (keyed / name).write_bytes(damaged)
-    run = _train(base, SESSION_CACHE, tmp_path / "run")
-    assert run["numbers"] == first["numbers"]
-    assert run["counts"].get("cache_hits", 0) == 0
-    assert "Error reading persistent compilation cache entry" in run["stderr"]
 
 
 def test_a_cache_folder_it_cannot_write_is_left_alone_with_one_warning(cold, folders):  # noqa: F811
