@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, SESSION_CACHE
 
 RTOL = 1e-5  # reduction order differs between meshes; SGD keeps it at rounding level
 VMAP_VAL_RTOL = 2e-4
@@ -29,7 +29,7 @@ def _last_json_line(stdout: str) -> dict:
 def eight(tmp_path_factory):
     root = tmp_path_factory.mktemp("eight")
     done = subprocess.run(
-        [sys.executable, "-m", "tests.scale.eight_devices", str(root)],
+        [sys.executable, "-m", "tests.scale.eight_devices", str(root), str(SESSION_CACHE)],
         cwd=REPO,
         capture_output=True,
         text=True,
