@@ -238,6 +238,8 @@ def test_ctrl_c_while_building_the_cache_exits_130_keeping_no_partial_cache(tmp_
         "configs/esc50.py:synthetic",
         "--config.data.synthetic.num_classes=10",
         "--config.data.synthetic.clips_per_class_per_fold=8",
+        # Never meant to train; if the Ctrl-C were lost, one short epoch, not the preset's 15.
+        "--config.train.epochs=1",
         f"--config.data.cache_dir={tmp_path / 'cache'}",
         "--workdir",
         str(tmp_path),
