@@ -27,6 +27,12 @@ def _reference_kernel_gradient(x, dy, kernel_shape, pads):
         (2, 5, 5, 8, 4, (1, 1), ((0, 0), (0, 0))),  # 1×1 (Inception branches)
         (2, 6, 7, 3, 2, (3, 2), ((1, 0), (2, 1))),  # asymmetric kernel and padding
         (2, 6, 7, 3, 2, (3, 3), ((0, 0), (0, 0))),  # VALID: output smaller than input
+        # kw·C_in >= MIN_STACKED_ROWS: one product per kernel row (the cases above stack every
+        # offset into one product)
+        (2, 7, 9, 32, 5, (3, 3), ((1, 1), (1, 1))),
+        (2, 6, 8, 16, 3, (5, 5), ((2, 2), (2, 2))),
+        (2, 6, 7, 24, 2, (3, 3), ((0, 0), (0, 0))),
+        (2, 5, 5, 64, 4, (1, 1), ((0, 0), (0, 0))),
     ],
 )
 def test_kernel_gradient_equals_xla(n, h, w, c_in, c_out, kernel, pads):
@@ -41,15 +47,21 @@ def test_kernel_gradient_equals_xla(n, h, w, c_in, c_out, kernel, pads):
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_kernel_gradient_over_several_chunks_with_a_partial_last_one(monkeypatch):
+@pytest.mark.parametrize(
+    "c_in,per_image",
+    [
+        (4, 3 * 3 * 4 * 6 * 8),  # every offset stacked: 3·3·C_in rows of 6 output rows × 8
+        (32, 3 * 32 * 8 * 8),  # column shifts stacked: 3·C_in rows of one padded 8×8 image
+    ],
+)
+def test_kernel_gradient_over_several_chunks_with_a_partial_last_one(monkeypatch, c_in, per_image):
     """5 images, 2 per chunk: three chunks, the last padded with a zero image."""
     rng = np.random.default_rng(1)
-    x = jnp.asarray(rng.standard_normal((5, 6, 6, 4)), jnp.float32)
+    x = jnp.asarray(rng.standard_normal((5, 6, 6, c_in)), jnp.float32)
     dy = jnp.asarray(rng.standard_normal((5, 6, 6, 3)), jnp.float32)
     pads = ((1, 1), (1, 1))
-    per_image = 3 * 4 * 8 * 8  # column-shifted values for one padded 8×8 image
-    monkeypatch.setattr(conv, "CHUNK_VALUES", 2 * per_image)
-    expected = _reference_kernel_gradient(x, dy, (3, 3, 4, 3), pads)
+    monkeypatch.setattr(conv, "CHUNK_VALUES", 2 * per_image + 1)
+    expected = _reference_kernel_gradient(x, dy, (3, 3, c_in, 3), pads)
     np.testing.assert_allclose(
         conv.kernel_gradient(x, dy, (3, 3), pads), expected, rtol=1e-5, atol=1e-5
     )
@@ -99,12 +111,25 @@ def test_one_channel_conv_gives_xla_values_and_gradients(kernel, padding):
     assert "custom_vjp" in jaxpr and "conv_general_dilated" not in jaxpr  # shifted adds
 
 
+@pytest.mark.parametrize("c_in", [3, 96])
+def test_pointwise_conv_is_one_product_with_xla_values_and_gradients(c_in):
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.standard_normal((3, 5, 6, c_in)), jnp.float32)
+    k = jnp.asarray(rng.standard_normal((1, 1, c_in, 7)) * 0.1, jnp.float32)
+    expected = jax.value_and_grad(lambda x, k: _loss(lax.conv_general_dilated, x, k), (0, 1))(x, k)
+    got = jax.value_and_grad(lambda x, k: _loss(conv.conv_general_dilated, x, k), (0, 1))(x, k)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5)
+    for g, e in zip(got[1], expected[1], strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+    forward = str(jax.make_jaxpr(lambda x: _loss(conv.conv_general_dilated, x, k))(x))
+    assert "dot_general" in forward and "conv_general_dilated" not in forward
+
+
 @pytest.mark.parametrize(
     "in_channels,kernel_shape,strides,groups",
     [
         (8, (3, 3, 4, 8), (1, 1), 2),  # grouped
         (8, (3, 3, 8, 8), (2, 2), 1),  # strided
-        (3, (3, 3, 3, 8), (1, 1), 1),  # 9 stacked rows: XLA's own gradient is faster
     ],
 )
 def test_cases_it_does_not_speed_up_are_plain_xla(in_channels, kernel_shape, strides, groups):
