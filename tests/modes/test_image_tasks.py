@@ -25,7 +25,8 @@ def _tiny(task: str, tmp_path):
         config.data.synthetic.update(num_classes=5, train_per_class=24, test_per_class=6)
         config.data.image_size = 24
         config.model.num_blocks = 1
-        config.train.update(batch_size=16, epochs=6, lr=3e-3)
+        # 1.6 s an epoch after the first: 3 reach a val accuracy of 0.96 (2.5x chance is 0.5).
+        config.train.update(batch_size=16, epochs=3, lr=3e-3)
     else:
         config.data.synthetic.num_images = 1000
         config.data.image_size = 24
