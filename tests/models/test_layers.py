@@ -45,6 +45,50 @@ def test_max_pool_gradient_equals_torch_without_ties():
     np.testing.assert_array_equal(got, expected.grad.permute(0, 2, 3, 1).numpy())
 
 
+def test_batch_norm_training_step_equals_torch():
+    """Output, input and parameter gradients and running statistics after one training step
+    equal torch's BatchNorm2d (momentum 0.1, unbiased running variance), from running
+    statistics and a scale away from their initial values."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    x = rng.normal(2.0, 3.0, (3, 4, 5, 6)).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    stats = {"mean": rng.normal(0, 1, 6), "var": rng.uniform(0.5, 2, 6)}
+    params = {"scale": rng.uniform(-1.5, 1.5, 6), "bias": rng.normal(0, 1, 6)}
+    variables = jax.tree.map(
+        lambda a: jnp.asarray(a, jnp.float32), {"params": params, "batch_stats": stats}
+    )
+
+    def loss(params, x):
+        y, updates = layers.batch_norm(True).apply(
+            {**variables, "params": params}, x, mutable=["batch_stats"]
+        )
+        return jnp.sum(y * dy), (y, updates["batch_stats"])
+
+    (_, (y, new_stats)), (dparams, dx) = jax.jit(
+        jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)
+    )(variables["params"], jnp.asarray(x))
+    bn = torch.nn.BatchNorm2d(6).train()
+    with torch.no_grad():
+        for name, value in (("running_mean", stats["mean"]), ("running_var", stats["var"])):
+            getattr(bn, name).copy_(torch.tensor(value))
+        bn.weight.copy_(torch.tensor(params["scale"]))
+        bn.bias.copy_(torch.tensor(params["bias"]))
+    tx = torch.tensor(x).permute(0, 3, 1, 2).requires_grad_()
+    ty = bn(tx)
+    ty.backward(torch.tensor(dy).permute(0, 3, 1, 2))
+    nhwc = lambda t: t.detach().permute(0, 2, 3, 1).numpy()  # noqa: E731
+    for got, expected in (
+        (y, nhwc(ty)),
+        (dx, nhwc(tx.grad)),
+        (dparams["scale"], bn.weight.grad.numpy()),
+        (dparams["bias"], bn.bias.grad.numpy()),
+        (new_stats["mean"], bn.running_mean.numpy()),
+        (new_stats["var"], bn.running_var.numpy()),
+    ):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
 @pytest.mark.parametrize("groups", [2, 4])
 def test_grouped_conv_sliced_and_native_agree_in_output_and_gradients(groups):
     """The CPU form (dense convs on slices) and the accelerator form (one feature_group_count
