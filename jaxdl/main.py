@@ -20,13 +20,22 @@ from jaxdl import config as config_lib
 from jaxdl.errors import JaxdlError
 from jaxdl.modes import MODES, ModeArgs, run_mode
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config",
-    None,
-    "A task name or a config file, with an optional preset: esc50, "
-    "esc50:synthetic, configs/esc50.py or my_config.py:synthetic.",
-    lock_config=True,
-)
+
+def _fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+try:  # defining it reads the `--flagfile`s in sys.argv, so a missing one fails here
+    _CONFIG = config_flags.DEFINE_config_file(
+        "config",
+        None,
+        "A task name or a config file, with an optional preset: esc50, "
+        "esc50:synthetic, configs/esc50.py or my_config.py:synthetic.",
+        lock_config=True,
+    )
+except flags.Error as err:
+    _fail(f"{err}; pass --help to list the flags")
 _MODE = flags.DEFINE_enum("mode", "train", MODES, "What to run.")
 _WORKDIR = flags.DEFINE_string("workdir", ".", "Where logs/ and checkpoints/ are written.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "checkpoints/<run> to evaluate.")
@@ -39,11 +48,6 @@ _RUNS = flags.DEFINE_list("runs", [], "compare: run names, logs/<run> directorie
 # `--config PATH[:PRESET]` and the `--config.KEY=VALUE` overrides, as config_flags finds them.
 _CONFIG_FLAG = re.compile(r"-{1,2}config(?:=(.*))?")
 _OVERRIDE = re.compile(r"-{1,2}(?:no)?config\.([^=]+)")
-
-
-def _fail(message: str) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def _config_argument(argv: list[str]) -> tuple[int, str] | None:

@@ -120,6 +120,11 @@ def test_missing_config_flag_and_stray_arguments():
     )
 
 
+def test_missing_flagfile_is_named_without_a_traceback():
+    line = _error_line(_jaxdl("--flagfile=no_such_flags.txt", "--config", "esc50"))
+    assert "Unable to open flagfile" in line and "no_such_flags.txt" in line
+
+
 def test_workdir_that_is_a_file(tmp_path):
     workdir = tmp_path / "results"
     workdir.write_text("not a folder")
