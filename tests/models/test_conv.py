@@ -144,3 +144,10 @@ def test_cases_it_does_not_speed_up_are_plain_xla(in_channels, kernel_shape, str
     )
     jaxpr = jax.make_jaxpr(lambda k: forward(conv.conv_general_dilated, k))(kernel)
     assert "custom_vjp" not in str(jaxpr)
+
+
+def test_chunks_divide_the_batch_when_they_can():
+    assert conv._images_per_chunk(64, 12) == 8  # 8 chunks of 8, not 6 of 12 with 8 zero images
+    assert conv._images_per_chunk(64, 64) == 64
+    assert conv._images_per_chunk(5, 2) == 2  # 5 is prime: 3 chunks, the last padded
+    assert conv._images_per_chunk(7, 6) == 6
