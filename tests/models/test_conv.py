@@ -50,7 +50,7 @@ def test_kernel_gradient_equals_xla(n, h, w, c_in, c_out, kernel, pads):
 @pytest.mark.parametrize(
     "c_in,per_image",
     [
-        (4, 3 * 3 * 4 * 6 * 8),  # every offset stacked: 3·3·C_in rows of 6 output rows × 8
+        (4, 3 * 3 * 4 * 6 * 6),  # im2col: 3·3·C_in rows of the 6×6 output positions
         (32, 3 * 32 * 8 * 8),  # column shifts stacked: 3·C_in rows of one padded 8×8 image
     ],
 )
