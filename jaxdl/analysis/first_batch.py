@@ -24,6 +24,11 @@ INITIAL_LOSS_TOLERANCE = 0.1
 # Gradients below this fraction of the global norm are listed as negligible: e.g. a conv bias
 # followed by BatchNorm, whose gradient is 0 in exact arithmetic (the batch mean removes it).
 NEGLIGIBLE_FRACTION = 1e-6
+# A parameter with an exactly zero gradient is "loss-independent" when adding a random draw to
+# it moves the loss by less than this fraction: a conv bias that a training BatchNorm removes
+# (jaxdl hands it to the BatchNorm's mean, so its gradient is exactly 0). A zero gradient on a
+# parameter the loss does depend on is a gradient that does not flow: all_nonzero is false.
+INDEPENDENT_FRACTION = 1e-5
 
 
 def first_train_batch(
@@ -71,11 +76,18 @@ def gradient_check(parts: Group, batch: dict, layer_order: Sequence[str] = ()) -
     """Initial loss vs `objective.chance_loss`, global and per-tensor gradient L2 norms.
 
     Returns loss, chance_loss, relative_gap (|loss - chance| / chance), within_tolerance,
-    global_grad_norm, all_finite, all_nonzero, negligible (tensors under negligible_fraction of
-    the global norm), and "gradients": one row per parameter tensor {parameter, shape,
-    param_norm, grad_norm, finite, nonzero}, layers in `layer_order` (call order), else by name.
+    global_grad_norm, all_finite, all_nonzero (every gradient the loss depends on is non-zero),
+    loss_independent (zero-gradient tensors the loss does not depend on), negligible (tensors
+    under negligible_fraction of the global norm), and "gradients": one row per parameter tensor
+    {parameter, shape, param_norm, grad_norm, finite, nonzero}, layers in `layer_order` (call
+    order), else by name.
     """
     objective = parts.objective
+
+    @jax.jit
+    def shifted_loss(state, batch, shift):
+        params = jax.tree.map(jnp.add, state.params, shift)
+        return steps.training_loss(params, state, batch, objective)[0]
 
     @jax.jit
     def loss_and_norms(state, batch):
@@ -87,10 +99,24 @@ def gradient_check(parts: Group, batch: dict, layer_order: Sequence[str] = ()) -
         params = jax.tree.map(lambda p: jnp.sqrt(jnp.sum(jnp.square(p))), state.params)
         return loss, norms, finite, params
 
-    loss, norms, finite, param_norms = jax.device_get(
-        loss_and_norms(parts.state, loop.to_device(batch, parts.mesh))
-    )
+    device_batch = loop.to_device(batch, parts.mesh)
+    loss, norms, finite, param_norms = jax.device_get(loss_and_norms(parts.state, device_batch))
     flat_norms = jax.tree_util.tree_flatten_with_path(norms)[0]
+    independent = []
+    shapes = [np.shape(leaf) for leaf in jax.tree.leaves(parts.state.params)]
+    for index, (path, g) in enumerate(flat_norms):
+        if g == 0:
+            # Random per element: a uniform shift of a softmax head's bias leaves its loss as is.
+            shift = [
+                np.random.default_rng(index).standard_normal(shape).astype(np.float32)
+                if i == index
+                else np.zeros(shape, np.float32)
+                for i, shape in enumerate(shapes)
+            ]
+            shift = jax.tree.unflatten(jax.tree.structure(norms), shift)
+            moved = float(shifted_loss(parts.state, device_batch, shift)) - float(loss)
+            if abs(moved) <= INDEPENDENT_FRACTION * max(1.0, abs(float(loss))):
+                independent.append(_name(path))
     rows = [
         {
             "parameter": _name(path),
@@ -127,7 +153,8 @@ def gradient_check(parts: Group, batch: dict, layer_order: Sequence[str] = ()) -
         "tolerance": INITIAL_LOSS_TOLERANCE,
         "global_grad_norm": global_norm,
         "all_finite": bool(np.isfinite(loss)) and all(r["finite"] for r in rows),
-        "all_nonzero": all(r["nonzero"] for r in rows),
+        "all_nonzero": all(r["nonzero"] or r["parameter"] in independent for r in rows),
+        "loss_independent": sorted(independent),
         "negligible": [
             r["parameter"] for r in rows if r["grad_norm"] < NEGLIGIBLE_FRACTION * global_norm
         ],

@@ -509,6 +509,14 @@ def _first_batch(s: dict) -> list[str]:
         f"{_number(f['all_finite'])}; all non-zero: {_number(f['all_nonzero'])}.",
         "",
     ]
+    if f.get("loss_independent"):
+        lines += [
+            f"Exactly zero, as they should be: {_listing(f['loss_independent'])}. The loss does "
+            "not depend on them (a random change leaves it as it was): a conv bias that a training "
+            "BatchNorm's batch mean removes; jaxdl hands it to the BatchNorm's running mean "
+            "instead of the activations.",
+            "",
+        ]
     if f["negligible"]:
         lines += [
             f"Negligible gradients (< {f['negligible_fraction']:g} of the global norm): "

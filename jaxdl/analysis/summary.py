@@ -47,7 +47,8 @@ summary.json keys:
 - model: name, hyperparameters; parameters: input_shape, total, non_trainable, layers [{layer,
   type, output_shape, params, param_shapes, state}], grid [{<hp1>, <hp2>, params, configured}];
 - first_batch: loss, chance_loss, chance_formula, relative_gap, within_tolerance, tolerance,
-  global_grad_norm, all_finite, all_nonzero, negligible, negligible_fraction, gradients
+  global_grad_norm, all_finite, all_nonzero, loss_independent, negligible, negligible_fraction,
+  gradients
   [{parameter, shape, param_norm, grad_norm, finite, nonzero}];
 - mean_std: null, or {mean, std, examples, config_mean, config_std, max_abs_diff};
 - files: {name: file name in out_dir}.

@@ -49,8 +49,10 @@ class Esc50CNN(nn.Module):
             conv = layers.conv(
                 width, self.kernel_size, in_channels, self.init_scheme, f"conv{block}", dtype=dtype
             )
-            # Not folded in evaluation: on XLA:CPU it gained nothing here (docs/numerics.md).
-            x = nn.relu(layers.batch_norm(train, f"bn{block}", dtype)(conv(x)))
+            norm = layers.batch_norm(train, f"bn{block}", dtype)
+            # In training the conv's bias goes to the BatchNorm's mean (no pass of its own); not
+            # folded in evaluation: on XLA:CPU the fold gained nothing here (docs/numerics.md).
+            x = nn.relu(norm(x, conv=conv) if train else norm(conv(x)))
             if block < len(self.channels) - 1:
                 x = layers.max_pool_2x2(x)
             in_channels = width

@@ -155,22 +155,28 @@ class BatchNorm(nn.BatchNorm):
         )
         if conv is not None and not training and not self.is_initializing():
             return conv(x, fold=self.affine())
+        if training and mask is None and not self.is_initializing():
+            return self._train(*conv(x, defer_bias=True)) if conv is not None else self._train(x)
         if conv is not None:
             x = conv(x)
-        if training and mask is None and not self.is_initializing():
-            return self._train(x)
         before = self.get_variable("batch_stats", "var")
         y = super().__call__(x, use_running_average, mask=mask)
         if training and not self.is_initializing():
             self._torch_variance(before, x.size // x.shape[-1])
         return y
 
-    def _train(self, x: jax.Array) -> jax.Array:
-        """`batch_norm_train` on this module's variables, updating the running statistics as
-        nn.BatchNorm does, then to torch's variance."""
+    def _train(self, x: jax.Array, shift: jax.Array | None = None) -> jax.Array:
+        """`batch_norm_train` of x + shift on this module's variables, updating the running
+        statistics as nn.BatchNorm does, then to torch's variance.
+
+        A per-channel `shift` (the conv's bias) moves the batch mean and nothing else, so it is
+        added to the mean instead of to x: no pass over the activations for the bias, none for
+        its gradient, which is exactly 0 (autodiff's Σ dx was 0 up to rounding)."""
         params = self.variables["params"]
         dtype = self.dtype or jnp.result_type(x, params["scale"], params["bias"])
         y, mean, var = batch_norm_train(x, params["scale"], params["bias"], self.epsilon, dtype)
+        if shift is not None:
+            mean = mean + shift
         stats, m = self.variables["batch_stats"], self.momentum
         before = stats["var"]
         self.put_variable("batch_stats", "mean", m * stats["mean"] + (1 - m) * mean)
@@ -319,7 +325,8 @@ class Conv(nn.Module):
     Its parameters are exactly those of `nn.Conv(features, (k, k), feature_group_count=groups)`
     (kernel (k, k, C_in/groups, features), bias (features,), float32), so checkpoints and torch
     imports carry over. It exists to take `fold`, the evaluation-mode BatchNorm that follows it
-    (`BatchNorm.__call__`), into its kernel and bias, and to run grouped convs fast on each
+    (`BatchNorm.__call__`), into its kernel and bias, to hand its bias to a training BatchNorm
+    (`defer_bias`: returns (conv without bias, bias)), and to run grouped convs fast on each
     backend (`grouped_conv`).
     """
 
@@ -332,7 +339,9 @@ class Conv(nn.Module):
     bias_init: Callable = nn.initializers.zeros_init()
 
     @nn.compact
-    def __call__(self, x: jax.Array, fold: Affine | None = None) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, fold: Affine | None = None, *, defer_bias: bool = False
+    ) -> jax.Array | tuple[jax.Array, jax.Array | None]:
         in_features = x.shape[-1]
         if in_features % self.groups or self.features % self.groups:
             raise ValueError(
@@ -351,6 +360,8 @@ class Conv(nn.Module):
             kernel = kernel * fold.scale
             bias = fold.shift if bias is None else bias * fold.scale + fold.shift
         y = grouped_conv(x.astype(self.dtype), kernel.astype(self.dtype), self.groups)
+        if defer_bias:  # for a training BatchNorm (`BatchNorm._train`)
+            return y, bias
         return y if bias is None else y + bias.astype(self.dtype)
 
 

@@ -159,3 +159,40 @@ def test_mask_normalises_by_the_masked_rows_statistics():
     kept = d["x"][mask[:, 0]]
     expected = (kept - kept.mean(0)) / jnp.sqrt(kept.var(0) + EPS) * d["scale"] + d["bias"]
     np.testing.assert_allclose(y[mask[:, 0]], expected, rtol=1e-5, atol=1e-5)
+
+
+class _ConvThenNorm(nn.Module):
+    """Conv → BatchNorm, the conv handed to the BatchNorm (`fused`) or applied before it."""
+
+    fused: bool
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        conv = layers.conv(4, 3, x.shape[-1], "torch", "conv")
+        norm = layers.batch_norm(train, "bn")
+        return norm(x, conv=conv) if self.fused else norm(conv(x))
+
+
+def test_conv_bias_handed_to_the_batch_norm_moves_only_the_running_mean():
+    """In training the conv's bias goes to the BatchNorm's mean, not through the activations:
+    output, kernel gradient and running statistics as with the bias added first, the bias's
+    gradient exactly 0 (autodiff's is 0 up to rounding). Catches the bias left out of the
+    running mean or added to it twice."""
+    x = jnp.asarray(np.random.default_rng(7).normal(1.0, 2.0, (2, 5, 6, 3)), jnp.float32)
+    variables = _ConvThenNorm(fused=False).init(jax.random.key(0), x, train=False)
+    dy = jnp.asarray(np.random.default_rng(8).standard_normal((2, 5, 6, 4)), jnp.float32)
+
+    def step(fused: bool):
+        def loss(params):
+            y, updates = _ConvThenNorm(fused).apply(
+                {**variables, "params": params}, x, train=True, mutable=["batch_stats"]
+            )
+            return jnp.sum(y * dy), (y, updates["batch_stats"])
+
+        return jax.jit(jax.grad(loss, has_aux=True))(variables["params"])
+
+    (grads, (y, stats)), (ref_grads, (ref_y, ref_stats)) = step(True), step(False)
+    assert not np.any(grads["conv"]["bias"])
+    np.testing.assert_allclose(ref_grads["conv"]["bias"], 0.0, atol=1e-4)
+    ref_grads["conv"]["bias"] = grads["conv"]["bias"]
+    _assert_trees_close((grads, y, stats), (ref_grads, ref_y, ref_stats))
