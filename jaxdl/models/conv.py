@@ -14,9 +14,9 @@ With each padded image flattened row-major (row stride Wp) and dy zero-padded to
 (Hp, Wp) grid, a kernel offset (i, j) is the shift i·Wp + j of one flat sequence. The kw column
 shifts are stacked once, (kw·C_in, S); each kernel row i is then one matrix product of that
 stack's slice at i·Wp with dy, (kw·C_in, S') @ (S', C_out), per chunk of images, summed in a
-`fori_loop`. Positions that read across a row or image border meet a zero of dy. Thin stacks
-(fewer than MIN_STACKED_ROWS rows: RGB or one-channel inputs) take an im2col instead, every
-offset stacked, one product per chunk (`_thin_kernel_gradient`).
+`fori_loop`. Positions that read across a row or image border meet a zero of dy. RGB and
+one-channel inputs take an im2col instead, every offset stacked, one product per chunk
+(`_thin_kernel_gradient`); inputs between the two (e.g. 16 channels, 3×3) keep XLA's gradient.
 
 The fast path is taken for what the course models use (stride 1, no dilation, one group, any
 explicit or SAME padding) on CPU; otherwise, and on accelerators (where cuDNN's kernel gradient
@@ -38,8 +38,11 @@ from jax import lax
 CHUNK_VALUES = 1_500_000
 # Below this many stacked rows (kw·C_in) one product per kernel row is too thin (3×3 on 3
 # channels ran at 0.76× of XLA's own gradient): an im2col of every kernel offset is stacked
-# instead, one product per chunk (`_thin_kernel_gradient`).
+# instead, one product per chunk (`_thin_kernel_gradient`), up to MAX_IM2COL_ROWS rows (kh·kw·C_in:
+# 2–5× XLA's for 5×5 on 1 channel and 3×3 on 3; 8 or 16 channels ran at 0.5–1× of it). In
+# between, XLA's own gradient is used.
 MIN_STACKED_ROWS = 64
+MAX_IM2COL_ROWS = 49
 NHWC = ("NHWC", "HWIO", "NHWC")
 
 
@@ -88,7 +91,10 @@ def conv_general_dilated(
         else padding
     )
     pads = tuple(tuple(int(v) for v in pair) for pair in pads)
-    if rhs.shape[2] == 1 and lhs.dtype == rhs.dtype == jnp.float32:
+    kh, kw, c_in = rhs.shape[:3]
+    if kw * c_in < MIN_STACKED_ROWS and kh * kw * c_in > MAX_IM2COL_ROWS:
+        return plain(lhs, rhs)  # neither product is faster than XLA's own gradient here
+    if c_in == 1 and lhs.dtype == rhs.dtype == jnp.float32:
         return one_channel_conv(lhs, rhs, pads)
     if rhs.shape[:2] == (1, 1) and pads == ((0, 0), (0, 0)):
         return pointwise_conv(lhs, rhs)

@@ -130,6 +130,7 @@ def test_pointwise_conv_is_one_product_with_xla_values_and_gradients(c_in):
     [
         (8, (3, 3, 4, 8), (1, 1), 2),  # grouped
         (8, (3, 3, 8, 8), (2, 2), 1),  # strided
+        (16, (3, 3, 16, 8), (1, 1), 1),  # 48 stacked rows, 144 in an im2col: XLA's is faster
     ],
 )
 def test_cases_it_does_not_speed_up_are_plain_xla(in_channels, kernel_shape, strides, groups):
