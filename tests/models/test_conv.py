@@ -72,19 +72,20 @@ def _loss(conv_fn, x, kernel, **kwargs):
     return jnp.sum(jnp.sin(y))
 
 
+def _assert_matches_xla(loss, x, k, tolerance: float = 1e-5) -> None:
+    """loss(conv_fn, x, k) and its gradients through jaxdl's conv equal those through XLA's."""
+    expected = jax.value_and_grad(lambda x, k: loss(lax.conv_general_dilated, x, k), (0, 1))(x, k)
+    got = jax.value_and_grad(lambda x, k: loss(conv.conv_general_dilated, x, k), (0, 1))(x, k)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5)
+    for g, e in zip(got[1], expected[1], strict=True):
+        np.testing.assert_allclose(g, e, rtol=tolerance, atol=tolerance)
+
+
 def test_drop_in_gives_xla_values_and_gradients_and_takes_the_fast_path():
     rng = np.random.default_rng(2)
     x = jnp.asarray(rng.standard_normal((4, 10, 12, 16)), jnp.float32)  # 5 × 16 stacked rows
     kernel = jnp.asarray(rng.standard_normal((5, 5, 16, 8)) * 0.1, jnp.float32)
-    expected = jax.value_and_grad(
-        lambda x, k: _loss(lax.conv_general_dilated, x, k), argnums=(0, 1)
-    )(x, kernel)
-    got = jax.value_and_grad(lambda x, k: _loss(conv.conv_general_dilated, x, k), argnums=(0, 1))(
-        x, kernel
-    )
-    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5)
-    for g, e in zip(got[1], expected[1], strict=True):
-        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4)
+    _assert_matches_xla(_loss, x, kernel, tolerance=1e-4)
     jaxpr = str(jax.make_jaxpr(lambda k: _loss(conv.conv_general_dilated, x, k))(kernel))
     assert conv.fast_kernel_gradient_applies()  # the test suite runs on CPU
     assert "custom_vjp" in jaxpr
@@ -102,11 +103,7 @@ def test_one_channel_conv_gives_xla_values_and_gradients(kernel, padding):
     def loss(conv_fn, x, k):
         return jnp.sum(jnp.sin(conv_fn(x, k, (1, 1), padding, dimension_numbers=NHWC)))
 
-    expected = jax.value_and_grad(lambda x, k: loss(lax.conv_general_dilated, x, k), (0, 1))(x, k)
-    got = jax.value_and_grad(lambda x, k: loss(conv.conv_general_dilated, x, k), (0, 1))(x, k)
-    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5)
-    for g, e in zip(got[1], expected[1], strict=True):
-        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+    _assert_matches_xla(loss, x, k)
     jaxpr = str(jax.make_jaxpr(lambda k: loss(conv.conv_general_dilated, x, k))(k))
     assert "custom_vjp" in jaxpr and "conv_general_dilated" not in jaxpr  # shifted adds
 
@@ -116,11 +113,7 @@ def test_pointwise_conv_is_one_product_with_xla_values_and_gradients(c_in):
     rng = np.random.default_rng(5)
     x = jnp.asarray(rng.standard_normal((3, 5, 6, c_in)), jnp.float32)
     k = jnp.asarray(rng.standard_normal((1, 1, c_in, 7)) * 0.1, jnp.float32)
-    expected = jax.value_and_grad(lambda x, k: _loss(lax.conv_general_dilated, x, k), (0, 1))(x, k)
-    got = jax.value_and_grad(lambda x, k: _loss(conv.conv_general_dilated, x, k), (0, 1))(x, k)
-    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5)
-    for g, e in zip(got[1], expected[1], strict=True):
-        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+    _assert_matches_xla(_loss, x, k)
     forward = str(jax.make_jaxpr(lambda x: _loss(conv.conv_general_dilated, x, k))(x))
     assert "dot_general" in forward and "conv_general_dilated" not in forward
 
