@@ -223,26 +223,30 @@ def kernel_gradient(
     if kw * x.shape[-1] < MIN_STACKED_ROWS:
         return _thin_kernel_gradient(x, dy, kernel_size, pads)
     (top, bottom), (left, right) = pads
-    n, _, _, c_in = x.shape
+    n, h, w, c_in = x.shape
     _, out_h, out_w, c_out = dy.shape
-    x_pad = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    hp, wp = x_pad.shape[1:3]
+    hp, wp = h + top + bottom, w + left + right
     span = hp * wp  # one padded image, flat; dy on the same grid, zero outside (out_h, out_w)
     rows = out_h * wp  # the flat positions where dy can be non-zero
     images, chunks, extra = _chunks(n, kw * c_in * span)
-    x_flat = jnp.pad(x_pad.reshape(n, span, c_in), ((0, extra), (0, kw - 1), (0, 0)))
-    # (C_in, images, chunks, span + kw - 1): a shift of the last axis is a contiguous run.
-    x_flat = x_flat.reshape(images, chunks, -1, c_in).transpose(3, 0, 1, 2)
-    dy_flat = jnp.pad(dy, ((0, extra), (0, 0), (0, wp - out_w), (0, 0)))
-    dy_flat = dy_flat.reshape(images, chunks, rows, c_out)
+    # x channels first, (C_in, images, chunks, H, W), in one transposing pass; each chunk is
+    # padded inside the loop, in the pass that stacks it (padding first cost a pass of its own).
+    x_t = jnp.pad(x, ((0, extra), (0, 0), (0, 0), (0, 0)))
+    x_t = x_t.reshape(images, chunks, h, w, c_in).transpose(4, 0, 1, 2, 3)
+    dy_chunks = jnp.pad(dy, ((0, extra), (0, 0), (0, 0), (0, 0)))
+    dy_chunks = dy_chunks.reshape(images, chunks, out_h, out_w, c_out)
 
     def add_chunk(chunk, total):
-        images_x = lax.dynamic_index_in_dim(x_flat, chunk, axis=2, keepdims=False)
+        images_x = lax.dynamic_index_in_dim(x_t, chunk, axis=2, keepdims=False)
+        images_x = jnp.pad(images_x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+        # (C_in, images, span + kw - 1): a shift of the last axis is a contiguous run.
+        images_x = jnp.pad(images_x.reshape(c_in, images, span), ((0, 0), (0, 0), (0, kw - 1)))
         # Column shifts stacked once (kw·C_in rows); a row shift i is then a slice at i·wp.
         by_column = jnp.concatenate(
             [lax.slice_in_dim(images_x, j, j + span, axis=2) for j in range(kw)], axis=0
         )
-        images_dy = lax.dynamic_index_in_dim(dy_flat, chunk, axis=1, keepdims=False)
+        images_dy = lax.dynamic_index_in_dim(dy_chunks, chunk, axis=1, keepdims=False)
+        images_dy = jnp.pad(images_dy, ((0, 0), (0, 0), (0, wp - out_w), (0, 0)))
         images_dy = images_dy.reshape(images * rows, c_out)
         per_row = [
             lax.slice_in_dim(by_column, i * wp, i * wp + rows, axis=2).reshape(
