@@ -97,7 +97,7 @@ def batch_norm_train(
     Its gradient is written out so that it reads the activations in two passes, as the forward
     does (the sums, then the normalisation): Σg and Σg·x per channel (fused reductions), then
     dx = scale·rstd·(g − mean(g) − x̂·mean(g·x̂)) in one elementwise pass; autodiff of Flax's
-    BatchNorm made four elementwise passes and five reductions. The cotangents of the returned
+    BatchNorm made three elementwise passes and five reductions. The cotangents of the returned
     statistics are honoured (per-channel terms of the same pass).
     """
     return _batch_norm_forward(x, scale, bias, epsilon, dtype)[0]
