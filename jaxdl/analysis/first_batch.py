@@ -17,6 +17,7 @@ from jaxdl.data import pipeline
 from jaxdl.tasks.spec import Task
 from jaxdl.training import loop, steps
 from jaxdl.training.group import Group
+from jaxdl.utils import xla_options
 
 # An uninformed model's loss is within this relative distance of ln C (or ln 2); farther means
 # over-confident initial logits (a too-large init scale) or a mislabelled batch.
@@ -84,12 +85,12 @@ def gradient_check(parts: Group, batch: dict, layer_order: Sequence[str] = ()) -
     """
     objective = parts.objective
 
-    @jax.jit
+    @xla_options.jit
     def shifted_loss(state, batch, shift):
         params = jax.tree.map(jnp.add, state.params, shift)
         return steps.training_loss(params, state, batch, objective)[0]
 
-    @jax.jit
+    @xla_options.jit
     def loss_and_norms(state, batch):
         (loss, _), grads = jax.value_and_grad(steps.training_loss, has_aux=True)(
             state.params, state, batch, objective

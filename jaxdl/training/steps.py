@@ -18,7 +18,7 @@ from jax.sharding import Mesh
 from jaxdl.training.metrics import FIRST_NONFINITE, HEALTH, NONFINITE, Sums, add_sums
 from jaxdl.training.objectives import Objective
 from jaxdl.training.state import TrainState
-from jaxdl.utils import distributed
+from jaxdl.utils import distributed, xla_options
 
 NAN_POLICIES = ("stop", "skip")  # train.nan_policy: end the run | skip the step (update dropped)
 
@@ -145,19 +145,19 @@ def compile_steps(objective: Objective, mesh: Mesh, skip_nonfinite: bool = False
     and the sums are donated."""
     repl, data = distributed.replicated(mesh), distributed.data_sharded(mesh)
     return CompiledSteps(
-        train=jax.jit(
+        train=xla_options.jit(
             lambda s, t, b: train_step(s, t, b, objective, skip_nonfinite),
             in_shardings=(repl, repl, data),
             out_shardings=(repl, repl),
             donate_argnums=(0, 1),
         ),
-        eval=jax.jit(
+        eval=xla_options.jit(
             lambda s, t, b: eval_step(s, t, b, objective),
             in_shardings=(repl, repl, data),
             out_shardings=repl,
             donate_argnums=1,
         ),
-        predict=jax.jit(
+        predict=xla_options.jit(
             lambda s, t, b: predict_step(s, t, b, objective),
             in_shardings=(repl, repl, data),
             out_shardings=repl,
@@ -182,12 +182,16 @@ def compile_vmapped_steps(
     predict = jax.vmap(lambda s, t, b: predict_step(s, t, b, objective), axes)
     shardings = (members, members, data)
     return CompiledSteps(
-        train=jax.jit(
+        train=xla_options.jit(
             train,
             in_shardings=shardings,
             out_shardings=(members, members),
             donate_argnums=(0, 1),
         ),
-        eval=jax.jit(evaluate, in_shardings=shardings, out_shardings=members, donate_argnums=1),
-        predict=jax.jit(predict, in_shardings=shardings, out_shardings=members, donate_argnums=1),
+        eval=xla_options.jit(
+            evaluate, in_shardings=shardings, out_shardings=members, donate_argnums=1
+        ),
+        predict=xla_options.jit(
+            predict, in_shardings=shardings, out_shardings=members, donate_argnums=1
+        ),
     )
