@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 from jax import lax
 
-from jaxdl.models.conv import MIN_STACKED_ROWS, NHWC, conv_general_dilated
+from jaxdl.models.conv import NHWC, conv_general_dilated
 
 # model.dtype: the compute dtype of convolutions and activations. Parameters, BatchNorm statistics,
 # the classification head and the loss stay float32 (docs/numerics.md).
@@ -294,45 +294,6 @@ def grouped_conv_sliced(x: jax.Array, kernel: jax.Array, groups: int) -> jax.Arr
     )
 
 
-def grouped_conv_block_diagonal(x: jax.Array, kernel: jax.Array, groups: int) -> jax.Array:
-    """A grouped conv as one dense conv whose kernel holds the groups' kernels on its block
-    diagonal (zeros elsewhere): `groups` times the products, at dense-conv speed."""
-    kh, kw, per_group, features = kernel.shape
-    blocks = kernel.reshape(kh, kw, per_group, groups, features // groups)
-    dense = jnp.einsum("hwcgo,Gg->hwGcgo", blocks, jnp.eye(groups, dtype=kernel.dtype))
-    return _dense_conv(x, dense.reshape(kh, kw, groups * per_group, features))
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def grouped_conv_thin(x: jax.Array, kernel: jax.Array, groups: int) -> jax.Array:
-    """A grouped conv with few channels per group (kw·C_in/groups under
-    `conv.MIN_STACKED_ROWS`, e.g. CUB-200's 16-channel groups): sliced forward, gradients of
-    `grouped_conv_block_diagonal`. XLA:CPU's kernel gradient of each thin group was most of
-    CUB-200's grouped-conv time; the dense one, 4× the products, ran faster (train step 1.05–1.07×
-    paired; a dense forward pass as well made evaluation 0.95×)."""
-    return grouped_conv_sliced(x, kernel, groups)
-
-
-def _grouped_conv_thin_forward(x, kernel, groups):
-    return grouped_conv_sliced(x, kernel, groups), (x, kernel)
-
-
-def _grouped_conv_thin_backward(groups, residuals, dy):
-    x, kernel = residuals
-    _, vjp = jax.vjp(functools.partial(grouped_conv_block_diagonal, groups=groups), x, kernel)
-    return vjp(dy)
-
-
-grouped_conv_thin.defvjp(_grouped_conv_thin_forward, _grouped_conv_thin_backward)
-
-
-def grouped_conv_cpu(x: jax.Array, kernel: jax.Array, groups: int) -> jax.Array:
-    """A grouped conv on CPU: sliced, with dense gradients when its groups are thin."""
-    if kernel.shape[1] * kernel.shape[2] < MIN_STACKED_ROWS:
-        return grouped_conv_thin(x, kernel, groups)
-    return grouped_conv_sliced(x, kernel, groups)
-
-
 def grouped_conv_native(x: jax.Array, kernel: jax.Array, groups: int) -> jax.Array:
     """A grouped conv as one `feature_group_count` conv: what cuDNN and the TPU run natively."""
     return lax.conv_general_dilated(
@@ -352,7 +313,7 @@ def grouped_conv(x: jax.Array, kernel: jax.Array, groups: int) -> jax.Array:
     return lax.platform_dependent(
         x,
         kernel,
-        cpu=functools.partial(grouped_conv_cpu, groups=groups),
+        cpu=functools.partial(grouped_conv_sliced, groups=groups),
         default=functools.partial(grouped_conv_native, groups=groups),
     )
 

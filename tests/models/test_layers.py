@@ -91,15 +91,14 @@ def test_batch_norm_training_step_equals_torch():
 
 @pytest.mark.parametrize("groups", [2, 4])
 def test_grouped_conv_forms_agree_in_output_and_gradients(groups):
-    """The CPU forms (dense convs on slices; the same with block-diagonal dense gradients for
-    thin groups) and the accelerator form (one feature_group_count conv), all run here on CPU:
-    same outputs, input and kernel gradients."""
+    """The CPU form (dense convs on slices) and the accelerator form (one feature_group_count
+    conv), both run here on CPU: same outputs, input and kernel gradients."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 7, 5, 8), np.float32)  # 8 -> 16: group widths differ
     kernel = rng.standard_normal((3, 3, 8 // groups, 16), np.float32)
     cotangent = rng.standard_normal((2, 7, 5, 16), np.float32)
     results = []
-    forms = (layers.grouped_conv_native, layers.grouped_conv_sliced, layers.grouped_conv_thin)
+    forms = (layers.grouped_conv_native, layers.grouped_conv_sliced)
     for form in forms:
 
         def loss(x, kernel, form=form):
