@@ -279,7 +279,7 @@ max_pool_3x3_same.defvjp(_max_pool_3x3_forward, _max_pool_3x3_backward)
 
 
 def _dense_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """Same-padded stride-1 conv through the CPU fast path (`models/conv.py`)."""
+    """Same-padded stride-1 conv (`models/conv.py`: XLA's, or shifted adds for one channel)."""
     return conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=NHWC)
 
 
