@@ -235,6 +235,17 @@ def test_import_torch_without_torch_says_how_to_install_it(tmp_path):
 # --- Ctrl-C -----------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def ctrl_c_as_from_a_terminal():
+    """Children start with Ctrl-C handled, as under an interactive shell, even when the suite
+    itself runs as a background job: a shell starts those with SIGINT ignored, children inherit
+    that, and Python then leaves it ignored (the child would train on, rc 0)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("ctrl_c_as_from_a_terminal")
 def test_ctrl_c_while_building_the_cache_exits_130_keeping_no_partial_cache(tmp_path):
     """Outside the training loop (which saves and stops itself) Ctrl-C is one line and rc 130;
     the cache build it interrupted leaves nothing a later run would take for complete."""
