@@ -113,7 +113,13 @@ def main() -> None:
         if event.get("ph") != "X" or "dur" not in event or event["name"].startswith(HOST_EVENTS):
             continue
         ms = event["dur"] / 1e3 / args.steps
-        per_kind[kinds.get(event["name"], "other")] += ms
+        kind = kinds.get(event["name"]) or (
+            "convolutions (Eigen, the traced ones)"
+            if event["name"].startswith("convolution")
+            else "other"
+        )
+        kinds[event["name"]] = kind
+        per_kind[kind] += ms
         per_kernel[event["name"]] += ms
     traced = sum(per_kind.values())
     per_kind["untraced (Eigen convolutions, runtime)"] = max(0.0, wall_ms - traced)
