@@ -166,8 +166,10 @@ def test_sigterm_then_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path, 
     stopped = start_and_signal(workdir, cache, signal.SIGTERM, after_step=2)
     assert stopped.returncode == 143, stopped.stderr[-2000:]
     assert "SIGTERM at step" in stopped.stderr and "rerun the same command" in stopped.stderr
-    # SIGKILL in epoch 2, mid-epoch; then a simulated half-written step Orbax never finalised.
-    killed = start_and_signal(workdir, cache, signal.SIGKILL, after_step=9)
+    # SIGKILL once epoch 1's last step (7) is checkpointed, usually before step 8 or the epoch's
+    # validation ends: the resume starts at an epoch boundary. Then a simulated half-written step
+    # Orbax never finalised.
+    killed = start_and_signal(workdir, cache, signal.SIGKILL, after_step=6)
     assert killed.returncode == -signal.SIGKILL
     assert "resuming from step" in killed.stdout
     (run_dir,) = (workdir / "checkpoints").iterdir()
