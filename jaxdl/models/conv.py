@@ -1,12 +1,12 @@
 """2-D convolution whose one-channel forward pass is shifted multiply-adds on XLA:CPU.
 
-ESC-50's first conv reads one channel (the log-mel). XLA:CPU runs such a convolution as a GEMM
-whose rows are the kernel offsets, one per row of a 25-row product for a 5×5 kernel: slower than
-kh·kw shifted multiply-adds, one elementwise pass that XLA fuses with what follows
-(`one_channel_conv`). `conv_general_dilated` is a drop-in for `lax.conv_general_dilated` (what
-`nn.Conv(conv_general_dilated=…)` calls) that takes that path for a stride-1, one-group,
-float32 conv of one input channel on CPU, and is `lax.conv_general_dilated` unchanged for every
-other conv and on accelerators.
+ESC-50's first conv reads one channel (the log-mel). XLA:CPU runs such a convolution as a thin
+GEMM, one row per kernel offset (25 for a 5×5 kernel): slower than kh·kw shifted multiply-adds,
+one elementwise pass that XLA fuses with what follows (`one_channel_conv`).
+`conv_general_dilated` is a drop-in for `lax.conv_general_dilated` (what
+`nn.Conv(conv_general_dilated=…)` calls) that takes that path for a stride-1, one-group, float32
+conv of one input channel on CPU, and is `lax.conv_general_dilated` unchanged for every other
+conv and on accelerators.
 
 Every other CPU rewrite measured was dropped once the steps ran XLA's Eigen convolutions
 (`utils/xla_options.py`): GEMM kernel gradients, 1×1 convs as one product, im2col kernel
@@ -107,7 +107,7 @@ def one_channel_conv(
     """Stride-1 conv of a one-channel input (the ESC-50 log-mel), x (N, H, W, 1), explicit `pads`.
 
     The forward pass is kh·kw shifted multiply-adds: 1.6× faster than XLA:CPU's convolution on
-    ESC-50's conv0 with its ReLU (batch 64: 87 against 142 ms), and the ESC-50 eval step 1.11×
+    ESC-50's conv0 with its ReLU (batch 64: 87 against 142 ms), and the ESC-50 eval step 1.10×
     faster. The gradients are XLA's own (a rewrite of the kernel gradient gained 1 % in the
     train step).
     """
