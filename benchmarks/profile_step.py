@@ -1,6 +1,6 @@
-"""Where a jaxdl train step spends its time on this machine, by kind of XLA operation.
+"""Where a jaxdl train or eval step spends its time on this machine, by kind of XLA operation.
 
-Traces `--steps` train steps of a task's reference model on random input with `jax.profiler`
+Traces `--steps` train (or, with `--mode eval`, eval) steps of a task's reference model on random input with `jax.profiler`
 (a perfetto trace, plain JSON, so nothing beyond jax is needed), maps each executed XLA kernel to
 its HLO instruction in the compiled step, and prints milliseconds per step for: YNNPACK
 convolutions, matrix products (dots), and everything else (elementwise and reductions: BatchNorm,
@@ -10,7 +10,7 @@ jaxdl's CPU steps run their convolutions on Eigen (`jaxdl/utils/xla_options.py`)
 convolutions leave no event in the trace: their time is the step's untraced wall time, printed
 as "untraced" (the median wall time of untraced steps minus the traced kernels).
 
-    python benchmarks/profile_step.py [--task esc50] [--steps 2] [--top 15]
+    python benchmarks/profile_step.py [--task esc50] [--mode train|eval] [--steps 2] [--top 15]
 """
 
 import argparse
@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument(
         "--task", default="esc50", choices=("esc50", "tiny_imagenet", "cub200", "celeba")
     )
+    parser.add_argument("--mode", default="train", choices=("train", "eval"))
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
@@ -91,18 +92,26 @@ def main() -> None:
     names = tuple(f"class{i}" for i in range(task.num_classes))
     parts = group.build([config], names)
     batch = jax.device_put(random_batch(task, config, len(names)))
-    state, sums = parts.state, {"epoch": parts.zero_sums()[0]}
-    hlo = parts.steps.train.lower(state, sums, batch).compile().as_text()
+    if args.mode == "train":
+        state, sums, compiled = parts.state, {"epoch": parts.zero_sums()[0]}, parts.steps.train
 
-    def step(state, sums):
-        return parts.steps.train(state, sums, batch)
+        def step(state, sums):
+            return compiled(state, sums, batch)
+
+    else:  # the eval step, as `--mode=bench` times it
+        state, sums, compiled = parts.state, parts.zero_sums(train=False)[0], parts.steps.eval
+
+        def step(state, sums):
+            return state, compiled(state, sums, batch)
+
+    hlo = compiled.lower(state, sums, batch).compile().as_text()
 
     _, (state, sums) = _median_step_ms(step, state, sums, 2)  # compile and warm up
     wall_ms, (state, sums) = _median_step_ms(step, state, sums, max(3, args.steps))
     with tempfile.TemporaryDirectory() as trace_dir:
         with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
             for _ in range(args.steps):
-                state, sums = parts.steps.train(state, sums, batch)
+                state, sums = step(state, sums)
                 jax.block_until_ready(sums)
         (trace,) = Path(trace_dir).rglob("*perfetto_trace.json.gz")
         events = json.load(gzip.open(trace))
@@ -124,7 +133,7 @@ def main() -> None:
     traced = sum(per_kind.values())
     per_kind["untraced (Eigen convolutions, runtime)"] = max(0.0, wall_ms - traced)
     print(
-        f"{args.task}: batch {config.train.batch_size}, {wall_ms:.0f} ms per train step, "
+        f"{args.task}: batch {config.train.batch_size}, {wall_ms:.0f} ms per {args.mode} step, "
         f"{traced:.0f} ms of traced kernels ({args.steps} steps traced)"
     )
     for kind, ms in per_kind.most_common():
