@@ -85,8 +85,8 @@ class TinyImageNetInception(nn.Module):
                     layers.max_pool_3x3_same(x)
                 ),
             )
-            x = jnp.concatenate([nn.relu(branch) for branch in branches], axis=-1)
-            x = layers.batch_norm(train, f"{prefix}_bn", dtype)(x)
+            norm = layers.batch_norm(train, f"{prefix}_bn", dtype)
+            x = norm.concat([nn.relu(branch) for branch in branches])
             if module + 1 in POOL_AFTER_MODULES and module + 1 < self.num_modules:
                 x = layers.max_pool_2x2(x)
         x = layers.global_average_pool(x)

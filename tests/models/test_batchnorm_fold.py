@@ -25,7 +25,8 @@ MODELS = {
         (2, 16, 16, 3),
         7,
     ),
-    # The BatchNorm follows a concat of ReLUs: no conv to fold into (docs/numerics.md).
+    # The BatchNorm follows a concat of ReLUs: no conv to fold into; evaluation normalises each
+    # part before the concatenation instead (`BatchNorm.concat`).
     "tiny_imagenet": (TinyImageNetInception(num_classes=7, num_modules=3), (2, 12, 12, 3), 0),
 }
 
@@ -49,11 +50,15 @@ def random_statistics(variables: dict, seed: int) -> dict:
 
 def unfolded_batch_norm(next_fun, args, kwargs, context):
     """Interceptor: every BatchNorm call as the textbook evaluation-mode formula on the conv's
-    unfolded output, (y − mean)/√(var + ε)·γ + β, written independently of the layers."""
+    unfolded output, or on the concatenated parts (`BatchNorm.concat`), (y − mean)/√(var + ε)·γ
+    + β, written independently of the layers."""
     module = context.module
     if not isinstance(module, layers.BatchNorm):
         return next_fun(*args, **kwargs)
-    y = kwargs["conv"](args[0]) if kwargs.get("conv") is not None else args[0]
+    if context.method_name == "concat":
+        y = jnp.concatenate(args[0], axis=-1)
+    else:
+        y = kwargs["conv"](args[0]) if kwargs.get("conv") is not None else args[0]
     stats, params = module.variables["batch_stats"], module.variables["params"]
     normalised = (y - stats["mean"]) / jnp.sqrt(stats["var"] + 1e-5)
     return (normalised * params["scale"] + params["bias"]).astype(y.dtype)
