@@ -1,10 +1,10 @@
 """Where a jaxdl train or eval step spends its time on this machine, by kind of XLA operation.
 
-Traces `--steps` train (or, with `--mode eval`, eval) steps of a task's reference model on random input with `jax.profiler`
-(a perfetto trace, plain JSON, so nothing beyond jax is needed), maps each executed XLA kernel to
-its HLO instruction in the compiled step, and prints milliseconds per step for: YNNPACK
-convolutions, matrix products (dots), and everything else (elementwise and reductions: BatchNorm,
-ReLU, pooling, pads), then the slowest kernels.
+Traces `--steps` train steps (or, with `--mode eval`, eval steps) of a task's reference model on
+random input with `jax.profiler` (a perfetto trace, plain JSON, so nothing beyond jax is needed),
+maps each executed XLA kernel to its HLO instruction in the compiled step, and prints milliseconds
+per step for: YNNPACK convolutions, matrix products (dots), and everything else (elementwise and
+reductions: BatchNorm, ReLU, pooling, pads), then the slowest kernels.
 
 jaxdl's CPU steps run their convolutions on Eigen (`jaxdl/utils/xla_options.py`), and Eigen's
 convolutions leave no event in the trace: their time is the step's untraced wall time, printed

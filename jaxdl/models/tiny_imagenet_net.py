@@ -4,7 +4,6 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 from flax import linen as nn
 
