@@ -133,4 +133,7 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    from jaxdl.utils import allocator
+
+    allocator.run_under_mimalloc()  # re-executes this command once, mimalloc preloaded
     app.run(main, flags_parser=parse_flags)

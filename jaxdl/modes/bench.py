@@ -26,7 +26,7 @@ from jaxdl import tasks
 from jaxdl.data import pipeline
 from jaxdl.training import grid, group
 from jaxdl.training.state import count_params
-from jaxdl.utils import distributed
+from jaxdl.utils import allocator, distributed
 
 
 def _median_ms(step, warmup: int, steps: int) -> float:
@@ -92,6 +92,7 @@ def benchmark(config: ml_collections.ConfigDict) -> dict:
         ),
         "devices": jax.device_count(),
         "backend": jax.default_backend(),
+        "allocator": allocator.in_use(),
     }
 
 
