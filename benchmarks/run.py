@@ -10,6 +10,11 @@ training sample costs 3 × forward FLOPs.
 Table and raw JSON go to `benchmarks/results/<timestamp>.{md,json}`.
 
     python benchmarks/run.py [--models esc50] [--repeats 2] [--steps 10]
+                             [--torch-allocator system|mimalloc]
+
+jaxdl's command line runs under mimalloc on Linux (`jaxdl/utils/allocator.py`); the torch twin
+runs with glibc's malloc, as the reference projects did, unless `--torch-allocator=mimalloc`
+preloads the same library for it (each side's allocator is in the title line).
 """
 
 import argparse
@@ -28,17 +33,22 @@ from pathlib import Path
 
 from torch_models import forward_flops
 
+from jaxdl.utils import allocator
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 TRAIN_FLOPS_PER_FORWARD = 3  # forward + backward (≈ 2 × forward) per training sample
 
 
-def run_json(cmd: list[str], timeout: float) -> dict:
-    """Runs `cmd` from the repo root and parses its last stdout line as JSON; on any failure
-    returns `{"error": ...}` with the tail of its output instead of raising."""
+def run_json(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> dict:
+    """Runs `cmd` from the repo root (in `env`, else this environment) and parses its last stdout
+    line as JSON; on any failure returns `{"error": ...}` with the tail of its output instead of
+    raising."""
     try:
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=env
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s: {' '.join(cmd)}"}
     lines = proc.stdout.strip().splitlines()
@@ -69,7 +79,20 @@ def bench_jax(model: str, steps: int, timeout: float) -> dict:
     return result
 
 
-def bench_torch(model: str, steps: int, warmup: int, threads: int, timeout: float) -> dict:
+def torch_environment(allocator_name: str) -> dict[str, str] | None:
+    """The torch twin's environment: this one (glibc's malloc) for "system", or with jaxdl's
+    mimalloc preloaded and purging off, as `python -m jaxdl.main` runs, for "mimalloc"."""
+    if allocator_name == "system":
+        return None
+    library = allocator.mimalloc_library()
+    if library is None:
+        sys.exit("--torch-allocator=mimalloc: the cmeel-mimalloc wheel is not installed here")
+    return dict(os.environ, LD_PRELOAD=str(library), MIMALLOC_PURGE_DELAY="-1")
+
+
+def bench_torch(
+    model: str, steps: int, warmup: int, threads: int, timeout: float, env: dict | None
+) -> dict:
     script = str(BENCH_DIR / "torch_bench.py")
     return run_json(
         [
@@ -86,6 +109,7 @@ def bench_torch(model: str, steps: int, warmup: int, threads: int, timeout: floa
             str(threads),
         ],
         timeout,
+        env,
     )
 
 
@@ -219,6 +243,12 @@ def summarize(models: list[str], runs: dict, gemms: list[dict], flops: dict) -> 
     return text, {"gemm_ceiling_gflops": ceiling, "models": summary}
 
 
+def _jax_allocators(runs: dict) -> str:
+    """The allocators jaxdl's bench subprocesses reported (`"allocator"` in their JSON)."""
+    found = {r.get("allocator", "unrecorded") for m in runs.values() for r in m["jax"]}
+    return "/".join(sorted(found))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["esc50"])
@@ -227,7 +257,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed torch steps")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per subprocess")
+    parser.add_argument(
+        "--torch-allocator",
+        choices=("system", "mimalloc"),
+        default="system",
+        help="the torch twin's malloc: glibc's (as the reference ran) or jaxdl's mimalloc",
+    )
     args = parser.parse_args()
+    torch_env = torch_environment(args.torch_allocator)
 
     started = datetime.datetime.now()
     flops = {model: forward_flops(model) for model in args.models}
@@ -241,7 +278,15 @@ def main() -> None:
             runs[model]["jax"].append(measured(bench_jax, model, args.steps, args.timeout))
             print(f"  {model}: torch", file=sys.stderr, flush=True)
             runs[model]["torch"].append(
-                measured(bench_torch, model, args.steps, args.warmup, args.threads, args.timeout)
+                measured(
+                    bench_torch,
+                    model,
+                    args.steps,
+                    args.warmup,
+                    args.threads,
+                    args.timeout,
+                    torch_env,
+                )
             )
 
     host = machine()
@@ -249,7 +294,8 @@ def main() -> None:
     title = (
         f"# jaxdl vs torch, {started:%Y-%m-%d %H:%M}\n\n"
         f"Machine: {host['cpu']}, {host['cores']} cores; torch threads {args.threads}; "
-        f"{args.repeats} repeats × {args.steps} timed steps (medians); versions: "
+        f"{args.repeats} repeats × {args.steps} timed steps (medians); malloc: jaxdl "
+        f"{_jax_allocators(runs)}, torch {args.torch_allocator}; versions: "
         + ", ".join(f"{k} {host[k]}" for k in ("jax", "flax", "torch", "numpy"))
         + "\n\n"
     )
