@@ -57,7 +57,7 @@ def run_under_mimalloc() -> None:
 
 
 def in_use() -> str:
-    """"mimalloc" when this process runs under it, else "system" (recorded by `--mode=bench`)."""
+    """ "mimalloc" when this process runs under it, else "system" (recorded by `--mode=bench`)."""
     try:
         maps = pathlib.Path("/proc/self/maps").read_text()
     except OSError:  # not Linux
