@@ -57,7 +57,7 @@ def run_under_mimalloc() -> None:
 
 
 def in_use() -> str:
-    """ "mimalloc" when this process runs under it, else "system" (recorded by `--mode=bench`)."""
+    """Which malloc this process runs under, "mimalloc" or "system" (`--mode=bench` records it)."""
     try:
         maps = pathlib.Path("/proc/self/maps").read_text()
     except OSError:  # not Linux
