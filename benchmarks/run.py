@@ -87,7 +87,7 @@ def torch_environment(allocator_name: str) -> dict[str, str] | None:
     library = allocator.mimalloc_library()
     if library is None:
         sys.exit("--torch-allocator=mimalloc: the cmeel-mimalloc wheel is not installed here")
-    return dict(os.environ, LD_PRELOAD=str(library), MIMALLOC_PURGE_DELAY="-1")
+    return allocator.mimalloc_environment(library, dict(os.environ))
 
 
 def bench_torch(

@@ -46,14 +46,21 @@ def run_under_mimalloc() -> None:
     if sys.platform != "linux" or choice == "system":
         return
     library = mimalloc_library()
-    preloaded = [entry for entry in os.environ.get("LD_PRELOAD", "").split(":") if entry]
-    if library is None or str(library) in preloaded:
+    if library is None or str(library) in os.environ.get("LD_PRELOAD", "").split(":"):
         return
-    environment = dict(os.environ, LD_PRELOAD=":".join([str(library), *preloaded]))
-    environment.setdefault("MIMALLOC_PURGE_DELAY", "-1")  # keep freed pages for reuse
+    environment = mimalloc_environment(library, os.environ)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, sys.orig_argv, environment)
+
+
+def mimalloc_environment(library: pathlib.Path, base: dict[str, str]) -> dict[str, str]:
+    """`base` with `library` first in `LD_PRELOAD` and purging off (unless `base` sets it): how
+    the command line runs, and how `benchmarks/run.py` can run the torch twin."""
+    preloaded = [entry for entry in base.get("LD_PRELOAD", "").split(":") if entry]
+    environment = dict(base, LD_PRELOAD=":".join([str(library), *preloaded]))
+    environment.setdefault("MIMALLOC_PURGE_DELAY", "-1")  # keep freed pages for reuse
+    return environment
 
 
 def in_use() -> str:
