@@ -47,7 +47,13 @@ class Esc50CNN(nn.Module):
         dtype = layers.DTYPES[self.dtype]
         for block, width in enumerate(self.channels):
             conv = layers.conv(
-                width, self.kernel_size, in_channels, self.init_scheme, f"conv{block}", dtype=dtype
+                width,
+                self.kernel_size,
+                in_channels,
+                self.init_scheme,
+                f"conv{block}",
+                dtype=dtype,
+                forward_only=not train,
             )
             norm = layers.batch_norm(train, f"bn{block}", dtype)
             # In training the conv's bias goes to the BatchNorm's mean (no pass of its own); not

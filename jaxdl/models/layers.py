@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 from jax import lax
 
+from jaxdl.models import winograd
 from jaxdl.models.conv import NHWC, conv_general_dilated
 
 # model.dtype: the compute dtype of convolutions and activations. Parameters, BatchNorm statistics,
@@ -348,8 +349,9 @@ class Conv(nn.Module):
     (kernel (k, k, C_in/groups, features), bias (features,), float32), so checkpoints and torch
     imports carry over. It exists to take `fold`, the evaluation-mode BatchNorm that follows it
     (`BatchNorm.__call__`), into its kernel and bias, to hand its bias to a training BatchNorm
-    (`defer_bias`: returns (conv without bias, bias)), and to run grouped convs fast on each
-    backend (`grouped_conv`).
+    (`defer_bias`: returns (conv without bias, bias)), to run grouped convs fast on each
+    backend (`grouped_conv`), and, when it is `forward_only` (built for evaluation), to run its
+    wide 3×3 convs on CPU by Winograd's algorithm (`models/winograd.py`).
     """
 
     features: int
@@ -357,6 +359,7 @@ class Conv(nn.Module):
     groups: int = 1
     use_bias: bool = True
     dtype: Any = jnp.float32  # compute dtype; parameters stay float32
+    forward_only: bool = False  # never trained through: Winograd may serve it on CPU
     kernel_init: Callable = nn.initializers.lecun_normal()  # nn.Conv's defaults
     bias_init: Callable = nn.initializers.zeros_init()
 
@@ -381,10 +384,21 @@ class Conv(nn.Module):
         if fold is not None:  # conv(x, W)·s + b·s + t = conv(x, W·s) + (b·s + t), in float32
             kernel = kernel * fold.scale
             bias = fold.shift if bias is None else bias * fold.scale + fold.shift
-        y = grouped_conv(x.astype(self.dtype), kernel.astype(self.dtype), self.groups)
+        y = self._convolve(x.astype(self.dtype), kernel.astype(self.dtype))
         if defer_bias:  # for a training BatchNorm (`BatchNorm._train`)
             return y, bias
         return y if bias is None else y + bias.astype(self.dtype)
+
+    def _convolve(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+        """Winograd on CPU for a forward-only layer it suits (XLA's convolution on other
+        backends, chosen when the step is lowered, as `grouped_conv`); `grouped_conv` otherwise."""
+        if (
+            self.forward_only
+            and self.groups == 1
+            and winograd.applies(x.shape, kernel.shape, x.dtype)
+        ):
+            return lax.platform_dependent(x, kernel, cpu=winograd.conv3x3, default=_dense_conv)
+        return grouped_conv(x, kernel, self.groups)
 
 
 def conv(
@@ -396,11 +410,13 @@ def conv(
     use_bias: bool = True,
     groups: int = 1,
     dtype: Any = jnp.float32,
+    forward_only: bool = False,
 ) -> Conv:
-    """A `Conv` initialised by `init_scheme` (fan-in C_in/groups·k²), computing in `dtype`. Call
-    inside a compact method."""
+    """A `Conv` initialised by `init_scheme` (fan-in C_in/groups·k²), computing in `dtype`;
+    `forward_only` for a model built for evaluation (`Conv.forward_only`). Call inside a compact
+    method."""
     init = initializers(init_scheme, in_features // groups * kernel_size**2)
-    return Conv(features, kernel_size, groups, use_bias, dtype, name=name, **init)
+    return Conv(features, kernel_size, groups, use_bias, dtype, forward_only, name=name, **init)
 
 
 def dense(features: int, in_features: int, init_scheme: str, name: str) -> nn.Dense:
@@ -422,6 +438,13 @@ def conv_bn_relu(
     (B, H, W, C) -> (B, H, W, features), with submodules `{name}_conv` and `{name}_bn`; the
     BatchNorm is folded into the conv in evaluation."""
     block_conv = conv(
-        features, 3, x.shape[-1], init_scheme, f"{name}_conv", groups=groups, dtype=dtype
+        features,
+        3,
+        x.shape[-1],
+        init_scheme,
+        f"{name}_conv",
+        groups=groups,
+        dtype=dtype,
+        forward_only=not train,
     )
     return nn.relu(batch_norm(train, f"{name}_bn", dtype)(x, conv=block_conv))

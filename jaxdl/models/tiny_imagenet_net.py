@@ -76,6 +76,7 @@ class TinyImageNetInception(nn.Module):
                 "init_scheme": self.init_scheme,
                 "use_bias": False,
                 "dtype": dtype,
+                "forward_only": not train,
             }
             branches = (
                 layers.conv(width_1x1, 1, name=f"{prefix}_branch1x1", **bias_free)(x),
