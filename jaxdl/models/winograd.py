@@ -113,13 +113,12 @@ def _transform_kernel(kernel: jax.Array) -> jax.Array:
 
 
 def _transform_output(products: jax.Array, batch: int, tiles_h: int, tiles_w: int) -> jax.Array:
-    """(36, B·tiles, C_out) -> (B, 4·tiles_h, 4·tiles_w, C_out): Aᵀ m A of every tile, written
-    straight into the image layout (one pass)."""
-    m = products.reshape(36, batch, tiles_h, tiles_w, -1)
-    terms = [m[k] for k in range(36)]
+    """(36, B·tiles, C_out) -> (B, 4·tiles_h, 4·tiles_w, C_out): Aᵀ m A of every tile, columns
+    of m first, written straight into the image layout (one pass)."""
+    m = products.reshape(6, 6, batch, tiles_h, tiles_w, -1)
+    half = [[_combine(a_u, list(m[:, b])) for b in range(6)] for a_u in OUTPUT_TRANSFORM]
     rows = [
-        jnp.stack([_combine(np.outer(a_u, a_v).ravel(), terms) for a_v in OUTPUT_TRANSFORM], axis=3)
-        for a_u in OUTPUT_TRANSFORM
+        jnp.stack([_combine(a_v, half_u) for a_v in OUTPUT_TRANSFORM], axis=3) for half_u in half
     ]  # each (B, tiles_h, tiles_w, 4, C_out)
     return jnp.stack(rows, axis=2).reshape(batch, TILE * tiles_h, TILE * tiles_w, -1)
 
