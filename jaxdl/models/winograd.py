@@ -8,7 +8,7 @@ with the transformed kernel (36 GEMMs of (tiles × C_in)·(C_in × C_out), 36 pr
 outputs instead of 144), and turns the 36 products back into a 4×4 output tile. The transforms
 are additions over 2.25 times the activations, so the trade pays where a pixel costs much
 arithmetic for the memory it moves: `applies` (docs/numerics.md has the accuracy, about 1e-5 of
-the largest output where the direct convolution is near 1e-6, and benchmarks/README.md the
+the largest output where the direct convolution is near 2e-7, and benchmarks/README.md the
 figures).
 
 Only forward-only programs use it (`layers.Conv.forward_only`: evaluation and prediction):
