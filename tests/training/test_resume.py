@@ -209,10 +209,29 @@ def _tree(directory: pathlib.Path) -> dict:
     }
 
 
+def _stop(process: subprocess.Popen) -> None:
+    """SIGSTOP, then wait until every thread has stopped: the signal is delivered
+    asynchronously, and a checkpoint thread still writing would change the tree under the test."""
+    process.send_signal(signal.SIGSTOP)
+    tasks = pathlib.Path(f"/proc/{process.pid}/task")
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        states = []
+        for task in tasks.iterdir():
+            try:  # the state follows the command name in parentheses
+                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            except FileNotFoundError:  # a thread that has just exited
+                continue
+        if all(state in "tT" for state in states):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"pid {process.pid} did not stop within 30 s: thread states {states}")
+
+
 def test_a_second_command_is_refused_while_the_run_trains_then_ctrl_c_saves(tmp_path, reference):
     workdir = tmp_path / "run"
     first = _start_past(workdir, SESSION_CACHE, after_step=2)
-    first.send_signal(signal.SIGSTOP)  # held mid-training, its lock held
+    _stop(first)  # held mid-training, its lock held
     try:
         (log_dir,) = (workdir / "logs").iterdir()
         before = _tree(workdir)
