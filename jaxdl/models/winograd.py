@@ -91,14 +91,19 @@ def _transform_input(x: jax.Array, tiles_h: int, tiles_w: int) -> jax.Array:
     last_row, last_col = TILE * (tiles_h - 1), TILE * (tiles_w - 1)
     rows = [
         lax.slice(
-            padded, (0, i, 0, 0), (batch, i + last_row + 1, padded.shape[2], channels), (1, 4, 1, 1)
+            padded,
+            (0, i, 0, 0),
+            (batch, i + last_row + 1, padded.shape[2], channels),
+            (1, TILE, 1, 1),
         )
         for i in range(6)
     ]
     values = []
     for row in (_combine(coefficients, rows) for coefficients in INPUT_TRANSFORM):
         columns = [
-            lax.slice(row, (0, 0, j, 0), (batch, tiles_h, j + last_col + 1, channels), (1, 1, 4, 1))
+            lax.slice(
+                row, (0, 0, j, 0), (batch, tiles_h, j + last_col + 1, channels), (1, 1, TILE, 1)
+            )
             for j in range(6)
         ]
         values.append(jnp.stack([_combine(c, columns) for c in INPUT_TRANSFORM]))
